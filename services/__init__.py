@@ -1,0 +1,1 @@
+"""The SPA platform: three services (spa, routing, teams) and the library they share."""

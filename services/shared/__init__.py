@@ -1,0 +1,1 @@
+"""Library used by every service. It imports no service."""

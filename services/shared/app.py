@@ -1,0 +1,141 @@
+"""What every service's ``create_app`` shares: logging, problems, probes, resources, OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from services.shared.auth import KeySet, RemoteKeySet, TokenVerifier
+from services.shared.db import create_engine, create_sessionmaker
+from services.shared.health import router as health_router
+from services.shared.http import create_http_client
+from services.shared.logging import RequestContextMiddleware, configure_logging
+from services.shared.problems import (
+    AuthenticationRequired,
+    InsufficientScope,
+    ValidationFailed,
+    install_problem_handlers,
+)
+from services.shared.settings import ServiceSettings
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def build_app(
+    *,
+    service: str,
+    settings: ServiceSettings,
+    lifespan: Lifespan,
+    description: str,
+) -> FastAPI:
+    configure_logging(settings.log_level, settings.log_format)
+    app = FastAPI(
+        title=f"SPA platform: {service}",
+        version="0.1.0",
+        description=description,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service=service)
+    app.include_router(health_router)
+    _install_problem_openapi(app)
+    return app
+
+
+@asynccontextmanager
+async def service_resources(
+    app: FastAPI,
+    settings: ServiceSettings,
+    *,
+    mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    keys: KeySet | None = None,
+) -> AsyncIterator[None]:
+    """Engine, sessions, the one HTTP client and the token verifier, for the app's lifetime."""
+    engine = create_engine(settings.database_url)
+    http = create_http_client(settings, mounts)
+    if keys is None:
+        if not settings.auth_jwks_url:
+            raise RuntimeError("auth_jwks_url is required to verify tokens")
+        keys = RemoteKeySet(settings.auth_jwks_url, http)
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.http = http
+    app.state.verifier = TokenVerifier(
+        keys,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        algorithms=settings.auth_algorithms,
+        leeway_seconds=settings.auth_leeway_seconds,
+    )
+    try:
+        yield
+    finally:
+        await http.aclose()
+        await engine.dispose()
+
+
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "ProblemDetails",
+    "description": "RFC 9457 problem details.",
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "format": "uri-reference"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["in", "field", "reason"],
+                "properties": {
+                    "in": {"type": "string"},
+                    "field": {"type": "string"},
+                    "reason": {"type": "string"},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+
+
+def _problem_content(description: str) -> dict[str, Any]:
+    ref = {"$ref": "#/components/schemas/ProblemDetails"}
+    return {"description": description, "content": {"application/problem+json": {"schema": ref}}}
+
+
+def _install_problem_openapi(app: FastAPI) -> None:
+    """Document errors as they are sent: problem+json, with 401/403 on every secured operation."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = generate()
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas["ProblemDetails"] = _PROBLEM_SCHEMA
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = _problem_content(ValidationFailed.title)
+                if operation.get("security"):
+                    responses.setdefault("401", _problem_content(AuthenticationRequired.title))
+                    responses.setdefault("403", _problem_content(InsufficientScope.title))
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,197 @@
+"""Bearer-token authentication and scope checks, the same in every service.
+
+Tokens are short-lived JWTs from an OAuth2 client-credentials token endpoint: the built-in issuer
+served by spa, or an organisation's own identity provider. Each service verifies tokens itself
+against the issuer's published keys (JWKS); no service trusts a caller because of where it sits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Protocol
+
+import httpx
+import jwt
+import structlog
+from fastapi import Depends, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2, SecurityScopes
+from starlette.requests import HTTPConnection
+
+from services.shared.problems import AuthenticationRequired, InsufficientScope
+
+# Every scope the platform knows. A route names the scopes it needs; a client is granted some.
+SCOPES: dict[str, str] = {
+    "referrals:create": "Post referrals on the channels the client is registered for",
+    "referrals:read": "Read referrals the client may see",
+    "queue:work": "Work the call-handler queue",
+    "caseload:manage": "Read and act on a team's caseload",
+    "directory:read": "Read the directory and resolve the team for a case",
+    "directory:admin": "Change the directory",
+    "decisions:create": "Ask for a triage and routing decision",
+    "decisions:read": "Read recorded routing decisions",
+    "assignments:create": "Assign a case to a team",
+    "rules:admin": "Manage triage rule sets",
+    "subscriptions:manage": "Manage webhook subscriptions",
+    "audit:read": "Read the audit trail",
+}
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated calling system."""
+
+    client_id: str
+    scopes: frozenset[str]
+    claims: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> frozenset[str]:
+        return frozenset(self.claims.get("channels") or ())
+
+
+class KeySet(Protocol):
+    async def key_for(self, kid: str | None) -> jwt.PyJWK: ...
+
+
+class StaticKeySet:
+    """Keys known in-process, e.g. the built-in issuer's own public keys."""
+
+    def __init__(self, jwks: dict[str, Any]) -> None:
+        self._keys = {key.key_id: key for key in jwt.PyJWKSet.from_dict(jwks).keys}
+
+    async def key_for(self, kid: str | None) -> jwt.PyJWK:
+        return _pick(self._keys, kid)
+
+
+class RemoteKeySet:
+    """An issuer's JWKS fetched over HTTP, cached, and fetched again for an unknown key id so
+    that a key rotation at the issuer is picked up without a restart."""
+
+    def __init__(self, url: str, http: httpx.AsyncClient, max_age_seconds: float = 600) -> None:
+        self._url = url
+        self._http = http
+        self._max_age = max_age_seconds
+        self._keys: dict[str | None, jwt.PyJWK] = {}
+        self._fetched_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def key_for(self, kid: str | None) -> jwt.PyJWK:
+        if kid not in self._keys or time.monotonic() - self._fetched_at > self._max_age:
+            await self._refresh(min_interval=10.0)
+        return _pick(self._keys, kid)
+
+    async def _refresh(self, min_interval: float) -> None:
+        async with self._lock:
+            if time.monotonic() - self._fetched_at < min_interval:
+                return
+            try:
+                response = await self._http.get(self._url, auth=None)
+                response.raise_for_status()
+                keys = jwt.PyJWKSet.from_dict(response.json()).keys
+            except (httpx.HTTPError, ValueError, jwt.PyJWTError) as exc:
+                log.warning("jwks_fetch_failed", error_type=type(exc).__name__)
+                return
+            self._keys = {key.key_id: key for key in keys}
+            self._fetched_at = time.monotonic()
+
+
+def _pick(keys: dict[str | None, jwt.PyJWK], kid: str | None) -> jwt.PyJWK:
+    if kid in keys:
+        return keys[kid]
+    if kid is None and len(keys) == 1:
+        return next(iter(keys.values()))
+    raise jwt.InvalidKeyError("no key matches the token")
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        keys: KeySet,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: tuple[str, ...],
+        leeway_seconds: int = 30,
+    ) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.algorithms = list(algorithms)
+        self.leeway = leeway_seconds
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+            key = await self.keys.key_for(header.get("kid"))
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=self.algorithms,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWTError as exc:
+            log.info("token_rejected", reason=type(exc).__name__)
+            raise AuthenticationRequired(
+                "The bearer token is invalid, expired or not meant for this service.",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            ) from None
+        scopes = frozenset(str(claims.get("scope", "")).split())
+        return Principal(client_id=str(claims["sub"]), scopes=scopes, claims=claims)
+
+
+class ClientCredentialsBearer(OAuth2):
+    """Reads the bearer token and documents the client-credentials flow in OpenAPI."""
+
+    def __init__(self, token_url: str) -> None:
+        flows = OAuthFlows(
+            clientCredentials=OAuthFlowClientCredentials(tokenUrl=token_url, scopes=SCOPES)
+        )
+        super().__init__(flows=flows, scheme_name="OAuth2ClientCredentials", auto_error=False)
+
+    async def __call__(self, request: HTTPConnection) -> str | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return token.strip()
+
+
+bearer_token = ClientCredentialsBearer(token_url="/oauth/token")  # noqa: S106 - a URL path
+
+
+async def authenticate(
+    request: Request,
+    security_scopes: SecurityScopes,
+    token: Annotated[str | None, Depends(bearer_token)],
+) -> Principal:
+    if token is None:
+        raise AuthenticationRequired(headers={"WWW-Authenticate": "Bearer"})
+    verifier: TokenVerifier = request.app.state.verifier
+    principal = await verifier.verify(token)
+    request.state.client_id = principal.client_id
+    structlog.contextvars.bind_contextvars(client_id=principal.client_id)
+    missing = sorted(set(security_scopes.scopes) - principal.scopes)
+    if missing:
+        raise InsufficientScope(
+            f"This operation needs the scope {' '.join(missing)}.",
+            headers={
+                "WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{" ".join(missing)}"'
+            },
+            required_scopes=missing,
+        )
+    return principal
+
+
+def requires(*scopes: str) -> Any:
+    """``principal: Annotated[Principal, requires("referrals:read")]``"""
+    unknown = set(scopes) - SCOPES.keys()
+    if unknown:
+        raise ValueError(f"unknown scopes {sorted(unknown)}")
+    return Security(authenticate, scopes=list(scopes))

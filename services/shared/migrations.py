@@ -1,0 +1,93 @@
+"""Alembic glue shared by the three services' migration environments under ``migrations/``.
+
+Each service has its own Alembic history and its own database; the schema comes only from these
+migrations, never from ``metadata.create_all``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.shared.db import UTCDateTime, create_engine, is_sqlite
+
+MIGRATIONS_ROOT = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def alembic_config(service: str, url: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_ROOT / service))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+async def upgrade(engine: AsyncEngine, service: str, revision: str = "head") -> None:
+    """Bring ``engine``'s database to ``revision`` of ``service``'s history."""
+    config = alembic_config(service)
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade_on, config, revision)
+
+
+def _upgrade_on(connection: Connection, config: Config, revision: str) -> None:
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def upgrade_url(url: str, service: str) -> None:
+    engine = create_engine(url)
+    try:
+        await upgrade(engine, service)
+    finally:
+        await engine.dispose()
+
+
+def run_environment(context: Any, metadata: MetaData) -> None:
+    """The body of every service's ``env.py``."""
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run_on(context, connection, metadata)
+        return
+    url = context.config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("set sqlalchemy.url, or run migrations through the service's CLI")
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    asyncio.run(_run_online(context, url, metadata))
+
+
+async def _run_online(context: Any, url: str, metadata: MetaData) -> None:
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(lambda sync: _run_on(context, sync, metadata))
+    finally:
+        await engine.dispose()
+
+
+def _run_on(context: Any, connection: Connection, metadata: MetaData) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=is_sqlite(str(connection.engine.url)),
+        compare_type=True,
+        render_item=_render_item,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Render our column types as plain SQLAlchemy types so migrations never import the app."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False

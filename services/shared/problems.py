@@ -1,0 +1,191 @@
+"""RFC 9457 problem details: the one error shape every service answers with.
+
+Exception hierarchy::
+
+    Problem                         base; never raised itself
+    ├── BadRequest                  400 the request cannot be understood
+    ├── ValidationFailed            422 the body, query or path failed validation (field-level errors)
+    ├── AuthenticationRequired      401 no usable bearer token
+    ├── InsufficientScope           403 the token lacks the scope the operation needs
+    ├── ResourceNotFound            404 base of "that record does not exist (for you)"
+    ├── Conflict                    409 base of "the request clashes with current state"
+    ├── UpstreamUnavailable         503 another service could not be reached or failed
+    └── InternalError               500 an unexpected failure; says nothing about why
+
+Services subclass these with their own, explicit ``type`` and ``title``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:spa-platform:problem:"
+
+log = structlog.get_logger(__name__)
+
+
+class Problem(Exception):
+    """An error the client can act on, rendered as ``application/problem+json``."""
+
+    type: ClassVar[str] = TYPE_PREFIX + "internal-error"
+    title: ClassVar[str] = "Internal error"
+    status: ClassVar[int] = 500
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        document: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
+        if self.detail:
+            document["detail"] = self.detail
+        if instance:
+            document["instance"] = instance
+        document.update(self.extensions)
+        return document
+
+
+class BadRequest(Problem):
+    type = TYPE_PREFIX + "bad-request"
+    title = "Bad request"
+    status = 400
+
+
+class ValidationFailed(Problem):
+    type = TYPE_PREFIX + "validation-failed"
+    title = "The request failed validation"
+    status = 422
+
+
+class AuthenticationRequired(Problem):
+    type = TYPE_PREFIX + "authentication-required"
+    title = "A valid bearer token is required"
+    status = 401
+
+
+class InsufficientScope(Problem):
+    type = TYPE_PREFIX + "insufficient-scope"
+    title = "The token does not grant this operation"
+    status = 403
+
+
+class ResourceNotFound(Problem):
+    type = TYPE_PREFIX + "not-found"
+    title = "Not found"
+    status = 404
+
+
+class MethodNotAllowed(Problem):
+    type = TYPE_PREFIX + "method-not-allowed"
+    title = "Method not allowed"
+    status = 405
+
+
+class Conflict(Problem):
+    type = TYPE_PREFIX + "conflict"
+    title = "Conflict with the current state"
+    status = 409
+
+
+class UpstreamUnavailable(Problem):
+    type = TYPE_PREFIX + "upstream-unavailable"
+    title = "A service this request depends on is unavailable"
+    status = 503
+
+
+class InternalError(Problem):
+    pass
+
+
+def problem_response(problem: Problem, instance: str | None = None) -> JSONResponse:
+    return JSONResponse(
+        problem.body(instance),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
+    """Turn pydantic errors into field/reason pairs without echoing the submitted values."""
+    result = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        where = location[0] if location else "body"
+        field = ".".join(location[1:]) if len(location) > 1 else ""
+        result.append({"in": where, "field": field, "reason": _reason(error)})
+    return result
+
+
+def _reason(error: Mapping[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        return "the body is not valid JSON"
+    message = str(error.get("msg", "invalid"))
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+_STATUS_PROBLEMS: dict[int, type[Problem]] = {
+    400: BadRequest,
+    401: AuthenticationRequired,
+    403: InsufficientScope,
+    404: ResourceNotFound,
+    405: MethodNotAllowed,
+}
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render every error (ours, validation, routing) as a problem document."""
+
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return problem_response(exc, request.url.path)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problem = ValidationFailed(
+            "One or more fields are invalid; see errors.", errors=field_errors(exc.errors())
+        )
+        return problem_response(problem, request.url.path)
+
+    async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        problem_class = _STATUS_PROBLEMS.get(exc.status_code, Problem)
+        problem = problem_class(headers=exc.headers)
+        if problem_class is Problem:
+            # An HTTP status we did not foresee keeps its status without inventing a type.
+            body = {"type": "about:blank", "title": "HTTP error", "status": exc.status_code}
+            return JSONResponse(body, exc.status_code, media_type=PROBLEM_CONTENT_TYPE)
+        return problem_response(problem, request.url.path)
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)
+
+
+def problem_responses(*problems: type[Problem]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the problems an operation may answer with."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for problem in problems:
+        documented[problem.status] = {
+            "description": problem.title,
+            "content": {
+                PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+            },
+        }
+    return documented
