@@ -1,0 +1,1 @@
+"""The teams service: the directory of localities, practices and teams, and team caseloads."""

@@ -1,0 +1,5 @@
+import sys
+
+from services.teams.cli import main
+
+sys.exit(main())

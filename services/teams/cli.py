@@ -1,0 +1,47 @@
+"""``python -m services.teams``: migrate, load a directory."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from services.shared.db import create_engine, create_sessionmaker
+from services.shared.migrations import upgrade_url
+from services.shared.problems import Problem
+from services.teams.directory import load_directory, read_directory_file
+from services.teams.settings import TeamsSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.teams")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="bring the teams database to the latest schema")
+    load = commands.add_parser(
+        "load-directory", help="load or replace the whole directory from YAML"
+    )
+    load.add_argument("path", type=Path)
+    args = parser.parse_args(argv)
+    settings = TeamsSettings()
+    if args.command == "migrate":
+        asyncio.run(upgrade_url(settings.database_url, "teams"))
+        return 0
+    try:
+        counts = asyncio.run(_load(settings, args.path))
+    except Problem as problem:
+        print(json.dumps(problem.body(), indent=2), file=sys.stderr)
+        return 1
+    print(json.dumps({"loaded": counts}))
+    return 0
+
+
+async def _load(settings: TeamsSettings, path: Path) -> dict[str, int]:
+    directory = read_directory_file(path)
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await load_directory(session, directory)
+    finally:
+        await engine.dispose()

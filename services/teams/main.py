@@ -1,0 +1,36 @@
+"""The teams service application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from services.shared.app import build_app, service_resources
+from services.teams.api import router
+from services.teams.settings import TeamsSettings
+
+
+def create_app(
+    settings: TeamsSettings, *, mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_resources(app, settings, mounts=mounts):
+            yield
+
+    app = build_app(
+        service="teams",
+        settings=settings,
+        lifespan=lifespan,
+        description="Directory of localities, practices and teams; team caseloads.",
+    )
+    app.include_router(router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Entry point for ``uvicorn --factory``."""
+    return create_app(TeamsSettings())

@@ -1,0 +1,93 @@
+"""The directory (localities, practices, teams, coverage) and team caseloads (assignments)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, MetaData, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from services.shared.db import NAMING_CONVENTION, Timestamped, UTCDateTime
+
+
+class Base(DeclarativeBase):
+    """The service's own tables: each service owns its database and its metadata."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Locality(Timestamped, Base):
+    __tablename__ = "localities"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # "A", "B" or "custom"; a custom model names its own pathway-to-team-type mapping.
+    operating_model: Mapped[str] = mapped_column(String(16))
+    pathway_team_types: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # Postcode districts (outward codes) that fall back to this locality for unknown practices.
+    postcode_districts: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Practice(Timestamped, Base):
+    __tablename__ = "practices"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    ods_code: Mapped[str] = mapped_column(String(12), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    postcode: Mapped[str] = mapped_column(String(10))
+    locality_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("localities.id"), index=True)
+
+    locality: Mapped[Locality] = relationship(lazy="joined")
+
+
+class Team(Timestamped, Base):
+    __tablename__ = "teams"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    team_type: Mapped[str] = mapped_column(String(32), index=True)
+    # County-wide teams (the CRU, the equipment service, the contact centre) have no locality.
+    locality_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("localities.id"), index=True)
+    backup_team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id"))
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    coverage: Mapped[list[TeamPractice]] = relationship(
+        back_populates="team", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class TeamPractice(Base):
+    """A practice a team covers; in Model B, with the team's linked worker for that practice."""
+
+    __tablename__ = "team_practices"
+
+    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id"), primary_key=True)
+    practice_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("practices.id"), primary_key=True, index=True
+    )
+    linked_worker: Mapped[str | None] = mapped_column(String(200))
+
+    team: Mapped[Team] = relationship(back_populates="coverage")
+    practice: Mapped[Practice] = relationship(lazy="joined")
+
+
+class Assignment(Timestamped, Base):
+    """A case on a team's caseload. One per referral, team and kind, however often spa retries."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("referral_id", "team_id", "kind"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    referral_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    pathway: Mapped[str | None] = mapped_column(String(32))
+    urgency: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="assigned")
+    decision_id: Mapped[uuid.UUID | None] = mapped_column()
+    assigned_by: Mapped[str] = mapped_column(String(128))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
