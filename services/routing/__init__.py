@@ -1,0 +1,1 @@
+"""The routing service: triage rules and routing decisions."""

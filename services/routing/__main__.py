@@ -1,0 +1,5 @@
+import sys
+
+from services.routing.cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""HTTP API of the routing service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, status
+
+from services.routing import service
+from services.routing.clients import TeamsClient
+from services.routing.problems import DecisionNotFound, DirectoryUnavailable
+from services.routing.rules import RuleSet
+from services.routing.schemas import DecisionCreate, DecisionRead
+from services.shared.auth import Principal, requires
+from services.shared.db import SessionDep
+from services.shared.problems import problem_responses
+
+router = APIRouter(prefix="/v1", tags=["decisions"])
+
+
+def _rule_set(request: Request) -> RuleSet:
+    rule_set: RuleSet = request.app.state.rule_set
+    return rule_set
+
+
+def _teams(request: Request) -> TeamsClient:
+    teams: TeamsClient = request.app.state.teams
+    return teams
+
+
+@router.post(
+    "/decisions",
+    status_code=status.HTTP_201_CREATED,
+    summary="Triage a referral and choose the team for it",
+    responses=problem_responses(DirectoryUnavailable),
+)
+async def create_decision(
+    body: DecisionCreate,
+    session: SessionDep,
+    principal: Annotated[Principal, requires("decisions:create")],
+    rule_set: Annotated[RuleSet, Depends(_rule_set)],
+    teams: Annotated[TeamsClient, Depends(_teams)],
+) -> DecisionRead:
+    decision = await service.decide(session, rule_set, teams, body, principal.client_id)
+    return DecisionRead.from_row(decision)
+
+
+@router.get(
+    "/decisions/{decision_id}",
+    summary="A recorded decision with its trace",
+    responses=problem_responses(DecisionNotFound),
+)
+async def get_decision(
+    decision_id: uuid.UUID,
+    session: SessionDep,
+    _: Annotated[Principal, requires("decisions:read")],
+) -> DecisionRead:
+    return DecisionRead.from_row(await service.get_decision(session, decision_id))

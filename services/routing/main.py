@@ -1,0 +1,43 @@
+"""The routing service application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from services.routing.api import router
+from services.routing.clients import TeamsClient
+from services.routing.rules import default_rule_set
+from services.routing.settings import RoutingSettings
+from services.shared.app import build_app, service_resources
+from services.shared.http import ServiceClient
+
+
+def create_app(
+    settings: RoutingSettings, *, mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with service_resources(app, settings, mounts=mounts):
+            app.state.rule_set = default_rule_set()
+            app.state.teams = TeamsClient(
+                ServiceClient(app.state.http, settings.teams_url, "teams")
+            )
+            yield
+
+    app = build_app(
+        service="routing",
+        settings=settings,
+        lifespan=lifespan,
+        description="Triage rules and routing decisions.",
+    )
+    app.include_router(router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Entry point for ``uvicorn --factory``."""
+    return create_app(RoutingSettings())
