@@ -1,0 +1,1 @@
+"""The spa service: intake, the referral lifecycle, and the built-in token issuer."""

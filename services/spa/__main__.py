@@ -1,0 +1,5 @@
+import sys
+
+from services.spa.cli import main
+
+sys.exit(main())

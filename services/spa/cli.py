@@ -1,0 +1,85 @@
+"""``python -m services.spa``: migrate, create the issuer's key, register clients."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+from services.shared.db import create_engine, create_sessionmaker
+from services.shared.migrations import upgrade_url
+from services.spa.identity import service as identity
+from services.spa.identity.keys import write_new_key
+from services.spa.settings import SpaSettings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m services.spa")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="bring the spa database to the latest schema")
+    key = commands.add_parser(
+        "issuer-key", help="create the built-in issuer's signing key if missing"
+    )
+    key.add_argument("path", type=Path)
+    register = commands.add_parser(
+        "register-client", help="register a calling system; prints its secret once"
+    )
+    register.add_argument("--client-id", required=True)
+    register.add_argument("--name", required=True)
+    register.add_argument("--scopes", nargs="+", required=True)
+    register.add_argument("--audiences", nargs="+", required=True)
+    register.add_argument("--channels", nargs="*", default=[])
+    register.add_argument("--secret-env", help="take the secret from this environment variable")
+    register.add_argument(
+        "--replace", action="store_true", help="replace an existing client's settings and secret"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = SpaSettings()
+    if args.command == "migrate":
+        asyncio.run(upgrade_url(settings.database_url, "spa"))
+    elif args.command == "issuer-key":
+        if not args.path.exists():
+            write_new_key(args.path)
+    else:
+        return asyncio.run(_register(settings, args))
+    return 0
+
+
+async def _register(settings: SpaSettings, args: argparse.Namespace) -> int:
+    secret = os.environ.get(args.secret_env, "") if args.secret_env else identity.generate_secret()
+    if len(secret) < 16:
+        print("the secret must be at least 16 characters", file=sys.stderr)
+        return 2
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await identity.register_client(
+                session,
+                client_id=args.client_id,
+                name=args.name,
+                secret=secret,
+                scopes=args.scopes,
+                audiences=args.audiences,
+                channels=args.channels,
+                replace=args.replace,
+            )
+    except identity.ClientExists:
+        print(f"client {args.client_id} exists; use --replace to change it", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    finally:
+        await engine.dispose()
+    output = {"client_id": args.client_id}
+    if not args.secret_env:
+        output["client_secret"] = secret
+    print(json.dumps(output))
+    return 0

@@ -1,0 +1,1 @@
+"""Registered calling systems and the built-in OAuth2 client-credentials token issuer."""

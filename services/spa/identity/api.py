@@ -1,0 +1,104 @@
+"""The built-in issuer: ``POST /oauth/token`` (client credentials) and its JWKS.
+
+These two routes take no bearer token: the token endpoint authenticates the client by its
+secret, and the JWKS holds public keys only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Form, Request, Response
+from pydantic import BaseModel
+
+from services.shared.db import SessionDep
+from services.shared.problems import problem_responses
+from services.spa.identity import service
+from services.spa.identity.keys import SigningKeys
+from services.spa.identity.problems import (
+    InvalidClient,
+    InvalidScope,
+    InvalidTokenRequest,
+    UnsupportedGrantType,
+)
+from services.spa.settings import SpaSettings
+
+router = APIRouter(tags=["identity"])
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"  # noqa: S105 - the RFC 6749 token type, not a secret
+    expires_in: int
+    scope: str
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidTokenRequest(
+            "The Basic credentials are not valid base64.", error="invalid_request"
+        ) from None
+    client_id, separator, secret = decoded.partition(":")
+    if not separator:
+        raise InvalidTokenRequest("The Basic credentials have no secret.", error="invalid_request")
+    return unquote(client_id), unquote(secret)
+
+
+@router.post(
+    "/oauth/token",
+    summary="OAuth2 client-credentials token endpoint (client_secret_basic or client_secret_post)",
+    responses=problem_responses(InvalidTokenRequest, InvalidClient),
+)
+async def issue_token(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    grant_type: Annotated[str, Form(max_length=64)],
+    scope: Annotated[str | None, Form(max_length=1000)] = None,
+    client_id: Annotated[str | None, Form(max_length=128)] = None,
+    client_secret: Annotated[str | None, Form(max_length=256)] = None,
+) -> TokenResponse:
+    if grant_type != "client_credentials":
+        raise UnsupportedGrantType(error="unsupported_grant_type")
+    credentials = _basic_credentials(request)
+    if credentials is None and client_id and client_secret:
+        credentials = (client_id, client_secret)
+    if credentials is None:
+        raise InvalidClient(
+            error="invalid_client", headers={"WWW-Authenticate": 'Basic realm="token"'}
+        )
+    client = await service.authenticate_client(session, *credentials)
+    if client is None:
+        raise InvalidClient(
+            error="invalid_client", headers={"WWW-Authenticate": 'Basic realm="token"'}
+        )
+    requested = scope.split() if scope else list(client.scopes)
+    if not set(requested) <= set(client.scopes):
+        raise InvalidScope(error="invalid_scope")
+    settings: SpaSettings = request.app.state.settings
+    keys: SigningKeys = request.app.state.signing_keys
+    issued = service.issue_token(
+        keys,
+        client,
+        issuer=settings.auth_issuer,
+        lifetime_seconds=settings.token_lifetime_seconds,
+        scopes=sorted(set(requested)),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return TokenResponse(
+        access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope
+    )
+
+
+@router.get("/.well-known/jwks.json", summary="The issuer's public signing keys")
+async def jwks(request: Request) -> dict[str, Any]:
+    keys: SigningKeys = request.app.state.signing_keys
+    return keys.jwks()

@@ -1,0 +1,69 @@
+"""The spa service application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from services.shared.app import build_app, service_resources
+from services.shared.auth import KeySet, StaticKeySet
+from services.shared.http import ServiceClient
+from services.spa.identity.api import router as identity_router
+from services.spa.identity.keys import SigningKeys
+from services.spa.referrals.api import router as referrals_router
+from services.spa.referrals.clients import RoutingClient, TeamsClient
+from services.spa.referrals.worker import RoutingWorker
+from services.spa.settings import SpaSettings
+
+
+def create_app(
+    settings: SpaSettings, *, mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None
+) -> FastAPI:
+    signing_keys = (
+        SigningKeys.from_files(settings.issuer_key_files) if settings.issuer_enabled else None
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keys: KeySet | None = None
+        if signing_keys is not None and not settings.auth_jwks_url:
+            keys = StaticKeySet(signing_keys.jwks())
+        async with service_resources(app, settings, mounts=mounts, keys=keys):
+            worker = RoutingWorker(
+                app.state.sessionmaker,
+                RoutingClient(ServiceClient(app.state.http, settings.routing_url, "routing")),
+                TeamsClient(ServiceClient(app.state.http, settings.teams_url, "teams")),
+                batch_size=settings.outbox_batch_size,
+                poll_interval=settings.outbox_poll_interval_seconds,
+                lease_seconds=settings.outbox_lease_seconds,
+            )
+            app.state.worker = worker
+            task = asyncio.create_task(worker.run(), name="spa-routing-worker")
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = build_app(
+        service="spa",
+        settings=settings,
+        lifespan=lifespan,
+        description="Single Point of Access: referral intake and lifecycle; the built-in token issuer.",
+    )
+    app.state.signing_keys = signing_keys
+    if signing_keys is not None:
+        app.include_router(identity_router)
+    app.include_router(referrals_router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Entry point for ``uvicorn --factory``."""
+    return create_app(SpaSettings())

@@ -1,0 +1,8 @@
+"""All of spa's tables, for its migration environment."""
+
+from services.spa import audit
+from services.spa.base import Base
+from services.spa.identity import models as identity_models
+from services.spa.referrals import models as referral_models
+
+__all__ = ["Base", "audit", "identity_models", "referral_models"]

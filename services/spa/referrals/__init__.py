@@ -1,0 +1,1 @@
+"""Referrals: intake, lifecycle, routing through the outbox."""

@@ -1,0 +1,172 @@
+"""HTTP API of referrals."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.shared.auth import Principal, requires
+from services.shared.db import SessionDep
+from services.shared.problems import problem_responses
+from services.spa.audit import record_access
+from services.spa.referrals import service
+from services.spa.referrals.models import Referral
+from services.spa.referrals.problems import ChannelNotPermitted, ReferralNotFound
+from services.spa.referrals.schemas import (
+    AssignmentRead,
+    ConsentIn,
+    PatientRead,
+    ReferralCreate,
+    ReferralRead,
+    ReferrerIn,
+    RoutingRead,
+    SafeguardingIn,
+    TeamRead,
+    Timeline,
+    TimelineEntry,
+)
+from services.spa.referrals.worker import RoutingWorker
+
+router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Refer a person to the SPA; routing follows once the referral is stored",
+    responses=problem_responses(ChannelNotPermitted),
+)
+async def create_referral(
+    body: ReferralCreate,
+    request: Request,
+    response: Response,
+    background: BackgroundTasks,
+    session: SessionDep,
+    principal: Annotated[Principal, requires("referrals:create")],
+) -> ReferralRead:
+    referral = await service.create_referral(session, body, principal)
+    worker: RoutingWorker = request.app.state.worker
+    # Runs after the response, so after the commit: the worker then sees the job at once.
+    background.add_task(worker.notify)
+    response.headers["Location"] = f"/v1/referrals/{referral.id}"
+    return await _read(session, referral)
+
+
+@router.get(
+    "/{referral_id}",
+    summary="A referral and where it has been routed",
+    responses=problem_responses(ReferralNotFound),
+)
+async def get_referral(
+    referral_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, requires("referrals:read")],
+) -> ReferralRead:
+    referral = await _visible(request, session, referral_id, principal, "referral.read")
+    return await _read(session, referral)
+
+
+@router.get(
+    "/{referral_id}/timeline",
+    summary="Every change to a referral, oldest first",
+    responses=problem_responses(ReferralNotFound),
+)
+async def get_timeline(
+    referral_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, requires("referrals:read")],
+) -> Timeline:
+    referral = await _visible(request, session, referral_id, principal, "referral.timeline.read")
+    events = await service.timeline_of(session, referral.id)
+    return Timeline(
+        referral_id=referral.id,
+        events=[TimelineEntry.model_validate(event, from_attributes=True) for event in events],
+    )
+
+
+async def _visible(
+    request: Request,
+    session: AsyncSession,
+    referral_id: uuid.UUID,
+    principal: Principal,
+    action: str,
+) -> Referral:
+    """The referral, audited; a refused or missing one is audited too, in its own transaction,
+    and answered alike so that a client cannot learn whether a referral exists."""
+    referral = await service.visible_referral(session, referral_id, principal)
+    if referral is None:
+        sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+        async with sessionmaker() as audit_session, audit_session.begin():
+            record_access(
+                audit_session,
+                client_id=principal.client_id,
+                action=action,
+                resource_type="referral",
+                resource_id=referral_id,
+                outcome="denied",
+            )
+        raise ReferralNotFound(f"No referral {referral_id} is visible to this client.")
+    record_access(
+        session,
+        client_id=principal.client_id,
+        action=action,
+        resource_type="referral",
+        resource_id=referral.id,
+    )
+    return referral
+
+
+async def _read(session: AsyncSession, referral: Referral) -> ReferralRead:
+    assignments = await service.assignments_of(session, referral.id)
+    reads = [
+        AssignmentRead(
+            kind=a.kind,
+            team=TeamRead(id=a.team_id, code=a.team_code, name=a.team_name, team_type=a.team_type),
+            assignment_id=a.assignment_id,
+            status=a.status,
+            created_at=a.created_at,
+        )
+        for a in assignments
+    ]
+    care = next((read.team for read in reads if read.kind == "care"), None)
+    return ReferralRead(
+        id=referral.id,
+        status=referral.status,
+        channel=referral.channel,
+        urgency=referral.urgency,
+        needs=referral.needs,
+        red_flags=referral.red_flags,
+        patient=PatientRead.from_row(referral),
+        safeguarding=SafeguardingIn.model_validate(referral.safeguarding),
+        consent=ConsentIn.model_validate(referral.consent),
+        reason=referral.reason,
+        referrer=ReferrerIn(
+            organisation=referral.referrer_organisation, reference=referral.referrer_reference
+        ),
+        routing=_routing(referral),
+        team=care,
+        assignments=reads,
+        created_at=referral.created_at,
+        updated_at=referral.updated_at,
+    )
+
+
+def _routing(referral: Referral) -> RoutingRead | None:
+    if referral.decision_id is None or referral.pathway is None:
+        return None
+    escalations = [item["escalation"] for item in (referral.routing or {}).get("escalations", [])]
+    target = referral.response_target_seconds
+    return RoutingRead(
+        decision_id=referral.decision_id,
+        pathway=referral.pathway,
+        priority=referral.priority or 0,
+        response_target=timedelta(seconds=target) if target is not None else None,
+        reason=referral.routing_reason or "",
+        escalations=escalations,
+    )

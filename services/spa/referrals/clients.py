@@ -1,0 +1,78 @@
+"""spa's calls to routing and teams, with the small part of their schemas spa relies on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from services.shared.http import ServiceClient
+from services.shared.problems import UpstreamUnavailable
+from services.shared.vocabulary import AssignmentKind, Escalation, Pathway, TeamType
+
+
+class TeamRef(BaseModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    team_type: TeamType
+
+
+class EscalationTarget(BaseModel):
+    escalation: Escalation
+    team: TeamRef | None
+
+
+class Decision(BaseModel):
+    id: uuid.UUID
+    pathway: Pathway
+    priority: int
+    response_target: timedelta | None
+    reason: str
+    rule_id: str
+    rule_set_version: str
+    team: TeamRef | None
+    team_outcome: Literal["team", "county_queue", "no_assignment"]
+    escalations: list[EscalationTarget]
+
+
+class Assignment(BaseModel):
+    id: uuid.UUID
+    team_id: uuid.UUID
+    kind: AssignmentKind
+    status: str
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], service: str, body: bytes) -> M:
+    try:
+        return model.model_validate_json(body)
+    except ValidationError:
+        raise UpstreamUnavailable(f"The {service} service sent an answer we cannot read.") from None
+
+
+class RoutingClient:
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+
+    async def decide(self, facts: dict[str, Any]) -> Decision:
+        response = await self._client.request("POST", "/v1/decisions", json=facts)
+        if response.status_code != 201:
+            raise UpstreamUnavailable(f"The routing service answered {response.status_code}.")
+        return _parse(Decision, "routing", response.content)
+
+
+class TeamsClient:
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+
+    async def assign(self, assignment: dict[str, Any]) -> Assignment:
+        """Idempotent: teams answers 200 with the existing assignment on a retry."""
+        response = await self._client.request("POST", "/v1/assignments", json=assignment)
+        if response.status_code not in (200, 201):
+            raise UpstreamUnavailable(f"The teams service answered {response.status_code}.")
+        return _parse(Assignment, "teams", response.content)

@@ -1,0 +1,69 @@
+"""The referral state machine and its append-only timeline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.shared.logging import current_request_id
+from services.shared.vocabulary import ReferralStatus as S
+from services.spa.referrals.models import Referral, ReferralEvent
+from services.spa.referrals.problems import IllegalTransition
+
+TRANSITIONS: dict[S, frozenset[S]] = {
+    S.RECEIVED: frozenset({S.TRIAGED, S.AWAITING_ASSESSMENT, S.CANCELLED}),
+    S.AWAITING_ASSESSMENT: frozenset({S.TRIAGED, S.RESOLVED_WITH_ADVICE, S.CANCELLED}),
+    S.TRIAGED: frozenset(
+        {
+            S.ROUTED,
+            S.REDIRECTED_EMERGENCY,
+            S.RESOLVED_WITH_ADVICE,
+            S.AWAITING_ASSESSMENT,
+            S.CANCELLED,
+        }
+    ),
+    S.ROUTED: frozenset({S.ACCEPTED, S.DECLINED, S.CANCELLED, S.CLOSED}),
+    S.DECLINED: frozenset({S.REROUTED, S.AWAITING_ASSESSMENT, S.CLOSED}),
+    S.REROUTED: frozenset({S.ACCEPTED, S.DECLINED, S.CANCELLED, S.CLOSED}),
+    S.ACCEPTED: frozenset({S.CLOSED}),
+    S.CLOSED: frozenset(),
+    S.RESOLVED_WITH_ADVICE: frozenset(),
+    S.REDIRECTED_EMERGENCY: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+
+def can_transition(current: S, target: S) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def record_event(
+    referral: Referral,
+    event_type: str,
+    *,
+    actor: str,
+    detail: dict[str, Any] | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+) -> ReferralEvent:
+    return ReferralEvent(
+        referral_id=referral.id,
+        event_type=event_type,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        request_id=current_request_id(),
+        detail=detail or {},
+    )
+
+
+def transition(
+    referral: Referral, target: S, *, actor: str, detail: dict[str, Any] | None = None
+) -> ReferralEvent:
+    """Move the referral to ``target`` and return the timeline event to add, or refuse."""
+    current = S(referral.status)
+    if not can_transition(current, target):
+        raise IllegalTransition(f"A referral that is {current} cannot become {target}.")
+    referral.status = target
+    return record_event(
+        referral, target.value, actor=actor, detail=detail, from_status=current, to_status=target
+    )

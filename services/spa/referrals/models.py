@@ -1,0 +1,113 @@
+"""Referrals, their timeline, their team assignments, and the outbox that routes them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.shared.db import Timestamped, UTCDateTime, utcnow
+from services.spa.base import Base
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Referral(Timestamped, Base):
+    __tablename__ = "referrals"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    urgency: Mapped[str] = mapped_column(String(16))
+    needs: Mapped[list[str]] = mapped_column(JSON)
+    red_flags: Mapped[list[str]] = mapped_column(JSON)
+
+    # The patient: the minimum the teams need to reach and identify them.
+    nhs_number: Mapped[str | None] = mapped_column(String(10), index=True)
+    nhs_number_verification: Mapped[str] = mapped_column(String(2))
+    given_name: Mapped[str | None] = mapped_column(String(100))
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    date_of_birth: Mapped[date] = mapped_column(Date)
+    postcode: Mapped[str | None] = mapped_column(String(8))
+    registered_practice: Mapped[str | None] = mapped_column(String(12))
+
+    safeguarding: Mapped[dict[str, Any]] = mapped_column(JSON)
+    consent: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+
+    referrer_client_id: Mapped[str] = mapped_column(String(128), index=True)
+    referrer_organisation: Mapped[str | None] = mapped_column(String(12))
+    referrer_reference: Mapped[str | None] = mapped_column(String(64))
+
+    # The routing decision, once made: the pathway and why, and the teams it names.
+    decision_id: Mapped[uuid.UUID | None] = mapped_column()
+    pathway: Mapped[str | None] = mapped_column(String(32))
+    priority: Mapped[int | None] = mapped_column()
+    response_target_seconds: Mapped[int | None] = mapped_column()
+    routing_reason: Mapped[str | None] = mapped_column(String(300))
+    routing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ReferralEvent(Base):
+    """The append-only timeline of a referral."""
+
+    __tablename__ = "referral_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    event_type: Mapped[str] = mapped_column(String(64))
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str | None] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(128))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    # Codes and ids only: never patient identifiers or free text.
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ReferralAssignment(Base):
+    """A team holding the case in the teams service: for care, or the safeguarding escalation."""
+
+    __tablename__ = "referral_assignments"
+    __table_args__ = (UniqueConstraint("referral_id", "kind", "team_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    team_id: Mapped[uuid.UUID] = mapped_column()
+    team_code: Mapped[str] = mapped_column(String(64))
+    team_name: Mapped[str] = mapped_column(String(200))
+    team_type: Mapped[str] = mapped_column(String(32))
+    assignment_id: Mapped[uuid.UUID] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16), default="assigned")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OutboxJob(Timestamped, Base):
+    """Work to do after a commit (routing a referral), retried until it succeeds."""
+
+    __tablename__ = "outbox_jobs"
+    __table_args__ = (Index("ix_outbox_jobs_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(64))
+    # The request that created the job, so that one referral can be followed through every log.
+    request_id: Mapped[str | None] = mapped_column(String(128))

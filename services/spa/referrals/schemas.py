@@ -1,0 +1,248 @@
+"""Wire models of referrals. Validation errors name the field and the rule, never the value."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from services.shared.identifiers import NhsNumber, OdsCode, Postcode, format_nhs_number
+from services.shared.vocabulary import (
+    AssignmentKind,
+    Channel,
+    Escalation,
+    Need,
+    Pathway,
+    RedFlag,
+    ReferralStatus,
+    TeamType,
+    Urgency,
+)
+
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+FreeText = Annotated[str, Field(min_length=1, max_length=4000)]
+ShortText = Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class NhsNumberVerification(StrEnum):
+    """UK Core NHS number verification status."""
+
+    PRESENT_AND_VERIFIED = "01"
+    PRESENT_NOT_TRACED = "02"
+    TRACE_REQUIRED = "03"
+    TRACE_NO_MATCH = "04"
+    TRACE_TO_BE_RESOLVED = "05"
+    TRACE_IN_PROGRESS = "06"
+    NOT_PRESENT_NO_TRACE = "07"
+    TRACE_POSTPONED = "08"
+
+
+_WITH_NUMBER = {"01", "02", "05"}
+_WITHOUT_NUMBER = {"03", "04", "05", "06", "07", "08"}
+
+
+def _plausible_birth_date(value: date) -> date:
+    if value > date.today():
+        raise ValueError("a date of birth cannot be in the future")
+    if value < date(1890, 1, 1):
+        raise ValueError("a date of birth before 1890 is not plausible")
+    return value
+
+
+class PatientIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    nhs_number: NhsNumber | None = None
+    nhs_number_verification: NhsNumberVerification | None = Field(
+        default=None, description="Defaults to 02 with a number and 03 without"
+    )
+    given_name: Name | None = None
+    family_name: Name | None = None
+    date_of_birth: Annotated[date, AfterValidator(_plausible_birth_date)]
+    postcode: Postcode | None = None
+    registered_practice: OdsCode | None = Field(default=None, description="V81999 when unknown")
+
+    @model_validator(mode="after")
+    def _verification_matches_number(self) -> Self:
+        if self.nhs_number_verification is None:
+            default = "02" if self.nhs_number else "03"
+            self.nhs_number_verification = NhsNumberVerification(default)
+        allowed = _WITH_NUMBER if self.nhs_number else _WITHOUT_NUMBER
+        if self.nhs_number_verification.value not in allowed:
+            state = "present" if self.nhs_number else "absent"
+            raise ValueError(
+                f"verification status {self.nhs_number_verification.value} is not valid when the number is {state}"
+            )
+        return self
+
+
+class AbuseCategory(StrEnum):
+    """Types of abuse and neglect named in the Care Act statutory guidance."""
+
+    PHYSICAL = "physical"
+    DOMESTIC = "domestic"
+    SEXUAL = "sexual"
+    PSYCHOLOGICAL = "psychological"
+    FINANCIAL = "financial"
+    MODERN_SLAVERY = "modern_slavery"
+    DISCRIMINATORY = "discriminatory"
+    ORGANISATIONAL = "organisational"
+    NEGLECT = "neglect"
+    SELF_NEGLECT = "self_neglect"
+
+
+class SafeguardingIn(BaseModel):
+    """A safeguarding concern (Care Act 2014, s42), escalated to the Central Referral Unit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    concern: bool = False
+    care_and_support_needs: bool | None = None
+    experiencing_or_at_risk_of_abuse: bool | None = None
+    unable_to_protect_self: bool | None = None
+    categories: list[AbuseCategory] = Field(default_factory=list, max_length=10)
+    adult_aware: bool | None = None
+    adult_consents: bool | None = None
+    proceed_without_consent_reason: ShortText | None = None
+    capacity_concern: bool | None = None
+    children_at_risk: bool | None = None
+    others_at_risk: bool | None = None
+    alleged_person_known: bool | None = None
+    police_involved: bool | None = None
+    immediate_actions: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _consent_or_reason(self) -> Self:
+        if (
+            self.concern
+            and self.adult_consents is False
+            and not self.proceed_without_consent_reason
+        ):
+            raise ValueError(
+                "a concern raised without the adult's consent needs proceed_without_consent_reason"
+            )
+        if not self.concern and (self.categories or self.proceed_without_consent_reason):
+            raise ValueError("safeguarding details are given but concern is false")
+        return self
+
+
+class ConsentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    basis: Literal["direct_care_implied", "explicit", "safeguarding_override"]
+    override_reason: ShortText | None = None
+
+    @model_validator(mode="after")
+    def _override_needs_reason(self) -> Self:
+        if self.basis == "safeguarding_override" and not self.override_reason:
+            raise ValueError("a safeguarding override needs override_reason")
+        return self
+
+
+class ReferrerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    organisation: OdsCode | None = None
+    reference: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")] | None
+    ) = None
+
+
+class ReferralCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Channel
+    urgency: Urgency
+    patient: PatientIn
+    needs: list[Need] = Field(default_factory=list, max_length=32)
+    red_flags: list[RedFlag] = Field(default_factory=list, max_length=16)
+    safeguarding: SafeguardingIn = Field(default_factory=SafeguardingIn)
+    consent: ConsentIn
+    reason: FreeText | None = None
+    referrer: ReferrerIn = Field(default_factory=ReferrerIn)
+
+    @model_validator(mode="after")
+    def _something_to_triage(self) -> Self:
+        if not self.needs and not self.red_flags:
+            raise ValueError("a referral needs at least one need or red flag")
+        self.needs = list(dict.fromkeys(self.needs))
+        self.red_flags = list(dict.fromkeys(self.red_flags))
+        return self
+
+
+class PatientRead(BaseModel):
+    nhs_number: str | None
+    nhs_number_verification: str
+    given_name: str | None
+    family_name: str | None
+    date_of_birth: date
+    postcode: str | None
+    registered_practice: str | None
+
+    @classmethod
+    def from_row(cls, row: object) -> PatientRead:
+        patient = cls.model_validate(row, from_attributes=True)
+        if patient.nhs_number:
+            patient.nhs_number = format_nhs_number(patient.nhs_number)
+        return patient
+
+
+class TeamRead(BaseModel):
+    id: uuid.UUID
+    code: str
+    name: str
+    team_type: TeamType
+
+
+class AssignmentRead(BaseModel):
+    kind: AssignmentKind
+    team: TeamRead
+    assignment_id: uuid.UUID
+    status: str
+    created_at: datetime
+
+
+class RoutingRead(BaseModel):
+    decision_id: uuid.UUID
+    pathway: Pathway
+    priority: int
+    response_target: timedelta | None
+    reason: str
+    escalations: list[Escalation]
+
+
+class ReferralRead(BaseModel):
+    id: uuid.UUID
+    status: ReferralStatus
+    channel: Channel
+    urgency: Urgency
+    needs: list[Need]
+    red_flags: list[RedFlag]
+    patient: PatientRead
+    safeguarding: SafeguardingIn
+    consent: ConsentIn
+    reason: str | None
+    referrer: ReferrerIn
+    routing: RoutingRead | None
+    team: TeamRead | None = Field(description="The team holding the care pathway, once routed")
+    assignments: list[AssignmentRead]
+    created_at: datetime
+    updated_at: datetime
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    event_type: str
+    from_status: ReferralStatus | None
+    to_status: ReferralStatus | None
+    actor: str
+    request_id: str | None
+    detail: dict[str, object]
+
+
+class Timeline(BaseModel):
+    referral_id: uuid.UUID
+    events: list[TimelineEntry]

@@ -1,0 +1,25 @@
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.shared.settings import ServiceSettings
+
+
+class SpaSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SPA_", extra="ignore", frozen=True)
+
+    database_url: str = "sqlite+aiosqlite:///var/spa.db"
+    auth_audience: str = "spa"
+    routing_url: str = "http://127.0.0.1:8002"
+    teams_url: str = "http://127.0.0.1:8003"
+
+    # The built-in issuer. The first key signs; all are published, so a key can be rotated by
+    # putting the new one first and removing the old one once its tokens have expired.
+    issuer_enabled: bool = True
+    issuer_key_files: tuple[Path, ...] = (Path("var/issuer-key.pem"),)
+    token_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
+
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    outbox_batch_size: int = Field(default=16, ge=1, le=256)
+    outbox_lease_seconds: float = Field(default=60.0, gt=0)
