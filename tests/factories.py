@@ -1,0 +1,59 @@
+"""Synthetic test data: fictional people, NHS numbers valid by Modulus 11."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from typing import Any
+
+from services.shared.identifiers import nhs_number_check_digit
+
+_random = random.Random(20261122)
+
+
+def nhs_number(rng: random.Random = _random) -> str:
+    """A random NHS number that passes the Modulus 11 check (from the 999 test range)."""
+    while True:
+        first_nine = "999" + "".join(str(rng.randrange(10)) for _ in range(6))
+        check = nhs_number_check_digit(first_nine)
+        if check is not None:
+            return first_nine + str(check)
+
+
+def invalid_nhs_number() -> str:
+    valid = nhs_number()
+    return valid[:9] + str((int(valid[9]) + 1) % 10)
+
+
+def referral(
+    *,
+    channel: str = "gp",
+    urgency: str = "routine",
+    needs: list[str] | None = None,
+    red_flags: list[str] | None = None,
+    practice: str | None = "M91001",
+    postcode: str | None = "XW1 2ZZ",
+    born: date = date(1941, 3, 14),
+    safeguarding: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "channel": channel,
+        "urgency": urgency,
+        "patient": {
+            "nhs_number": nhs_number(),
+            "given_name": "Ada",
+            "family_name": "Testperson",
+            "date_of_birth": born.isoformat(),
+            "postcode": postcode,
+            "registered_practice": practice,
+        },
+        "needs": ["mobility_assessment"] if needs is None else needs,
+        "red_flags": red_flags or [],
+        "consent": {"basis": "direct_care_implied"},
+        "reason": "Fictional test referral.",
+    }
+    if safeguarding is not None:
+        body["safeguarding"] = safeguarding
+    body.update(overrides)
+    return body

@@ -1,0 +1,195 @@
+"""The three services wired together in-process over ASGI, as they are over HTTP in production."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from services.routing.main import create_app as create_routing
+from services.routing.settings import RoutingSettings
+from services.shared.db import create_engine, create_sessionmaker
+from services.spa.identity import service as identity
+from services.spa.main import create_app as create_spa
+from services.spa.settings import SpaSettings
+from services.teams.directory import load_directory, read_directory_file
+from services.teams.main import create_app as create_teams
+from services.teams.settings import TeamsSettings
+from tests.databases import empty_tables
+
+SPA, ROUTING, TEAMS = "http://spa.test", "http://routing.test", "http://teams.test"
+DEMO_DIRECTORY = Path(__file__).resolve().parents[1] / "deploy" / "demo" / "directory.yaml"
+ALL_AUDIENCES = ["spa", "routing", "teams"]
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    client_id: str
+    scopes: list[str]
+    audiences: list[str]
+    channels: list[str] = field(default_factory=list)
+    secret: str = "test-secret-0123456789"
+
+
+CLIENTS = [
+    ClientSpec(
+        "spa-service",
+        ["decisions:create", "assignments:create"],
+        ["routing", "teams"],
+        secret="spa-service-secret-0123",
+    ),
+    ClientSpec(
+        "routing-service", ["directory:read"], ["teams"], secret="routing-service-secret-01"
+    ),
+    ClientSpec("gp-system", ["referrals:create", "referrals:read"], ["spa"], ["gp"]),
+    ClientSpec("other-gp-system", ["referrals:create", "referrals:read"], ["spa"], ["gp"]),
+    ClientSpec("ambulance-cad", ["referrals:create", "referrals:read"], ["spa"], ["ambulance"]),
+    ClientSpec(
+        "county-contact",
+        ["referrals:create", "referrals:read"],
+        ["spa"],
+        ["county_contact", "self", "carer"],
+    ),
+    ClientSpec(
+        "team-app", ["caseload:manage", "directory:read", "decisions:read"], ["teams", "routing"]
+    ),
+    ClientSpec("no-scopes", [], ALL_AUDIENCES),
+]
+
+
+async def register_clients(spa_url: str) -> None:
+    engine = create_engine(spa_url)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            for spec in CLIENTS:
+                await identity.register_client(
+                    session,
+                    client_id=spec.client_id,
+                    name=spec.client_id,
+                    secret=spec.secret,
+                    scopes=spec.scopes,
+                    audiences=spec.audiences,
+                    channels=spec.channels,
+                    replace=True,
+                )
+    finally:
+        await engine.dispose()
+
+
+async def load_demo_directory(teams_url: str) -> None:
+    engine = create_engine(teams_url)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            await load_directory(session, read_directory_file(DEMO_DIRECTORY))
+    finally:
+        await engine.dispose()
+
+
+def stack_settings(
+    urls: Mapping[str, str], key_file: Path
+) -> tuple[SpaSettings, RoutingSettings, TeamsSettings]:
+    spa_spec, routing_spec = CLIENTS[0], CLIENTS[1]
+    common: dict[str, Any] = {"log_level": "INFO", "auth_jwks_url": f"{SPA}/.well-known/jwks.json"}
+    spa = SpaSettings(
+        database_url=urls["spa"],
+        issuer_key_files=(key_file,),
+        routing_url=ROUTING,
+        teams_url=TEAMS,
+        service_client_id=spa_spec.client_id,
+        service_client_secret=spa_spec.secret,
+        token_url=f"{SPA}/oauth/token",
+        outbox_poll_interval_seconds=0.05,
+        log_level="INFO",
+    )
+    routing = RoutingSettings(
+        database_url=urls["routing"],
+        teams_url=TEAMS,
+        service_client_id=routing_spec.client_id,
+        service_client_secret=routing_spec.secret,
+        token_url=f"{SPA}/oauth/token",
+        **common,
+    )
+    teams = TeamsSettings(database_url=urls["teams"], **common)
+    return spa, routing, teams
+
+
+class Stack:
+    """Three running apps and a way to call them as a given client."""
+
+    def __init__(self, apps: dict[str, FastAPI]) -> None:
+        self.apps = apps
+        self._tokens: dict[tuple[str, str | None], str] = {}
+
+    def raw(self, service: str) -> httpx.AsyncClient:
+        base = {"spa": SPA, "routing": ROUTING, "teams": TEAMS}[service]
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.apps[service]), base_url=base
+        )
+
+    async def token(self, client_id: str, scope: str | None = None) -> str:
+        key = (client_id, scope)
+        if key not in self._tokens:
+            spec = next(spec for spec in CLIENTS if spec.client_id == client_id)
+            data = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
+            async with self.raw("spa") as spa:
+                response = await spa.post(
+                    "/oauth/token", data=data, auth=(spec.client_id, spec.secret)
+                )
+            assert response.status_code == 200, response.text
+            self._tokens[key] = response.json()["access_token"]
+        return self._tokens[key]
+
+    @asynccontextmanager
+    async def client(self, service: str, client_id: str) -> AsyncIterator[httpx.AsyncClient]:
+        token = await self.token(client_id)
+        async with self.raw(service) as http:
+            http.headers["Authorization"] = f"Bearer {token}"
+            yield http
+
+    @property
+    def worker(self) -> Any:
+        return self.apps["spa"].state.worker
+
+    async def wait_for(
+        self, condition: Callable[[], Any], within: float = 5.0, interval: float = 0.02
+    ) -> Any:
+        """Poll ``condition`` (an async callable) until it returns something truthy."""
+        deadline = asyncio.get_running_loop().time() + within
+        while True:
+            result = await condition()
+            if result:
+                return result
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("condition not met in time")
+            await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def running_stack(urls: Mapping[str, str], key_file: Path) -> AsyncIterator[Stack]:
+    for service, url in urls.items():
+        await empty_tables(url, service)
+    await load_demo_directory(urls["teams"])
+    spa_settings, routing_settings, teams_settings = stack_settings(urls, key_file)
+    mounts: dict[str, httpx.AsyncBaseTransport] = {}
+    apps = {
+        "spa": create_spa(spa_settings, mounts=mounts),
+        "routing": create_routing(routing_settings, mounts=mounts),
+        "teams": create_teams(teams_settings, mounts=mounts),
+    }
+    mounts.update(
+        {
+            base: httpx.ASGITransport(app=apps[name])
+            for name, base in (("spa", SPA), ("routing", ROUTING), ("teams", TEAMS))
+        }
+    )
+    async with AsyncExitStack() as stack:
+        for app in apps.values():
+            await stack.enter_async_context(LifespanManager(app))
+        yield Stack(apps)
