@@ -24,15 +24,13 @@ from services.spa.settings import SpaSettings
 def create_app(
     settings: SpaSettings, *, mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None
 ) -> FastAPI:
-    signing_keys = (
-        SigningKeys.from_files(settings.issuer_key_files) if settings.issuer_enabled else None
-    )
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys: KeySet | None = None
-        if signing_keys is not None and not settings.auth_jwks_url:
-            keys = StaticKeySet(signing_keys.jwks())
+        if settings.issuer_enabled:
+            app.state.signing_keys = SigningKeys.from_files(settings.issuer_key_files)
+            if not settings.auth_jwks_url:
+                keys = StaticKeySet(app.state.signing_keys.jwks())
         async with service_resources(app, settings, mounts=mounts, keys=keys):
             worker = RoutingWorker(
                 app.state.sessionmaker,
@@ -57,8 +55,7 @@ def create_app(
         lifespan=lifespan,
         description="Single Point of Access: referral intake and lifecycle; the built-in token issuer.",
     )
-    app.state.signing_keys = signing_keys
-    if signing_keys is not None:
+    if settings.issuer_enabled:
         app.include_router(identity_router)
     app.include_router(referrals_router)
     return app

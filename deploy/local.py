@@ -1,0 +1,221 @@
+"""``make run``: the whole system on this machine, on SQLite, with the demo county.
+
+Creates the issuer's key, migrates the three databases, loads the demo directory, registers
+the services' own clients and two demo clients (new secrets on every start), starts the
+three services with uvicorn, and prints a ready-to-paste ``curl``. Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR = Path(os.environ.get("SPA_PLATFORM_VAR", ROOT / "var"))
+HOST = os.environ.get("SPA_PLATFORM_HOST", "127.0.0.1")
+PORTS = {
+    "spa": int(os.environ.get("SPA_PORT", "8001")),
+    "routing": int(os.environ.get("ROUTING_PORT", "8002")),
+    "teams": int(os.environ.get("TEAMS_PORT", "8003")),
+}
+URLS = {name: f"http://{HOST}:{port}" for name, port in PORTS.items()}
+
+
+def service_environment() -> dict[str, str]:
+    """Configuration of all three services; each reads only its own prefix."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "SPA_DATABASE_URL": f"sqlite+aiosqlite:///{VAR / 'spa.db'}",
+            "ROUTING_DATABASE_URL": f"sqlite+aiosqlite:///{VAR / 'routing.db'}",
+            "TEAMS_DATABASE_URL": f"sqlite+aiosqlite:///{VAR / 'teams.db'}",
+            "SPA_ISSUER_KEY_FILES": json.dumps([str(VAR / "issuer-key.pem")]),
+            "SPA_ROUTING_URL": URLS["routing"],
+            "SPA_TEAMS_URL": URLS["teams"],
+            "ROUTING_TEAMS_URL": URLS["teams"],
+            "ROUTING_AUTH_JWKS_URL": f"{URLS['spa']}/.well-known/jwks.json",
+            "TEAMS_AUTH_JWKS_URL": f"{URLS['spa']}/.well-known/jwks.json",
+            "SPA_TOKEN_URL": f"{URLS['spa']}/oauth/token",
+            "ROUTING_TOKEN_URL": f"{URLS['spa']}/oauth/token",
+        }
+    )
+    for prefix in ("SPA", "ROUTING", "TEAMS"):
+        env.setdefault(f"{prefix}_LOG_FORMAT", "console")
+    return env
+
+
+def run(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], env=env, cwd=ROOT, check=True, capture_output=True, text=True
+    )
+    return result.stdout
+
+
+def register(
+    env: dict[str, str], client_id: str, scopes: str, audiences: str, channels: str = ""
+) -> str:
+    secret = secrets.token_urlsafe(24)
+    env = {**env, "NEW_CLIENT_SECRET": secret}
+    args = ["-m", "services.spa", "register-client", "--client-id", client_id, "--name", client_id]
+    args += [
+        "--scopes",
+        *scopes.split(),
+        "--audiences",
+        *audiences.split(),
+        "--secret-env",
+        "NEW_CLIENT_SECRET",
+        "--replace",
+    ]
+    if channels:
+        args += ["--channels", *channels.split()]
+    run(env, *args)
+    return secret
+
+
+def prepare(env: dict[str, str]) -> dict[str, str]:
+    VAR.mkdir(parents=True, exist_ok=True)
+    run(env, "-m", "services.spa", "issuer-key", str(VAR / "issuer-key.pem"))
+    for service in PORTS:
+        run(env, "-m", f"services.{service}", "migrate")
+    run(
+        env,
+        "-m",
+        "services.teams",
+        "load-directory",
+        str(ROOT / "deploy" / "demo" / "directory.yaml"),
+    )
+    env["SPA_SERVICE_CLIENT_ID"] = "spa-service"
+    env["SPA_SERVICE_CLIENT_SECRET"] = register(
+        env, "spa-service", "decisions:create assignments:create", "routing teams"
+    )
+    env["ROUTING_SERVICE_CLIENT_ID"] = "routing-service"
+    env["ROUTING_SERVICE_CLIENT_SECRET"] = register(
+        env, "routing-service", "directory:read", "teams"
+    )
+    return {
+        "demo-gp": register(env, "demo-gp", "referrals:create referrals:read", "spa", "gp"),
+        "demo-team": register(
+            env, "demo-team", "caseload:manage directory:read decisions:read", "teams routing"
+        ),
+    }
+
+
+def start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    processes = []
+    for service, port in PORTS.items():
+        command = [
+            sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.main:app_from_environment",
+            "--host", HOST, "--port", str(port), "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        # A session of its own, so that Ctrl-C reaches only this launcher, which then stops
+        # each service once and waits for it.
+        processes.append(subprocess.Popen(command, env=env, cwd=ROOT, start_new_session=True))
+    return processes
+
+
+def wait_ready(processes: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    for url in URLS.values():
+        while True:
+            if any(process.poll() is not None for process in processes):
+                raise SystemExit("a service stopped while starting; see its output above")
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", timeout=1) as response:  # noqa: S310
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{url} did not become ready")
+            time.sleep(0.2)
+
+
+def instructions(demo_secrets: dict[str, str]) -> str:
+    spa = URLS["spa"]
+    body = json.dumps(
+        {
+            "channel": "gp",
+            "urgency": "crisis",
+            "patient": {
+                "nhs_number": "9990001235",
+                "given_name": "Ada",
+                "family_name": "Example",
+                "date_of_birth": "1938-05-04",
+                "postcode": "XW1 2ZZ",
+                "registered_practice": "M91001",
+            },
+            "needs": ["fall"],
+            "consent": {"basis": "direct_care_implied"},
+            "reason": "Fell at home this morning, no apparent injury, now unsteady.",
+        }
+    )
+    token = (
+        f"TOKEN=$(curl -s -u demo-gp:{demo_secrets['demo-gp']} -d grant_type=client_credentials "
+        f"{spa}/oauth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
+    )
+    post = (
+        f'ID=$(curl -s -X POST {spa}/v1/referrals -H "Authorization: Bearer $TOKEN" '
+        f"-H 'Content-Type: application/json' -d '{body}' "
+        "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')"
+    )
+    get = f'sleep 1; curl -s {spa}/v1/referrals/$ID -H "Authorization: Bearer $TOKEN" | python3 -m json.tool'
+    lines = [f"  {name:<8} {url}" for name, url in URLS.items()]
+    return "\n".join(
+        [
+            "",
+            "The SPA platform is running (Ctrl-C stops it):",
+            *lines,
+            "",
+            "Post a referral as the demo GP system, then read where it was routed:",
+            "",
+            token,
+            post,
+            get,
+            "",
+            f"Demo team client (caseloads, directory, decisions): demo-team / {demo_secrets['demo-team']}",
+            "",
+        ]
+    )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
+    env = service_environment()
+    try:
+        demo_secrets = prepare(env)
+    except subprocess.CalledProcessError as failure:
+        print(failure.stderr or failure.stdout, file=sys.stderr)
+        return 1
+    processes = start(env)
+    try:
+        wait_ready(processes)
+        print(instructions(demo_secrets), flush=True)
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
