@@ -29,6 +29,9 @@ KEPT_TABLES = {"clients", "alembic_version"}
 
 
 def _docker_answers() -> bool:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
+        return False
     try:
         import docker  # type: ignore[import-untyped]
 

@@ -1,0 +1,242 @@
+"""Every route but the probes needs a valid token with the right scope and audience."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests import factories
+from tests.stack import CLIENTS, Stack
+
+
+def _claims(**overrides: Any) -> dict[str, Any]:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": "spa-platform",
+        "sub": "gp-system",
+        "aud": ["spa"],
+        "iat": now,
+        "exp": now + 300,
+        "scope": "referrals:create referrals:read",
+        "channels": ["gp"],
+    }
+    claims.update(overrides)
+    return claims
+
+
+def _signed_by_us(stack: Stack, **overrides: Any) -> str:
+    signed: str = stack.apps["spa"].state.signing_keys.sign(_claims(**overrides))
+    return signed
+
+
+PROTECTED = [
+    ("spa", "POST", "/v1/referrals"),
+    ("spa", "GET", f"/v1/referrals/{uuid.uuid4()}"),
+    ("spa", "GET", f"/v1/referrals/{uuid.uuid4()}/timeline"),
+    ("routing", "POST", "/v1/decisions"),
+    ("routing", "GET", f"/v1/decisions/{uuid.uuid4()}"),
+    ("teams", "GET", "/v1/resolve?pathway=advice"),
+    ("teams", "GET", "/v1/teams"),
+    ("teams", "POST", "/v1/assignments"),
+    ("teams", "GET", f"/v1/teams/{uuid.uuid4()}/caseload"),
+]
+
+
+@pytest.mark.parametrize(("service", "method", "path"), PROTECTED)
+async def test_every_route_refuses_a_request_without_a_token(
+    stack: Stack, service: str, method: str, path: str
+) -> None:
+    async with stack.raw(service) as http:
+        response = await http.request(method, path, json={})
+
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(("service", "method", "path"), PROTECTED)
+async def test_every_route_refuses_a_token_without_its_scope(
+    stack: Stack, service: str, method: str, path: str
+) -> None:
+    async with stack.client(service, "no-scopes") as http:
+        response = await http.request(method, path, json={})
+
+    assert response.status_code == 403
+    assert response.json()["type"] == "urn:spa-platform:problem:insufficient-scope"
+    assert "insufficient_scope" in response.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize("service", ["spa", "routing", "teams"])
+@pytest.mark.parametrize("probe", ["/healthz", "/readyz"])
+async def test_health_probes_are_open(stack: Stack, service: str, probe: str) -> None:
+    async with stack.raw(service) as http:
+        response = await http.get(probe)
+
+    assert response.status_code == 200
+
+
+BAD_TOKENS: dict[str, Callable[[Stack], str]] = {
+    "expired": lambda stack: _signed_by_us(
+        stack, iat=int(time.time()) - 3600, exp=int(time.time()) - 600
+    ),
+    "wrong audience": lambda stack: _signed_by_us(stack, aud=["teams"]),
+    "wrong issuer": lambda stack: _signed_by_us(stack, iss="someone-else"),
+    "no expiry": lambda stack: _signed_by_us(stack, exp=None),
+    "forged": lambda stack: jwt.encode(
+        _claims(),
+        Ed25519PrivateKey.generate(),
+        algorithm="EdDSA",
+        headers={"kid": stack.apps["spa"].state.signing_keys.kid},
+    ),
+    "unsigned": lambda stack: jwt.encode(_claims(), "", algorithm="none"),
+    "symmetric": lambda stack: jwt.encode(
+        _claims(), "a-guessed-shared-secret-of-32-bytes!", algorithm="HS256"
+    ),
+    "garbage": lambda stack: "not.a.token",
+}
+
+
+@pytest.mark.parametrize("kind", BAD_TOKENS)
+async def test_bad_tokens_are_refused_before_any_handler(stack: Stack, kind: str) -> None:
+    token = BAD_TOKENS[kind](stack)
+    async with stack.raw("spa") as spa:
+        response = await spa.post(
+            "/v1/referrals", json=factories.referral(), headers={"Authorization": f"Bearer {token}"}
+        )
+
+    assert response.status_code == 401
+    assert response.json()["type"] == "urn:spa-platform:problem:authentication-required"
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+async def test_a_client_may_post_only_on_its_registered_channels(stack: Stack) -> None:
+    async with stack.client("spa", "gp-system") as spa:
+        response = await spa.post("/v1/referrals", json=factories.referral(channel="ambulance"))
+
+    assert response.status_code == 403
+    assert response.json()["type"] == "urn:spa-platform:problem:channel-not-permitted"
+
+
+async def test_a_referrer_cannot_read_another_referrers_referral(stack: Stack) -> None:
+    async with stack.client("spa", "gp-system") as spa:
+        referral_id = (await spa.post("/v1/referrals", json=factories.referral())).json()["id"]
+    async with stack.client("spa", "other-gp-system") as other:
+        theirs = await other.get(f"/v1/referrals/{referral_id}")
+        missing = await other.get(f"/v1/referrals/{uuid.uuid4()}")
+
+    # Refused exactly as if it did not exist, so existence is not revealed.
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json()["title"] == missing.json()["title"]
+
+
+class TestTokenEndpoint:
+    async def test_issues_a_short_lived_token_with_the_clients_scopes(self, stack: Stack) -> None:
+        spec = next(spec for spec in CLIENTS if spec.client_id == "gp-system")
+        async with stack.raw("spa") as spa:
+            response = await spa.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(spec.client_id, spec.secret),
+            )
+            jwks = (await spa.get("/.well-known/jwks.json")).json()
+
+        assert response.status_code == 200
+        assert response.headers["cache-control"] == "no-store"
+        body = response.json()
+        assert body["token_type"] == "Bearer"
+        assert body["expires_in"] == 300
+        key = jwt.PyJWKSet.from_dict(jwks).keys[0]
+        claims = jwt.decode(body["access_token"], key.key, algorithms=["EdDSA"], audience="spa")
+        assert claims["sub"] == "gp-system"
+        assert set(claims["scope"].split()) == {"referrals:create", "referrals:read"}
+        assert claims["channels"] == ["gp"]
+        assert claims["exp"] - claims["iat"] == 300
+
+    async def test_accepts_credentials_in_the_form_body(self, stack: Stack) -> None:
+        spec = next(spec for spec in CLIENTS if spec.client_id == "gp-system")
+        data = {
+            "grant_type": "client_credentials",
+            "client_id": spec.client_id,
+            "client_secret": spec.secret,
+        }
+        async with stack.raw("spa") as spa:
+            response = await spa.post("/oauth/token", data=data)
+
+        assert response.status_code == 200
+
+    async def test_narrows_to_a_requested_scope(self, stack: Stack) -> None:
+        spec = next(spec for spec in CLIENTS if spec.client_id == "gp-system")
+        data = {"grant_type": "client_credentials", "scope": "referrals:read"}
+        async with stack.raw("spa") as spa:
+            response = await spa.post("/oauth/token", data=data, auth=(spec.client_id, spec.secret))
+
+        assert response.json()["scope"] == "referrals:read"
+
+    @pytest.mark.parametrize(
+        ("data", "auth", "status", "error"),
+        [
+            (
+                {"grant_type": "client_credentials"},
+                ("gp-system", "wrong-secret-000000"),
+                401,
+                "invalid_client",
+            ),
+            (
+                {"grant_type": "client_credentials"},
+                ("nobody", "test-secret-0123456789"),
+                401,
+                "invalid_client",
+            ),
+            ({"grant_type": "client_credentials"}, None, 401, "invalid_client"),
+            (
+                {"grant_type": "password"},
+                ("gp-system", "test-secret-0123456789"),
+                400,
+                "unsupported_grant_type",
+            ),
+            (
+                {"grant_type": "client_credentials", "scope": "audit:read"},
+                ("gp-system", "test-secret-0123456789"),
+                400,
+                "invalid_scope",
+            ),
+        ],
+        ids=[
+            "wrong-secret",
+            "unknown-client",
+            "no-credentials",
+            "password-grant",
+            "scope-not-granted",
+        ],
+    )
+    async def test_refusals_are_problems_with_the_oauth_error_code(
+        self,
+        stack: Stack,
+        data: dict[str, str],
+        auth: tuple[str, str] | None,
+        status: int,
+        error: str,
+    ) -> None:
+        async with stack.raw("spa") as spa:
+            response = await spa.post(
+                "/oauth/token", data=data, auth=auth or httpx.USE_CLIENT_DEFAULT
+            )
+
+        assert response.status_code == status
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["error"] == error
+        assert "access_token" not in response.text
+
+    async def test_a_json_body_is_refused_with_a_problem(self, stack: Stack) -> None:
+        async with stack.raw("spa") as spa:
+            response = await spa.post("/oauth/token", json={"grant_type": "client_credentials"})
+
+        assert response.status_code == 422
+        assert response.headers["content-type"] == "application/problem+json"
