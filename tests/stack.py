@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from sqlalchemy import func, select
 
 from services.routing.main import create_app as create_routing
 from services.routing.settings import RoutingSettings
@@ -152,6 +153,12 @@ class Stack:
         async with self.raw(service) as http:
             http.headers["Authorization"] = f"Bearer {token}"
             yield http
+
+    async def count_rows(self, service: str, model: Any) -> int:
+        """How many rows of ``model`` the service's database holds, read on its own connection."""
+        engine = self.apps[service].state.engine
+        async with engine.connect() as connection:
+            return int(await connection.scalar(select(func.count()).select_from(model)) or 0)
 
     @property
     def worker(self) -> Any:

@@ -96,4 +96,6 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
         await session.commit()
 
 
-SessionDep = Annotated[AsyncSession, Depends(request_session)]
+# scope="function": the commit runs when the handler returns, before the response is sent, so a
+# failed commit becomes an error response instead of a 201 for data that was never stored.
+SessionDep = Annotated[AsyncSession, Depends(request_session, scope="function")]

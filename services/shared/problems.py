@@ -122,14 +122,20 @@ def problem_response(problem: Problem, instance: str | None = None) -> JSONRespo
     )
 
 
-def field_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
-    """Turn pydantic errors into field/reason pairs without echoing the submitted values."""
+def field_errors(errors: Sequence[Any], document: str | None = None) -> list[dict[str, str]]:
+    """Turn pydantic errors into field/reason pairs without echoing the submitted values.
+
+    Errors of a request carry their part (``body``, ``query``) first in their location; errors
+    of a whole document (a directory file) are all ``in`` that document, with the full path.
+    """
     result = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
-        where = location[0] if location else "body"
-        field = ".".join(location[1:]) if len(location) > 1 else ""
-        result.append({"in": where, "field": field, "reason": _reason(error)})
+        if document is None:
+            where, path = (location[0], location[1:]) if location else ("body", [])
+        else:
+            where, path = document, location
+        result.append({"in": where, "field": ".".join(path), "reason": _reason(error)})
     return result
 
 

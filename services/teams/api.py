@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from services.shared.auth import Principal, requires
 from services.shared.db import SessionDep
 from services.shared.identifiers import OdsCode, PostcodeDistrict
-from services.shared.problems import problem_responses
+from services.shared.problems import ValidationFailed, problem_responses
 from services.shared.vocabulary import AssignmentKind, Escalation, Pathway
 from services.teams import resolver, service
 from services.teams.problems import TeamNotFound, UnknownTeam
@@ -39,6 +39,17 @@ async def resolve_team(
     pathway: Pathway | None = None,
     escalation: Escalation | None = None,
 ) -> ResolutionRead:
+    if (pathway is None) == (escalation is None):
+        raise ValidationFailed(
+            "Give exactly one of pathway or escalation.",
+            errors=[
+                {
+                    "in": "query",
+                    "field": "pathway",
+                    "reason": "exactly one of pathway or escalation",
+                }
+            ],
+        )
     resolution = await resolver.resolve(
         session, practice_ods=practice, district=district, pathway=pathway, escalation=escalation
     )

@@ -73,62 +73,82 @@ def parse_directory(text: str) -> DirectoryFile:
     try:
         raw: Any = yaml.safe_load(text)
         directory = DirectoryFile.model_validate(raw)
-    except yaml.YAMLError:
-        raise InvalidDirectory("The directory is not valid YAML.") from None
-    except ValidationError as exc:
+    except yaml.YAMLError as exc:
         raise InvalidDirectory(
-            "The directory has invalid entries.", errors=field_errors(exc.errors())
+            "The directory is not valid YAML.", errors=[_yaml_error(exc)]
         ) from None
+    except ValidationError as exc:
+        errors = field_errors(exc.errors(), document="directory")
+        raise InvalidDirectory("The directory has invalid entries.", errors=errors) from None
     errors = check_directory(directory)
     if errors:
         raise InvalidDirectory("The directory is inconsistent.", errors=errors)
     return directory
 
 
+def _yaml_error(exc: yaml.YAMLError) -> dict[str, str]:
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or "not valid YAML"
+    return {"in": "directory", "field": where, "reason": str(problem)}
+
+
+class _Errors(list[dict[str, str]]):
+    def add(self, field: str, reason: str) -> None:
+        self.append({"in": "directory", "field": field, "reason": reason})
+
+
 def check_directory(directory: DirectoryFile) -> list[dict[str, str]]:
     """References exist, codes are unique, no backup cycle, no practice covered twice by one type."""
-    errors: list[dict[str, str]] = []
-
-    def error(field: str, reason: str) -> None:
-        errors.append({"in": "directory", "field": field, "reason": reason})
-
-    localities = _unique([entry.code for entry in directory.localities], "localities", error)
-    practices = _unique([entry.ods_code for entry in directory.practices], "practices", error)
-    teams = _unique([entry.code for entry in directory.teams], "teams", error)
+    errors = _Errors()
+    localities = _unique([entry.code for entry in directory.localities], "localities", errors)
+    practices = _unique([entry.ods_code for entry in directory.practices], "practices", errors)
+    teams = _unique([entry.code for entry in directory.teams], "teams", errors)
     for i, locality in enumerate(directory.localities):
         if locality.operating_model == "custom" and not locality.pathway_team_types:
-            error(
+            errors.add(
                 f"localities.{i}.pathway_team_types",
                 "a custom model must map pathways to team types",
             )
     for i, practice in enumerate(directory.practices):
         if practice.locality not in localities:
-            error(f"practices.{i}.locality", f"unknown locality {practice.locality!r}")
-    covered: dict[tuple[str, TeamType], str] = {}
+            errors.add(f"practices.{i}.locality", f"unknown locality {practice.locality!r}")
     for i, team in enumerate(directory.teams):
         if team.locality is not None and team.locality not in localities:
-            error(f"teams.{i}.locality", f"unknown locality {team.locality!r}")
+            errors.add(f"teams.{i}.locality", f"unknown locality {team.locality!r}")
         if team.backup is not None and team.backup not in teams:
-            error(f"teams.{i}.backup", f"unknown team {team.backup!r}")
+            errors.add(f"teams.{i}.backup", f"unknown team {team.backup!r}")
+    _check_coverage(directory.teams, practices, errors)
+    for code in _backup_cycles(directory.teams):
+        errors.add("teams", f"the backup chain from {code} returns to itself")
+    return list(errors)
+
+
+def _check_coverage(teams: list[TeamEntry], practices: set[str], errors: _Errors) -> None:
+    """Each covered practice exists, appears once per team, and once per team type."""
+    covered: dict[tuple[str, TeamType], str] = {}
+    for i, team in enumerate(teams):
+        listed: set[str] = set()
         for j, cover in enumerate(team.practices):
+            field = f"teams.{i}.practices.{j}"
             if cover.ods_code not in practices:
-                error(f"teams.{i}.practices.{j}", f"unknown practice {cover.ods_code}")
+                errors.add(field, f"unknown practice {cover.ods_code}")
+            if cover.ods_code in listed:
+                errors.add(field, f"{cover.ods_code} is listed twice by {team.code}")
+                continue
+            listed.add(cover.ods_code)
             other = covered.setdefault((cover.ods_code, team.type), team.code)
             if other != team.code:
-                error(
-                    f"teams.{i}.practices.{j}",
-                    f"{cover.ods_code} is already covered by {team.type} team {other}",
+                errors.add(
+                    field, f"{cover.ods_code} is already covered by {team.type} team {other}"
                 )
-    for code in _backup_cycles(directory.teams):
-        error("teams", f"the backup chain from {code} returns to itself")
-    return errors
 
 
-def _unique(codes: list[str], field: str, error: Any) -> set[str]:
+def _unique(codes: list[str], field: str, errors: _Errors) -> set[str]:
     seen: set[str] = set()
     for code in codes:
         if code in seen:
-            error(field, f"{code} appears more than once")
+            errors.add(field, f"{code} appears more than once")
         seen.add(code)
     return seen
 

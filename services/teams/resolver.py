@@ -68,7 +68,7 @@ async def resolve(
     pathway: Pathway | None = None,
     escalation: Escalation | None = None,
 ) -> Resolution:
-    if pathway in UNASSIGNED_PATHWAYS:
+    if escalation is None and pathway in UNASSIGNED_PATHWAYS:
         step = Step("no_assignment_needed", f"Pathway {pathway} is not assigned to a team")
         return Resolution("no_assignment", explanation=[step])
     resolution = Resolution("team")

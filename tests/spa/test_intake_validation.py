@@ -8,9 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
-from services.shared.db import create_engine
 from services.spa.referrals.models import Referral
 from tests import factories
 from tests.stack import Stack
@@ -28,15 +26,6 @@ def _with(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     else:
         target[last] = value
     return copy
-
-
-async def _referral_count(stack: Stack) -> int:
-    engine = create_engine(stack.apps["spa"].state.settings.database_url)
-    try:
-        async with engine.connect() as connection:
-            return int(await connection.scalar(select(func.count()).select_from(Referral)) or 0)
-    finally:
-        await engine.dispose()
 
 
 BAD_FIELDS = [
@@ -81,7 +70,7 @@ async def test_invalid_field_is_refused_with_a_problem_naming_it(
     # The submitted value is never echoed back.
     if isinstance(value, str) and len(value) > 3:
         assert value not in response.text
-    assert await _referral_count(stack) == 0
+    assert await stack.count_rows("spa", Referral) == 0
 
 
 async def test_patient_identifiers_are_not_echoed_in_any_error(stack: Stack) -> None:
@@ -138,7 +127,7 @@ async def test_malformed_body_is_a_problem_not_a_crash(stack: Stack, content: by
 
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
-    assert await _referral_count(stack) == 0
+    assert await stack.count_rows("spa", Referral) == 0
 
 
 async def test_missing_nhs_number_is_accepted_with_a_verification_status(stack: Stack) -> None:
