@@ -121,11 +121,25 @@ def stack_settings(
     return spa, routing, teams
 
 
+class Switchable(httpx.AsyncBaseTransport):
+    """An in-process service that a test can take down and bring back."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._transport = httpx.ASGITransport(app=app)
+        self.down = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self._transport.handle_async_request(request)
+
+
 class Stack:
     """Three running apps and a way to call them as a given client."""
 
-    def __init__(self, apps: dict[str, FastAPI]) -> None:
+    def __init__(self, apps: dict[str, FastAPI], transports: dict[str, Switchable]) -> None:
         self.apps = apps
+        self.transports = transports
         self._tokens: dict[tuple[str, str | None], str] = {}
 
     def raw(self, service: str) -> httpx.AsyncClient:
@@ -190,13 +204,11 @@ async def running_stack(urls: Mapping[str, str], key_file: Path) -> AsyncIterato
         "routing": create_routing(routing_settings, mounts=mounts),
         "teams": create_teams(teams_settings, mounts=mounts),
     }
+    transports = {name: Switchable(app) for name, app in apps.items()}
     mounts.update(
-        {
-            base: httpx.ASGITransport(app=apps[name])
-            for name, base in (("spa", SPA), ("routing", ROUTING), ("teams", TEAMS))
-        }
+        {SPA: transports["spa"], ROUTING: transports["routing"], TEAMS: transports["teams"]}
     )
     async with AsyncExitStack() as stack:
         for app in apps.values():
             await stack.enter_async_context(LifespanManager(app))
-        yield Stack(apps)
+        yield Stack(apps, transports)

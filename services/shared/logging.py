@@ -71,6 +71,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = _request_id_from(scope)
+        # Restored on the way out: a service called in-process (as in the tests) runs in its
+        # caller's context and must not leave its own request binding behind.
+        outer = structlog.contextvars.get_contextvars()
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id, service=self.service)
         started = time.perf_counter()
@@ -107,3 +110,5 @@ class RequestContextMiddleware:
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 client_id=scope.get("state", {}).get("client_id"),
             )
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(**outer)
