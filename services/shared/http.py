@@ -51,7 +51,7 @@ class ClientCredentialsAuth(httpx.Auth):
             "POST",
             self._token_url,
             data={"grant_type": "client_credentials"},
-            headers={"Authorization": self._basic, "x-request-id": current_request_id() or ""},
+            headers={"Authorization": self._basic},
         )
 
     def _store(self, response: httpx.Response) -> None:
