@@ -88,7 +88,7 @@ async def load_demo_directory(teams_url: str) -> None:
     engine = create_engine(teams_url)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
-            await load_directory(session, read_directory_file(DEMO_DIRECTORY))
+            await load_directory(session, read_directory_file(DEMO_DIRECTORY), actor="tests")
     finally:
         await engine.dispose()
 

@@ -13,11 +13,13 @@ from fastapi import FastAPI
 from services.shared.app import build_app, service_resources
 from services.shared.auth import KeySet, StaticKeySet
 from services.shared.http import ServiceClient
+from services.shared.outbox import OutboxWorker
 from services.spa.identity.api import router as identity_router
 from services.spa.identity.keys import SigningKeys
 from services.spa.referrals.api import router as referrals_router
 from services.spa.referrals.clients import RoutingClient, TeamsClient
-from services.spa.referrals.worker import RoutingWorker
+from services.spa.referrals.models import OutboxJob
+from services.spa.referrals.routing_job import ReferralRouter
 from services.spa.settings import SpaSettings
 
 
@@ -32,10 +34,16 @@ def create_app(
             if not settings.auth_jwks_url:
                 keys = StaticKeySet(app.state.signing_keys.jwks())
         async with service_resources(app, settings, mounts=mounts, keys=keys):
-            worker = RoutingWorker(
+            router = ReferralRouter(
                 app.state.sessionmaker,
                 RoutingClient(ServiceClient(app.state.http, settings.routing_url, "routing")),
                 TeamsClient(ServiceClient(app.state.http, settings.teams_url, "teams")),
+            )
+            worker = OutboxWorker(
+                app.state.sessionmaker,
+                OutboxJob,
+                router,
+                service="spa",
                 batch_size=settings.outbox_batch_size,
                 poll_interval=settings.outbox_poll_interval_seconds,
                 lease_seconds=settings.outbox_lease_seconds,

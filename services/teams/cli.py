@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -42,6 +43,6 @@ async def _load(settings: TeamsSettings, path: Path) -> dict[str, int]:
     engine = create_engine(settings.database_url)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
-            return await load_directory(session, directory)
+            return await load_directory(session, directory, actor=f"cli:{getpass.getuser()}")
     finally:
         await engine.dispose()

@@ -6,72 +6,43 @@ place, and teams missing from the file are retired (never deleted: caseloads ref
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import uuid
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.shared.identifiers import OdsCode, Postcode
+from services.shared.db import utcnow
 from services.shared.problems import field_errors
-from services.shared.vocabulary import Pathway, TeamType
-from services.teams.models import Locality, Practice, Team, TeamPractice
+from services.shared.vocabulary import TeamType
+from services.teams.entries import (
+    DirectoryFile,
+    LocalityEntry,
+    OrganisationEntry,
+    PracticeEntry,
+    TeamEntry,
+)
+from services.teams.models import (
+    DirectoryChange,
+    Locality,
+    Organisation,
+    Practice,
+    Team,
+    TeamPractice,
+)
 from services.teams.problems import InvalidDirectory
-
-Code = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
-
-
-class LocalityEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Code
-    name: str = Field(min_length=1, max_length=200)
-    operating_model: Literal["A", "B", "custom"]
-    pathway_team_types: dict[Pathway, TeamType] | None = None
-    postcode_districts: list[str] = Field(default_factory=list)
-
-
-class PracticeEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    ods_code: OdsCode
-    name: str = Field(min_length=1, max_length=200)
-    postcode: Postcode
-    locality: str
-
-
-class CoverageEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    ods_code: OdsCode
-    linked_worker: str | None = Field(default=None, max_length=200)
-
-
-class TeamEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Code
-    name: str = Field(min_length=1, max_length=200)
-    type: TeamType
-    locality: str | None = None
-    backup: str | None = None
-    practices: list[CoverageEntry] = Field(default_factory=list)
-
-
-class DirectoryFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    localities: list[LocalityEntry]
-    practices: list[PracticeEntry]
-    teams: list[TeamEntry]
 
 
 def parse_directory(text: str) -> DirectoryFile:
     try:
         raw: Any = yaml.safe_load(text)
+        if isinstance(raw, dict):
+            # Top-level "x-" keys hold YAML anchors for reuse; they are not entries.
+            raw = {key: value for key, value in raw.items() if not str(key).startswith("x-")}
         directory = DirectoryFile.model_validate(raw)
     except yaml.YAMLError as exc:
         raise InvalidDirectory(
@@ -113,6 +84,16 @@ def check_directory(directory: DirectoryFile) -> list[dict[str, str]]:
     for i, practice in enumerate(directory.practices):
         if practice.locality not in localities:
             errors.add(f"practices.{i}.locality", f"unknown locality {practice.locality!r}")
+    team_types = {entry.code: entry.type for entry in directory.teams}
+    for i, locality in enumerate(directory.localities):
+        if (
+            locality.out_of_hours is not None
+            and team_types.get(locality.out_of_hours) != TeamType.OUT_OF_HOURS
+        ):
+            errors.add(
+                f"localities.{i}.out_of_hours",
+                f"{locality.out_of_hours!r} is not an out_of_hours team",
+            )
     for i, team in enumerate(directory.teams):
         if team.locality is not None and team.locality not in localities:
             errors.add(f"teams.{i}.locality", f"unknown locality {team.locality!r}")
@@ -168,11 +149,63 @@ def _backup_cycles(teams: list[TeamEntry]) -> list[str]:
     return cyclic
 
 
-async def load_directory(session: AsyncSession, directory: DirectoryFile) -> dict[str, int]:
-    """Make the database hold exactly ``directory``. The caller commits once, so it is atomic."""
+async def load_directory(
+    session: AsyncSession, directory: DirectoryFile, actor: str
+) -> dict[str, int]:
+    """Make the database hold exactly ``directory`` and record each change as a new version.
+
+    The caller commits once, so a load is all or nothing. Entries missing from ``directory`` are
+    retired, never deleted: caseloads and history refer to them.
+    """
+    before = await export_directory(session)
+    now = utcnow()
+    organisation = await _apply_organisation(session, directory)
+    localities = await _apply_localities(session, directory, organisation, now)
+    practices = await _apply_practices(session, directory, localities, now)
+    teams = await _apply_teams(session, directory, localities, practices, now)
+    for entry in directory.localities:
+        localities[entry.code].out_of_hours_team_id = (
+            teams[entry.out_of_hours].id if entry.out_of_hours else None
+        )
+    await session.flush()
+    changes = record_changes(session, before, directory, actor)
+    return {
+        "localities": len(directory.localities),
+        "practices": len(directory.practices),
+        "teams": len(directory.teams),
+        "changes": changes,
+    }
+
+
+async def _apply_organisation(
+    session: AsyncSession, directory: DirectoryFile
+) -> Organisation | None:
+    if directory.organisation is None:
+        return None
+    entry = directory.organisation
+    organisation = await session.scalar(select(Organisation).where(Organisation.code == entry.code))
+    if organisation is None:
+        organisation = Organisation(code=entry.code)
+        session.add(organisation)
+    organisation.name = entry.name
+    await session.flush()
+    return organisation
+
+
+async def _apply_localities(
+    session: AsyncSession,
+    directory: DirectoryFile,
+    organisation: Organisation | None,
+    now: datetime,
+) -> dict[str, Locality]:
     localities = {row.code: row for row in await session.scalars(select(Locality))}
+    listed = {entry.code for entry in directory.localities}
+    for code, row in localities.items():
+        if code not in listed and row.retired_at is None:
+            row.retired_at = now
     for entry in directory.localities:
         locality = localities.get(entry.code) or Locality(code=entry.code)
+        locality.organisation_id = organisation.id if organisation else None
         locality.name = entry.name
         locality.operating_model = entry.operating_model
         locality.pathway_team_types = (
@@ -180,50 +213,63 @@ async def load_directory(session: AsyncSession, directory: DirectoryFile) -> dic
             if entry.pathway_team_types
             else None
         )
-        locality.postcode_districts = [district.upper() for district in entry.postcode_districts]
+        locality.postcode_districts = list(entry.postcode_districts)
+        locality.retired_at = None
         localities[entry.code] = locality
         session.add(locality)
     await session.flush()
+    return localities
 
+
+async def _apply_practices(
+    session: AsyncSession, directory: DirectoryFile, localities: dict[str, Locality], now: datetime
+) -> dict[str, Practice]:
     practices = {row.ods_code: row for row in await session.scalars(select(Practice))}
-    for p_entry in directory.practices:
-        practice = practices.get(p_entry.ods_code) or Practice(ods_code=p_entry.ods_code)
-        practice.name = p_entry.name
-        practice.postcode = p_entry.postcode
-        practice.locality_id = localities[p_entry.locality].id
-        practices[p_entry.ods_code] = practice
+    listed = {entry.ods_code for entry in directory.practices}
+    for code, row in practices.items():
+        if code not in listed and row.retired_at is None:
+            row.retired_at = now
+    for entry in directory.practices:
+        practice = practices.get(entry.ods_code) or Practice(ods_code=entry.ods_code)
+        practice.name = entry.name
+        practice.postcode = entry.postcode
+        practice.locality_id = localities[entry.locality].id
+        practice.retired_at = None
+        practices[entry.ods_code] = practice
         session.add(practice)
     await session.flush()
-
-    await session.execute(delete(TeamPractice))
-    teams = {row.code: row for row in await session.scalars(select(Team))}
-    for t_entry in directory.teams:
-        team = teams.get(t_entry.code) or Team(code=t_entry.code)
-        team.name = t_entry.name
-        team.team_type = t_entry.type
-        team.locality_id = localities[t_entry.locality].id if t_entry.locality else None
-        team.retired_at = None
-        teams[t_entry.code] = team
-        session.add(team)
-    await session.flush()
-    await _link_teams(session, directory, teams, practices)
-    return {
-        "localities": len(directory.localities),
-        "practices": len(directory.practices),
-        "teams": len(directory.teams),
-    }
+    return practices
 
 
-async def _link_teams(
+async def _apply_teams(
     session: AsyncSession,
     directory: DirectoryFile,
-    teams: dict[str, Team],
+    localities: dict[str, Locality],
     practices: dict[str, Practice],
-) -> None:
+    now: datetime,
+) -> dict[str, Team]:
+    await session.execute(delete(TeamPractice))
+    teams = {
+        row.code: row
+        for row in await session.scalars(select(Team).execution_options(populate_existing=True))
+    }
     listed = {entry.code for entry in directory.teams}
-    for code, team in teams.items():
-        if code not in listed and team.retired_at is None:
-            team.retired_at = datetime.now(UTC)
+    for code, row in teams.items():
+        if code not in listed and row.retired_at is None:
+            row.retired_at = now
+    for entry in directory.teams:
+        team = teams.get(entry.code) or Team(code=entry.code)
+        team.name = entry.name
+        team.team_type = entry.type
+        team.locality_id = localities[entry.locality].id if entry.locality else None
+        team.disciplines = [str(discipline) for discipline in entry.disciplines]
+        team.pathways = [str(pathway) for pathway in entry.pathways]
+        team.hours = entry.hours.model_dump() if entry.hours else None
+        team.endpoint_url = str(entry.endpoint_url) if entry.endpoint_url else None
+        team.retired_at = None
+        teams[entry.code] = team
+        session.add(team)
+    await session.flush()
     for entry in directory.teams:
         team = teams[entry.code]
         team.backup_team_id = teams[entry.backup].id if entry.backup else None
@@ -236,6 +282,129 @@ async def _link_teams(
                 )
             )
     await session.flush()
+    return teams
+
+
+async def export_directory(session: AsyncSession) -> DirectoryFile:
+    """The active directory as the entries a directory file would hold."""
+    organisation = await session.scalar(select(Organisation).order_by(Organisation.code).limit(1))
+    localities = list(
+        await session.scalars(
+            select(Locality).where(Locality.retired_at.is_(None)).order_by(Locality.code)
+        )
+    )
+    practices = list(
+        await session.scalars(
+            select(Practice).where(Practice.retired_at.is_(None)).order_by(Practice.ods_code)
+        )
+    )
+    teams = list(
+        await session.scalars(
+            select(Team)
+            .where(Team.retired_at.is_(None))
+            .order_by(Team.code)
+            .execution_options(populate_existing=True)
+        )
+    )
+    locality_codes = {row.id: row.code for row in localities}
+    team_codes = {row.id: row.code for row in teams}
+    return DirectoryFile(
+        organisation=OrganisationEntry(code=organisation.code, name=organisation.name)
+        if organisation
+        else None,
+        localities=[_locality_entry(row, team_codes) for row in localities],
+        practices=[
+            PracticeEntry(
+                ods_code=row.ods_code,
+                name=row.name,
+                postcode=row.postcode,
+                locality=locality_codes[row.locality_id],
+            )
+            for row in practices
+            if row.locality_id in locality_codes
+        ],
+        teams=[_team_entry(row, locality_codes, team_codes) for row in teams],
+    )
+
+
+def _locality_entry(row: Locality, team_codes: dict[uuid.UUID, str]) -> LocalityEntry:
+    return LocalityEntry.model_validate(
+        {
+            "code": row.code,
+            "name": row.name,
+            "operating_model": row.operating_model,
+            "pathway_team_types": row.pathway_team_types,
+            "postcode_districts": row.postcode_districts,
+            "out_of_hours": team_codes.get(row.out_of_hours_team_id)
+            if row.out_of_hours_team_id
+            else None,
+        }
+    )
+
+
+def _team_entry(
+    row: Team, locality_codes: dict[uuid.UUID, str], team_codes: dict[uuid.UUID, str]
+) -> TeamEntry:
+    return TeamEntry.model_validate(
+        {
+            "code": row.code,
+            "name": row.name,
+            "type": row.team_type,
+            "locality": locality_codes.get(row.locality_id) if row.locality_id else None,
+            "backup": team_codes.get(row.backup_team_id) if row.backup_team_id else None,
+            "practices": [
+                {"ods_code": cover.practice.ods_code, "linked_worker": cover.linked_worker}
+                for cover in sorted(row.coverage, key=lambda cover: cover.practice.ods_code)
+            ],
+            "disciplines": row.disciplines,
+            "pathways": row.pathways,
+            "hours": row.hours,
+            "endpoint_url": row.endpoint_url,
+        }
+    )
+
+
+def record_changes(
+    session: AsyncSession, before: DirectoryFile, after: DirectoryFile, actor: str
+) -> int:
+    """Add a DirectoryChange for every entry created, changed or retired between two versions."""
+    count = 0
+    for entity_type, old, new in _entries_by_code(before, after):
+        for code in sorted(old.keys() | new.keys()):
+            was, now = old.get(code), new.get(code)
+            if was == now:
+                continue
+            action = "created" if was is None else "retired" if now is None else "updated"
+            session.add(
+                DirectoryChange(
+                    actor=actor,
+                    action=action,
+                    entity_type=entity_type,
+                    entity_code=code,
+                    before=was,
+                    after=now,
+                )
+            )
+            count += 1
+    return count
+
+
+def _entries_by_code(
+    before: DirectoryFile, after: DirectoryFile
+) -> list[tuple[str, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]]:
+    def by_code(entries: list[Any], key: str) -> dict[str, dict[str, Any]]:
+        return {getattr(entry, key): entry.model_dump(mode="json") for entry in entries}
+
+    def organisation(directory: DirectoryFile) -> dict[str, dict[str, Any]]:
+        entry = directory.organisation
+        return {entry.code: entry.model_dump(mode="json")} if entry else {}
+
+    return [
+        ("organisation", organisation(before), organisation(after)),
+        ("locality", by_code(before.localities, "code"), by_code(after.localities, "code")),
+        ("practice", by_code(before.practices, "ods_code"), by_code(after.practices, "ods_code")),
+        ("team", by_code(before.teams, "code"), by_code(after.teams, "code")),
+    ]
 
 
 def read_directory_file(path: Path) -> DirectoryFile:

@@ -9,7 +9,9 @@ import httpx
 from fastapi import FastAPI
 
 from services.shared.app import build_app, service_resources
+from services.teams.admin import router as admin_router
 from services.teams.api import router
+from services.teams.openreferral import router as openreferral_router
 from services.teams.settings import TeamsSettings
 
 
@@ -28,6 +30,8 @@ def create_app(
         description="Directory of localities, practices and teams; team caseloads.",
     )
     app.include_router(router)
+    app.include_router(admin_router)
+    app.include_router(openreferral_router)
     return app
 
 

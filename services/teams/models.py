@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, MetaData, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, MetaData, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from services.shared.db import NAMING_CONVENTION, Timestamped, UTCDateTime
+from services.shared.db import NAMING_CONVENTION, Timestamped, UTCDateTime, utcnow
+from services.shared.outbox import OutboxJobColumns
 
 
 class Base(DeclarativeBase):
@@ -18,10 +19,21 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class Organisation(Timestamped, Base):
+    """The county organisation whose directory this is."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
 class Locality(Timestamped, Base):
     __tablename__ = "localities"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organisation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organisations.id"))
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     # "A", "B" or "custom"; a custom model names its own pathway-to-team-type mapping.
@@ -29,6 +41,11 @@ class Locality(Timestamped, Base):
     pathway_team_types: Mapped[dict[str, str] | None] = mapped_column(JSON)
     # Postcode districts (outward codes) that fall back to this locality for unknown practices.
     postcode_districts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Where cases go when the locality's teams are closed and their backups are exhausted.
+    out_of_hours_team_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("teams.id", use_alter=True)
+    )
 
 
 class Practice(Timestamped, Base):
@@ -39,6 +56,7 @@ class Practice(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(200))
     postcode: Mapped[str] = mapped_column(String(10))
     locality_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("localities.id"), index=True)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     locality: Mapped[Locality] = relationship(lazy="joined")
 
@@ -54,6 +72,19 @@ class Team(Timestamped, Base):
     locality_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("localities.id"), index=True)
     backup_team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id"))
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disciplines: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Pathways the team takes; empty means every pathway its locality's model sends it.
+    pathways: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Weekly service hours and bank-holiday hours (see services.teams.hours); None is always open.
+    hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    endpoint_url: Mapped[str | None] = mapped_column(String(500))
+
+    # Capacity in the Open Referral / HSDS service_capacity shape, set by the team's own client.
+    capacity_available: Mapped[int | None]
+    capacity_maximum: Mapped[int | None]
+    capacity_unit: Mapped[str | None] = mapped_column(String(32))
+    capacity_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    operating_status: Mapped[str] = mapped_column(String(16), default="open")
 
     coverage: Mapped[list[TeamPractice]] = relationship(
         back_populates="team", cascade="all, delete-orphan", lazy="selectin"
@@ -90,4 +121,36 @@ class Assignment(Timestamped, Base):
     status: Mapped[str] = mapped_column(String(16), default="assigned")
     decision_id: Mapped[uuid.UUID | None] = mapped_column()
     assigned_by: Mapped[str] = mapped_column(String(128))
-    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Risk markers for MDT worklists (frailty score, number of long-term conditions, end of life).
+    risk: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    planned_first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decline_reason: Mapped[str | None] = mapped_column(String(32))
+    decline_note: Mapped[str | None] = mapped_column(String(1000))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DirectoryChange(Base):
+    """One change to the directory: who made it, when, and the entry before and after."""
+
+    __tablename__ = "directory_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(16))
+    entity_type: Mapped[str] = mapped_column(String(16))
+    entity_code: Mapped[str] = mapped_column(String(64), index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class OutboxJob(OutboxJobColumns, Base):
+    """An assignment change to report to spa, sent after the change commits."""
+
+    __tablename__ = "outbox_jobs"
+
+    assignment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assignments.id"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)

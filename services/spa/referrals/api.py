@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.shared.auth import Principal, requires
 from services.shared.db import SessionDep
+from services.shared.outbox import OutboxWorker
 from services.shared.problems import problem_responses
 from services.spa.audit import record_access
 from services.spa.referrals import service
@@ -29,7 +30,6 @@ from services.spa.referrals.schemas import (
     Timeline,
     TimelineEntry,
 )
-from services.spa.referrals.worker import RoutingWorker
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 
@@ -49,7 +49,7 @@ async def create_referral(
     principal: Annotated[Principal, requires("referrals:create")],
 ) -> ReferralRead:
     referral = await service.create_referral(session, body, principal)
-    worker: RoutingWorker = request.app.state.worker
+    worker: OutboxWorker = request.app.state.worker
     # Runs after the response, so after the commit: the worker then sees the job at once.
     background.add_task(worker.notify)
     response.headers["Location"] = f"/v1/referrals/{referral.id}"

@@ -11,7 +11,6 @@ from sqlalchemy import (
     BigInteger,
     Date,
     ForeignKey,
-    Index,
     Integer,
     String,
     Text,
@@ -20,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.shared.db import Timestamped, UTCDateTime, utcnow
+from services.shared.outbox import OutboxJobColumns
 from services.spa.base import Base
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -96,18 +96,9 @@ class ReferralAssignment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class OutboxJob(Timestamped, Base):
-    """Work to do after a commit (routing a referral), retried until it succeeds."""
+class OutboxJob(OutboxJobColumns, Base):
+    """Work to do after a commit: routing a referral."""
 
     __tablename__ = "outbox_jobs"
-    __table_args__ = (Index("ix_outbox_jobs_due", "status", "next_attempt_at"),)
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
-    attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_error: Mapped[str | None] = mapped_column(String(64))
-    # The request that created the job, so that one referral can be followed through every log.
-    request_id: Mapped[str | None] = mapped_column(String(128))

@@ -1,10 +1,11 @@
-"""Routes referrals from the outbox: committed first, then routed, retried until it succeeds.
+"""A transactional outbox: work written in the same transaction as the change that needs it,
+done afterwards by a worker, retried until it succeeds.
 
 A job is claimed by pushing its ``next_attempt_at`` past a lease (with ``FOR UPDATE SKIP LOCKED``
-on PostgreSQL, so replicas never claim the same job; SQLite has a single writer). Work happens
-outside the claim's transaction; if the process dies mid-job the lease lapses and the job runs
-again. Each step is idempotent: a triaged referral is not triaged twice, and teams returns the
-existing assignment for a repeated request.
+on PostgreSQL, so replicas never claim the same job; SQLite has a single writer). The work
+happens outside the claim's transaction; if the process dies mid-job the lease lapses and the job
+runs again, so handlers must be idempotent. A handler marks its job done in the transaction that
+completes the work, so "done" and the work's effects commit together.
 """
 
 from __future__ import annotations
@@ -12,45 +13,65 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import BigInteger, Index, Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from services.shared.db import utcnow
+from services.shared.db import Timestamped, UTCDateTime, utcnow
 from services.shared.problems import UpstreamUnavailable
-from services.shared.vocabulary import ReferralStatus as S
-from services.spa.referrals import service
-from services.spa.referrals.clients import RoutingClient, TeamsClient
-from services.spa.referrals.models import OutboxJob, Referral
 
 log = structlog.get_logger(__name__)
 
-ACTOR = "spa-router"
 MAX_BACKOFF_SECONDS = 300.0
 
 
+class OutboxJobColumns(Timestamped):
+    """The columns every outbox table has; a service adds what its jobs refer to."""
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(64))
+    # The request that created the job, so that one case can be followed through every log.
+    request_id: Mapped[str | None] = mapped_column(String(128))
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        return (Index(f"ix_{cls.__tablename__}_due", "status", "next_attempt_at"),)  # type: ignore[attr-defined]
+
+
 def backoff_seconds(attempts: int) -> float:
-    """Exponential backoff with full jitter, capped: an accepted referral is retried for ever."""
+    """Exponential backoff with jitter, capped: accepted work is retried for ever."""
     ceiling = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(attempts, 16))
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
 
-class RoutingWorker:
+Handler = Callable[[int], Awaitable[None]]
+
+
+class OutboxWorker:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        routing: RoutingClient,
-        teams: TeamsClient,
+        model: type[OutboxJobColumns],
+        handle: Handler,
         *,
+        service: str,
         batch_size: int = 16,
         poll_interval: float = 1.0,
         lease_seconds: float = 60.0,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._routing = routing
-        self._teams = teams
+        self._model: Any = model
+        self._handle = handle
+        self._service = service
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._lease = timedelta(seconds=lease_seconds)
@@ -81,11 +102,12 @@ class RoutingWorker:
 
     async def _claim(self) -> list[tuple[int, int, str | None]]:
         now = utcnow()
+        model = self._model
         async with self._sessionmaker() as session, session.begin():
             jobs = await session.scalars(
-                select(OutboxJob)
-                .where(OutboxJob.status == "pending", OutboxJob.next_attempt_at <= now)
-                .order_by(OutboxJob.next_attempt_at, OutboxJob.id)
+                select(model)
+                .where(model.status == "pending", model.next_attempt_at <= now)
+                .order_by(model.next_attempt_at, model.id)
                 .limit(self._batch_size)
                 .with_for_update(skip_locked=True)
             )
@@ -97,60 +119,31 @@ class RoutingWorker:
             return claimed
 
     async def _run_job(self, job_id: int, attempts: int, request_id: str | None) -> None:
-        # Each job runs in its own task, so binding here does not leak into other jobs.
+        # Each job runs in its own task, so this binding stays with this job's log lines.
         structlog.contextvars.bind_contextvars(
-            request_id=request_id or f"job-{job_id}", service="spa"
+            request_id=request_id or f"job-{job_id}", service=self._service
         )
         try:
-            await self._route(job_id)
+            await self._handle(job_id)
         except UpstreamUnavailable as problem:
             await self._retry_later(
-                job_id, attempts, problem.extensions.get("upstream", "upstream")
+                job_id, attempts, str(problem.extensions.get("upstream", "upstream"))
             )
         except Exception as exc:
-            log.error("routing_job_failed", job_id=job_id, error_type=type(exc).__name__)
+            log.error("outbox_job_failed", job_id=job_id, error_type=type(exc).__name__)
             await self._retry_later(job_id, attempts, type(exc).__name__)
 
     async def _retry_later(self, job_id: int, attempts: int, error: str) -> None:
         delay = backoff_seconds(attempts)
         async with self._sessionmaker() as session, session.begin():
-            job = await session.get(OutboxJob, job_id)
+            job = await session.get(self._model, job_id)
             if job is not None and job.status == "pending":
                 job.next_attempt_at = utcnow() + timedelta(seconds=delay)
-                job.last_error = str(error)[:64]
+                job.last_error = error[:64]
         log.warning(
-            "routing_deferred",
+            "outbox_job_deferred",
             job_id=job_id,
             attempts=attempts,
             retry_in_s=round(delay, 2),
             error=error,
         )
-
-    async def _route(self, job_id: int) -> None:
-        async with self._sessionmaker() as session:
-            job = await session.get(OutboxJob, job_id)
-            if job is None or job.status != "pending":
-                return
-            referral = await session.get(Referral, job.referral_id)
-            assert referral is not None
-            if referral.status == S.RECEIVED:
-                decision = await self._routing.decide(service.decision_request(referral))
-                service.apply_decision(session, referral, decision, ACTOR)
-                await session.commit()
-            if referral.status == S.TRIAGED:
-                made = []
-                for kind, team in service.assignments_wanted(referral):
-                    assignment = await self._teams.assign(
-                        service.assignment_request(referral, kind, team)
-                    )
-                    made.append((kind, team, assignment))
-                service.apply_assignments(session, referral, made, ACTOR)
-            job.status = "done"
-            job.last_error = None
-            await session.commit()
-            log.info(
-                "referral_routed",
-                referral_id=str(referral.id),
-                status=referral.status,
-                pathway=referral.pathway,
-            )

@@ -1,0 +1,62 @@
+"""Routing a referral from the outbox: ask routing for a decision, then teams for assignments.
+
+Each step is idempotent: a triaged referral is not triaged again on a retry, and teams returns
+the existing assignment for a repeated request, so a referral is assigned exactly once.
+"""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.shared.vocabulary import ReferralStatus as S
+from services.spa.referrals import service
+from services.spa.referrals.clients import RoutingClient, TeamsClient
+from services.spa.referrals.models import OutboxJob, Referral
+
+log = structlog.get_logger(__name__)
+
+ACTOR = "spa-router"
+
+
+class ReferralRouter:
+    """The outbox handler for ``route`` jobs."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        routing: RoutingClient,
+        teams: TeamsClient,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._routing = routing
+        self._teams = teams
+
+    async def __call__(self, job_id: int) -> None:
+        async with self._sessionmaker() as session:
+            job = await session.get(OutboxJob, job_id)
+            if job is None or job.status != "pending":
+                return
+            referral = await session.get(Referral, job.referral_id)
+            assert referral is not None
+            if referral.status == S.RECEIVED:
+                decision = await self._routing.decide(service.decision_request(referral))
+                service.apply_decision(session, referral, decision, ACTOR)
+                await session.commit()
+            if referral.status == S.TRIAGED:
+                made = []
+                for kind, team in service.assignments_wanted(referral):
+                    assignment = await self._teams.assign(
+                        service.assignment_request(referral, kind, team)
+                    )
+                    made.append((kind, team, assignment))
+                service.apply_assignments(session, referral, made, ACTOR)
+            job.status = "done"
+            job.last_error = None
+            await session.commit()
+            log.info(
+                "referral_routed",
+                referral_id=str(referral.id),
+                status=referral.status,
+                pathway=referral.pathway,
+            )

@@ -1,0 +1,5 @@
+"""Directory management: create, update and retire entries, with every change versioned."""
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/v1/directory", tags=["directory admin"])

@@ -1,0 +1,99 @@
+"""Weekly service hours, with England's bank holidays, in local (UK) time.
+
+Hours are written as ranges within a day, ``"08:00-20:00"``; a service open overnight lists two
+ranges (``"00:00-08:00"`` and ``"18:30-24:00"``). Bank holidays have their own ranges (closed when
+none are given). A team with no hours at all is always open.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import date, datetime, time
+from functools import lru_cache
+from typing import Self
+from zoneinfo import ZoneInfo
+
+import holidays
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+LOCAL = ZoneInfo("Europe/London")
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+TimeRange = tuple[time, time | None]  # an end of None means midnight at the end of the day
+
+
+def parse_range(text: str) -> TimeRange:
+    match = _RANGE.match(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a range like 08:00-20:00")
+    start = time(int(match.group(1)), int(match.group(2)))
+    end_hour, end_minute = int(match.group(3)), int(match.group(4))
+    if end_hour == 24 and end_minute:
+        raise ValueError(f"{text!r} ends after midnight")
+    end = None if end_hour == 24 else time(end_hour, end_minute)
+    if end is not None and end <= start:
+        raise ValueError(f"{text!r} ends before it starts; split an overnight range in two")
+    return start, end
+
+
+class ServiceHours(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mon: list[str] = Field(default_factory=list)
+    tue: list[str] = Field(default_factory=list)
+    wed: list[str] = Field(default_factory=list)
+    thu: list[str] = Field(default_factory=list)
+    fri: list[str] = Field(default_factory=list)
+    sat: list[str] = Field(default_factory=list)
+    sun: list[str] = Field(default_factory=list)
+    bank_holidays: list[str] = Field(default_factory=list)
+
+    @field_validator("*")
+    @classmethod
+    def _well_formed(cls, ranges: list[str]) -> list[str]:
+        parsed = sorted((parse_range(text) for text in ranges), key=lambda bounds: bounds[0])
+        for (_, end), (start, _) in itertools.pairwise(parsed):
+            if end is None or start < end:
+                raise ValueError("ranges overlap")
+        return ranges
+
+    @model_validator(mode="after")
+    def _open_some_time(self) -> Self:
+        if not any(getattr(self, day) for day in (*DAYS, "bank_holidays")):
+            raise ValueError(
+                "hours that are never open: leave hours out for a team that is always open"
+            )
+        return self
+
+    def ranges_on(self, day: date) -> list[str]:
+        if is_bank_holiday(day):
+            return self.bank_holidays
+        ranges: list[str] = getattr(self, DAYS[day.weekday()])
+        return ranges
+
+    def is_open(self, at: datetime) -> bool:
+        local = at.astimezone(LOCAL)
+        clock = local.time().replace(tzinfo=None)
+        for text in self.ranges_on(local.date()):
+            start, end = parse_range(text)
+            if start <= clock and (end is None or clock < end):
+                return True
+        return False
+
+
+@lru_cache(maxsize=32)
+def _bank_holidays(year: int) -> frozenset[date]:
+    return frozenset(holidays.country_holidays("GB", subdiv="ENG", years=year))
+
+
+def is_bank_holiday(day: date) -> bool:
+    return day in _bank_holidays(day.year)
+
+
+def is_open(hours: dict[str, list[str]] | None, at: datetime) -> bool:
+    """Whether a team with these stored hours is open at ``at`` (always, when it has none)."""
+    if hours is None:
+        return True
+    return ServiceHours.model_validate(hours).is_open(at)
