@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,28 @@ from services.spa.main import create_app as create_spa
 from services.spa.settings import SpaSettings
 from services.teams.directory import load_directory, read_directory_file
 from services.teams.main import create_app as create_teams
+from services.teams.resolver import Availability
 from services.teams.settings import TeamsSettings
 from tests.databases import empty_tables
 
 SPA, ROUTING, TEAMS = "http://spa.test", "http://routing.test", "http://teams.test"
 DEMO_DIRECTORY = Path(__file__).resolve().parents[1] / "deploy" / "demo" / "directory.yaml"
 ALL_AUDIENCES = ["spa", "routing", "teams"]
+
+
+class SettableClock:
+    """A clock the tests set; it starts on a weekday morning when every demo team is open."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+# Tuesday 24 November 2026, 10:00 in the UK (GMT): inside every demo team's hours.
+MORNING = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+WEEKDAY_MORNING = Availability(at=MORNING, capacity_max_age=timedelta(hours=4))
 
 
 @dataclass(frozen=True)
@@ -137,9 +154,12 @@ class Switchable(httpx.AsyncBaseTransport):
 class Stack:
     """Three running apps and a way to call them as a given client."""
 
-    def __init__(self, apps: dict[str, FastAPI], transports: dict[str, Switchable]) -> None:
+    def __init__(
+        self, apps: dict[str, FastAPI], transports: dict[str, Switchable], clock: SettableClock
+    ) -> None:
         self.apps = apps
         self.transports = transports
+        self.clock = clock
         self._tokens: dict[tuple[str, str | None], str] = {}
 
     def raw(self, service: str) -> httpx.AsyncClient:
@@ -199,10 +219,11 @@ async def running_stack(urls: Mapping[str, str], key_file: Path) -> AsyncIterato
     await load_demo_directory(urls["teams"])
     spa_settings, routing_settings, teams_settings = stack_settings(urls, key_file)
     mounts: dict[str, httpx.AsyncBaseTransport] = {}
+    clock = SettableClock(MORNING)
     apps = {
-        "spa": create_spa(spa_settings, mounts=mounts),
-        "routing": create_routing(routing_settings, mounts=mounts),
-        "teams": create_teams(teams_settings, mounts=mounts),
+        "spa": create_spa(spa_settings, mounts=mounts, clock=clock),
+        "routing": create_routing(routing_settings, mounts=mounts, clock=clock),
+        "teams": create_teams(teams_settings, mounts=mounts, clock=clock),
     }
     transports = {name: Switchable(app) for name, app in apps.items()}
     mounts.update(
@@ -211,4 +232,4 @@ async def running_stack(urls: Mapping[str, str], key_file: Path) -> AsyncIterato
     async with AsyncExitStack() as stack:
         for app in apps.values():
             await stack.enter_async_context(LifespanManager(app))
-        yield Stack(apps, transports)
+        yield Stack(apps, transports, clock)

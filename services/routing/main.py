@@ -13,11 +13,15 @@ from services.routing.clients import TeamsClient
 from services.routing.rules import default_rule_set
 from services.routing.settings import RoutingSettings
 from services.shared.app import build_app, service_resources
+from services.shared.clock import Clock, utcnow
 from services.shared.http import ServiceClient
 
 
 def create_app(
-    settings: RoutingSettings, *, mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None
+    settings: RoutingSettings,
+    *,
+    mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    clock: Clock = utcnow,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -32,6 +36,7 @@ def create_app(
         service="routing",
         settings=settings,
         lifespan=lifespan,
+        clock=clock,
         description="Triage rules and routing decisions.",
     )
     app.include_router(router)

@@ -10,6 +10,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.shared.auth import KeySet, RemoteKeySet, TokenVerifier
+from services.shared.clock import Clock, utcnow
 from services.shared.db import create_engine, create_sessionmaker
 from services.shared.health import router as health_router
 from services.shared.http import create_http_client
@@ -31,6 +32,7 @@ def build_app(
     settings: ServiceSettings,
     lifespan: Lifespan,
     description: str,
+    clock: Clock = utcnow,
 ) -> FastAPI:
     configure_logging(settings.log_level, settings.log_format)
     app = FastAPI(
@@ -43,6 +45,7 @@ def build_app(
         openapi_url=None,
     )
     app.state.settings = settings
+    app.state.clock = clock
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=service)
     app.include_router(health_router)

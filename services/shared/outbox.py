@@ -22,7 +22,8 @@ from sqlalchemy import BigInteger, Index, Integer, String, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from services.shared.db import Timestamped, UTCDateTime, utcnow
+from services.shared.clock import utcnow
+from services.shared.db import Timestamped, UTCDateTime
 from services.shared.problems import UpstreamUnavailable
 
 log = structlog.get_logger(__name__)

@@ -8,7 +8,8 @@ from sqlalchemy import BigInteger, Integer, String
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.shared.db import UTCDateTime, utcnow
+from services.shared.clock import utcnow
+from services.shared.db import UTCDateTime
 from services.shared.logging import current_request_id
 from services.spa.base import Base
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from services.shared.app import build_app, service_resources
 from services.shared.auth import KeySet, StaticKeySet
+from services.shared.clock import Clock, utcnow
 from services.shared.http import ServiceClient
 from services.shared.outbox import OutboxWorker
 from services.spa.identity.api import router as identity_router
@@ -24,7 +25,10 @@ from services.spa.settings import SpaSettings
 
 
 def create_app(
-    settings: SpaSettings, *, mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None
+    settings: SpaSettings,
+    *,
+    mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    clock: Clock = utcnow,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -61,6 +65,7 @@ def create_app(
         service="spa",
         settings=settings,
         lifespan=lifespan,
+        clock=clock,
         description="Single Point of Access: referral intake and lifecycle; the built-in token issuer.",
     )
     if settings.issuer_enabled:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from pydantic import AwareDatetime
 
 from services.shared.auth import Principal, requires
+from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.identifiers import OdsCode, PostcodeDistrict
 from services.shared.problems import ValidationFailed, problem_responses
@@ -23,13 +26,16 @@ from services.teams.schemas import (
     TeamRead,
     TeamSummary,
 )
+from services.teams.settings import TeamsSettings
 
 router = APIRouter(prefix="/v1")
 
 
 @router.get("/resolve", tags=["directory"], summary="The team that serves a patient for a pathway")
 async def resolve_team(
+    request: Request,
     session: SessionDep,
+    now: NowDep,
     _: Annotated[Principal, requires("directory:read")],
     practice: Annotated[OdsCode | None, Query(description="Registered practice ODS code")] = None,
     district: Annotated[
@@ -38,6 +44,9 @@ async def resolve_team(
     ] = None,
     pathway: Pathway | None = None,
     escalation: Escalation | None = None,
+    at: Annotated[
+        AwareDatetime | None, Query(description="When the case arrives; now if absent")
+    ] = None,
 ) -> ResolutionRead:
     if (pathway is None) == (escalation is None):
         raise ValidationFailed(
@@ -50,8 +59,17 @@ async def resolve_team(
                 }
             ],
         )
+    settings: TeamsSettings = request.app.state.settings
+    availability = resolver.Availability(
+        at=at or now, capacity_max_age=timedelta(seconds=settings.capacity_max_age_seconds)
+    )
     resolution = await resolver.resolve(
-        session, practice_ods=practice, district=district, pathway=pathway, escalation=escalation
+        session,
+        practice_ods=practice,
+        district=district,
+        availability=availability,
+        pathway=pathway,
+        escalation=escalation,
     )
     return ResolutionRead(
         outcome=resolution.outcome,

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.shared.db import utcnow
+from services.shared.clock import utcnow
 from services.shared.problems import field_errors
 from services.shared.vocabulary import TeamType
 from services.teams.entries import (

@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.shared.app import build_app, service_resources
+from services.shared.clock import Clock, utcnow
 from services.teams.admin import router as admin_router
 from services.teams.api import router
 from services.teams.openreferral import router as openreferral_router
@@ -16,7 +17,10 @@ from services.teams.settings import TeamsSettings
 
 
 def create_app(
-    settings: TeamsSettings, *, mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None
+    settings: TeamsSettings,
+    *,
+    mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    clock: Clock = utcnow,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -27,6 +31,7 @@ def create_app(
         service="teams",
         settings=settings,
         lifespan=lifespan,
+        clock=clock,
         description="Directory of localities, practices and teams; team caseloads.",
     )
     app.include_router(router)

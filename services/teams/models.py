@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, MetaData, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from services.shared.db import NAMING_CONVENTION, Timestamped, UTCDateTime, utcnow
+from services.shared.clock import utcnow
+from services.shared.db import NAMING_CONVENTION, Timestamped, UTCDateTime
 from services.shared.outbox import OutboxJobColumns
 
 

@@ -7,13 +7,16 @@ placed goes to the county queue rather than being stranded.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.identifiers import UNKNOWN_PRACTICE
 from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Escalation, Pathway, TeamType
+from services.teams.hours import is_open
 from services.teams.models import Locality, Practice, Team, TeamPractice
 
 MODEL_TEAM_TYPES: dict[str, dict[Pathway, TeamType]] = {
@@ -44,6 +47,31 @@ class Step:
 
 
 @dataclass
+class Availability:
+    """What the resolver may rely on about a team at a given moment."""
+
+    at: datetime
+    capacity_max_age: timedelta
+
+    def problem(self, team: Team) -> str | None:
+        """Why ``team`` cannot take a case now, or None when it can."""
+        if team.retired_at is not None:
+            return "is retired"
+        if team.operating_status == "closed":
+            return "is closed"
+        if not is_open(team.hours, self.at):
+            return "is outside its service hours"
+        if self.capacity_known(team) and (team.capacity_available or 0) <= 0:
+            return "has no capacity"
+        return None
+
+    def capacity_known(self, team: Team) -> bool:
+        """Capacity older than the configured age is unknown, not trusted."""
+        updated = team.capacity_updated_at
+        return updated is not None and self.at - updated <= self.capacity_max_age
+
+
+@dataclass
 class Resolution:
     outcome: str
     team: Team | None = None
@@ -65,6 +93,7 @@ async def resolve(
     *,
     practice_ods: str | None,
     district: str | None,
+    availability: Availability,
     pathway: Pathway | None = None,
     escalation: Escalation | None = None,
 ) -> Resolution:
@@ -77,23 +106,76 @@ async def resolve(
     team_type = _wanted_team_type(locality, pathway, escalation, resolution.explanation)
     if team_type is None:
         return await _county_queue(session, resolution)
-    team, linked_worker = await _find_team(session, team_type, locality, practice)
-    if team is None:
+    primary, linked_worker = await _find_team(session, team_type, locality, practice, pathway)
+    if primary is None:
         where = f"locality {locality.name}" if locality else "the county"
         resolution.explanation.append(
             Step("no_team_of_type", f"No active {team_type} team serves {where}")
         )
         return await _county_queue(session, resolution)
-    resolution.team, resolution.linked_worker = team, linked_worker
+    team = await _first_available(session, primary, availability, resolution.explanation)
+    if team is None and locality is not None:
+        team = await _out_of_hours(session, locality, availability, resolution.explanation)
+    if team is None:
+        return await _county_queue(session, resolution)
+    resolution.team = team
+    resolution.linked_worker = linked_worker if team is primary else None
+    _note_pressure(team, availability, resolution.explanation)
     resolution.explanation.append(Step("team_found", f"{team.name} ({team.team_type})"))
     return resolution
+
+
+async def _first_available(
+    session: AsyncSession, primary: Team, availability: Availability, steps: list[Step]
+) -> Team | None:
+    """The first team along the backup chain that can take the case now. Chains are checked
+    for cycles when the directory is loaded; the visited set makes termination certain anyway."""
+    visited: set[uuid.UUID] = set()
+    team: Team | None = primary
+    while team is not None and team.id not in visited:
+        visited.add(team.id)
+        problem = availability.problem(team)
+        if problem is None:
+            return team
+        backup = await session.get(Team, team.backup_team_id) if team.backup_team_id else None
+        if backup is not None:
+            steps.append(Step("backup_used", f"{team.name} {problem}, so its backup {backup.name}"))
+        else:
+            steps.append(Step("team_unavailable", f"{team.name} {problem} and has no backup"))
+        team = backup
+    return None
+
+
+async def _out_of_hours(
+    session: AsyncSession, locality: Locality, availability: Availability, steps: list[Step]
+) -> Team | None:
+    if locality.out_of_hours_team_id is None:
+        return None
+    team = await session.get(Team, locality.out_of_hours_team_id)
+    if team is None:
+        return None
+    problem = availability.problem(team)
+    if problem is not None:
+        steps.append(Step("out_of_hours_unavailable", f"{team.name} {problem}"))
+        return None
+    steps.append(Step("out_of_hours_used", f"No team in the chain can take it now, so {team.name}"))
+    return team
+
+
+def _note_pressure(team: Team, availability: Availability, steps: list[Step]) -> None:
+    if team.operating_status == "pressured":
+        steps.append(Step("team_pressured", f"{team.name} reports that it is under pressure"))
+    if team.capacity_updated_at is not None and not availability.capacity_known(team):
+        steps.append(Step("capacity_unknown", f"{team.name} has not reported capacity recently"))
 
 
 async def _locate(
     session: AsyncSession, practice_ods: str | None, district: str | None, steps: list[Step]
 ) -> tuple[Practice | None, Locality | None]:
     if practice_ods and practice_ods != UNKNOWN_PRACTICE:
-        practice = await session.scalar(select(Practice).where(Practice.ods_code == practice_ods))
+        practice = await session.scalar(
+            select(Practice).where(Practice.ods_code == practice_ods, Practice.retired_at.is_(None))
+        )
         if practice is not None:
             locality = practice.locality
             message = f"Practice {practice.ods_code} is in {locality.name} (model {locality.operating_model})"
@@ -103,7 +185,8 @@ async def _locate(
         Step("practice_unknown", "The registered practice is unknown or not in the directory")
     )
     if district:
-        for locality in await session.scalars(select(Locality).order_by(Locality.code)):
+        active = select(Locality).where(Locality.retired_at.is_(None)).order_by(Locality.code)
+        for locality in await session.scalars(active):
             if district in locality.postcode_districts:
                 steps.append(
                     Step(
@@ -141,32 +224,41 @@ def _wanted_team_type(
     return team_type
 
 
+def _takes(team: Team, pathway: Pathway | None) -> bool:
+    return pathway is None or not team.pathways or pathway in team.pathways
+
+
 async def _find_team(
-    session: AsyncSession, team_type: TeamType, locality: Locality | None, practice: Practice | None
+    session: AsyncSession,
+    team_type: TeamType,
+    locality: Locality | None,
+    practice: Practice | None,
+    pathway: Pathway | None,
 ) -> tuple[Team | None, str | None]:
-    active = (
-        select(Team)
-        .where(Team.team_type == team_type, Team.retired_at.is_(None))
-        .order_by(Team.code)
-    )
+    """The team of ``team_type`` that takes ``pathway`` for this practice: one covering the
+    practice first (with its linked worker), else one of the locality, else a county-wide one."""
+    active = Team.team_type == team_type, Team.retired_at.is_(None)
     if team_type in PRACTICE_LINKED and practice is not None:
-        row = (
-            await session.execute(
-                select(Team, TeamPractice.linked_worker)
-                .join(TeamPractice, TeamPractice.team_id == Team.id)
-                .where(Team.team_type == team_type, Team.retired_at.is_(None))
-                .where(TeamPractice.practice_id == practice.id)
-                .order_by(Team.code)
-                .limit(1)
-            )
-        ).first()
-        if row is not None:
-            return row[0], row[1]
-    if locality is not None:
-        team = await session.scalar(active.where(Team.locality_id == locality.id).limit(1))
-        if team is not None:
-            return team, None
-    return await session.scalar(active.where(Team.locality_id.is_(None)).limit(1)), None
+        covering = await session.execute(
+            select(Team, TeamPractice.linked_worker)
+            .join(TeamPractice, TeamPractice.team_id == Team.id)
+            .where(*active, TeamPractice.practice_id == practice.id)
+            .order_by(Team.code)
+        )
+        for team, linked_worker in covering:
+            if _takes(team, pathway):
+                return team, linked_worker
+    candidates = [
+        team
+        for team in await session.scalars(select(Team).where(*active).order_by(Team.code))
+        if _takes(team, pathway)
+    ]
+    scopes = [locality.id, None] if locality is not None else [None]
+    for scope in scopes:
+        for team in candidates:
+            if team.locality_id == scope:
+                return team, None
+    return None, None
 
 
 async def _county_queue(session: AsyncSession, resolution: Resolution) -> Resolution:

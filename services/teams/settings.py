@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.shared.settings import ServiceSettings
@@ -8,3 +9,13 @@ class TeamsSettings(ServiceSettings):
 
     database_url: str = "sqlite+aiosqlite:///var/teams.db"
     auth_audience: str = "teams"
+    spa_url: str = "http://127.0.0.1:8001"
+
+    # Capacity reported longer ago than this is treated as unknown, not trusted.
+    capacity_max_age_seconds: int = Field(default=4 * 3600, ge=60)
+    # A case is on a team's MDT worklist from this Clinical Frailty Scale score, or this many
+    # long-term conditions, or at the end of life.
+    mdt_frailty_threshold: int = Field(default=6, ge=1, le=9)
+    mdt_long_term_conditions_threshold: int = Field(default=5, ge=1, le=30)
+
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)

@@ -12,7 +12,7 @@ from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Escalation, Pathway,
 from services.teams.directory import read_directory_file
 from services.teams.resolver import Resolution, resolve
 from tests.databases import empty_tables
-from tests.stack import DEMO_DIRECTORY, Stack, load_demo_directory
+from tests.stack import DEMO_DIRECTORY, WEEKDAY_MORNING, Stack, load_demo_directory
 
 DEMO = read_directory_file(DEMO_DIRECTORY)
 PRACTICE_LOCALITY = {practice.ods_code: practice.locality for practice in DEMO.practices}
@@ -73,7 +73,9 @@ def assert_explained(resolution: Resolution) -> None:
 async def test_model_a_splits_short_term_and_long_term_work(
     session: AsyncSession, practice: str, pathway: Pathway, team: str, team_type: TeamType
 ) -> None:
-    resolution = await resolve(session, practice_ods=practice, district=None, pathway=pathway)
+    resolution = await resolve(
+        session, availability=WEEKDAY_MORNING, practice_ods=practice, district=None, pathway=pathway
+    )
 
     assert resolution.outcome == "team"
     assert team_code(resolution) == team
@@ -98,7 +100,9 @@ async def test_model_a_splits_short_term_and_long_term_work(
 async def test_model_b_gives_long_term_work_to_the_practice_linked_worker(
     session: AsyncSession, practice: str, team: str, pathway: Pathway
 ) -> None:
-    resolution = await resolve(session, practice_ods=practice, district=None, pathway=pathway)
+    resolution = await resolve(
+        session, availability=WEEKDAY_MORNING, practice_ods=practice, district=None, pathway=pathway
+    )
 
     assert resolution.outcome == "team"
     assert team_code(resolution) == team
@@ -120,7 +124,9 @@ def test_model_b_linked_workers_differ_by_practice() -> None:
 async def test_model_b_short_term_work_goes_to_an_integrated_team(
     session: AsyncSession, pathway: Pathway
 ) -> None:
-    resolution = await resolve(session, practice_ods="M92002", district=None, pathway=pathway)
+    resolution = await resolve(
+        session, availability=WEEKDAY_MORNING, practice_ods="M92002", district=None, pathway=pathway
+    )
 
     assert resolution.outcome == "team"
     assert resolution.team is not None
@@ -140,7 +146,11 @@ async def test_equipment_goes_to_the_county_equipment_service(
     session: AsyncSession, practice: str, district: str | None
 ) -> None:
     resolution = await resolve(
-        session, practice_ods=practice, district=district, pathway=Pathway.EQUIPMENT
+        session,
+        availability=WEEKDAY_MORNING,
+        practice_ods=practice,
+        district=district,
+        pathway=Pathway.EQUIPMENT,
     )
 
     assert resolution.outcome == "team"
@@ -164,6 +174,7 @@ async def test_safeguarding_goes_to_the_cru_from_anywhere(
 ) -> None:
     resolution = await resolve(
         session,
+        availability=WEEKDAY_MORNING,
         practice_ods=practice,
         district=district,
         pathway=pathway,
@@ -182,7 +193,9 @@ async def test_safeguarding_goes_to_the_cru_from_anywhere(
 async def test_advice_and_emergency_redirects_assign_no_team(
     session: AsyncSession, pathway: Pathway, practice: str | None
 ) -> None:
-    resolution = await resolve(session, practice_ods=practice, district=None, pathway=pathway)
+    resolution = await resolve(
+        session, availability=WEEKDAY_MORNING, practice_ods=practice, district=None, pathway=pathway
+    )
 
     assert resolution.outcome == "no_assignment"
     assert resolution.team is None
@@ -199,7 +212,11 @@ async def test_an_unknown_practice_falls_back_to_the_locality_of_the_postcode(
     session: AsyncSession, practice: str | None
 ) -> None:
     resolution = await resolve(
-        session, practice_ods=practice, district="XW7", pathway=Pathway.RAPID_RESPONSE
+        session,
+        availability=WEEKDAY_MORNING,
+        practice_ods=practice,
+        district="XW7",
+        pathway=Pathway.RAPID_RESPONSE,
     )
 
     assert resolution.outcome == "team"
@@ -215,7 +232,11 @@ async def test_an_unknown_practice_in_model_b_gets_an_integrated_team_of_that_lo
     session: AsyncSession,
 ) -> None:
     resolution = await resolve(
-        session, practice_ods="Z99999", district="XW5", pathway=Pathway.CASE_MANAGEMENT
+        session,
+        availability=WEEKDAY_MORNING,
+        practice_ods="Z99999",
+        district="XW5",
+        pathway=Pathway.CASE_MANAGEMENT,
     )
 
     assert resolution.outcome == "team"
@@ -231,7 +252,11 @@ async def test_an_unplaceable_case_goes_to_the_county_queue(
     session: AsyncSession, practice: str | None, district: str | None
 ) -> None:
     resolution = await resolve(
-        session, practice_ods=practice, district=district, pathway=Pathway.CASE_MANAGEMENT
+        session,
+        availability=WEEKDAY_MORNING,
+        practice_ods=practice,
+        district=district,
+        pathway=Pathway.CASE_MANAGEMENT,
     )
 
     assert resolution.outcome == "county_queue"
@@ -255,7 +280,11 @@ async def test_every_practice_and_pathway_gets_an_explained_answer(session: Asyn
     for practice, locality_code in sorted(PRACTICE_LOCALITY.items()):
         for pathway in Pathway:
             resolution = await resolve(
-                session, practice_ods=practice, district=None, pathway=pathway
+                session,
+                availability=WEEKDAY_MORNING,
+                practice_ods=practice,
+                district=None,
+                pathway=pathway,
             )
             checked += 1
             where = f"{practice}/{pathway}"

@@ -18,7 +18,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.shared.db import Timestamped, UTCDateTime, utcnow
+from services.shared.clock import utcnow
+from services.shared.db import Timestamped, UTCDateTime
 from services.shared.outbox import OutboxJobColumns
 from services.spa.base import Base
 
