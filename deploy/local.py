@@ -26,6 +26,11 @@ PORTS = {
     "teams": int(os.environ.get("TEAMS_PORT", "8003")),
 }
 URLS = {name: f"http://{HOST}:{port}" for name, port in PORTS.items()}
+# The demo team client acts for every team of the demo county.
+DEMO_TEAMS = (
+    "lit-north plmdt-north-1 plmdt-north-2 int-east-1 int-east-2 lit-south plmdt-south-1 "
+    "plmdt-south-2 plmdt-south-3 equipment-county cru-county contact-county ooh-county"
+)
 
 
 def service_environment() -> dict[str, str]:
@@ -42,6 +47,8 @@ def service_environment() -> dict[str, str]:
             "ROUTING_TEAMS_URL": URLS["teams"],
             "ROUTING_AUTH_JWKS_URL": f"{URLS['spa']}/.well-known/jwks.json",
             "TEAMS_AUTH_JWKS_URL": f"{URLS['spa']}/.well-known/jwks.json",
+            "TEAMS_SPA_URL": URLS["spa"],
+            "TEAMS_TOKEN_URL": f"{URLS['spa']}/oauth/token",
             "SPA_TOKEN_URL": f"{URLS['spa']}/oauth/token",
             "ROUTING_TOKEN_URL": f"{URLS['spa']}/oauth/token",
         }
@@ -58,25 +65,23 @@ def run(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def register(
-    env: dict[str, str], client_id: str, scopes: str, audiences: str, channels: str = ""
-) -> str:
+def register(env: dict[str, str], client_id: str, scopes: str, audiences: str, **bound: str) -> str:
+    """Register (or re-register) a client with a new secret; ``bound`` adds channels or teams."""
     secret = secrets.token_urlsafe(24)
     env = {**env, "NEW_CLIENT_SECRET": secret}
     args = ["-m", "services.spa", "register-client", "--client-id", client_id, "--name", client_id]
-    args += [
-        "--scopes",
-        *scopes.split(),
-        "--audiences",
-        *audiences.split(),
-        "--secret-env",
-        "NEW_CLIENT_SECRET",
-        "--replace",
-    ]
-    if channels:
-        args += ["--channels", *channels.split()]
-    run(env, *args)
+    args += ["--scopes", *scopes.split(), "--audiences", *audiences.split()]
+    for option, values in bound.items():
+        args += [f"--{option}", *values.split()]
+    run(env, *args, "--secret-env", "NEW_CLIENT_SECRET", "--replace")
     return secret
+
+
+SERVICE_CLIENTS = {
+    "SPA": ("spa-service", "decisions:create assignments:create", "routing teams"),
+    "ROUTING": ("routing-service", "directory:read", "teams"),
+    "TEAMS": ("teams-service", "assignments:report", "spa"),
+}
 
 
 def prepare(env: dict[str, str]) -> dict[str, str]:
@@ -91,19 +96,15 @@ def prepare(env: dict[str, str]) -> dict[str, str]:
         "load-directory",
         str(ROOT / "deploy" / "demo" / "directory.yaml"),
     )
-    env["SPA_SERVICE_CLIENT_ID"] = "spa-service"
-    env["SPA_SERVICE_CLIENT_SECRET"] = register(
-        env, "spa-service", "decisions:create assignments:create", "routing teams"
-    )
-    env["ROUTING_SERVICE_CLIENT_ID"] = "routing-service"
-    env["ROUTING_SERVICE_CLIENT_SECRET"] = register(
-        env, "routing-service", "directory:read", "teams"
-    )
+    for prefix, (client_id, scopes, audiences) in SERVICE_CLIENTS.items():
+        env[f"{prefix}_SERVICE_CLIENT_ID"] = client_id
+        env[f"{prefix}_SERVICE_CLIENT_SECRET"] = register(env, client_id, scopes, audiences)
+    team_scopes = "caseload:manage directory:read decisions:read"
     return {
-        "demo-gp": register(env, "demo-gp", "referrals:create referrals:read", "spa", "gp"),
-        "demo-team": register(
-            env, "demo-team", "caseload:manage directory:read decisions:read", "teams routing"
+        "demo-gp": register(
+            env, "demo-gp", "referrals:create referrals:read", "spa", channels="gp"
         ),
+        "demo-team": register(env, "demo-team", team_scopes, "teams routing", teams=DEMO_TEAMS),
     }
 
 

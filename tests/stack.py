@@ -54,7 +54,13 @@ class ClientSpec:
     audiences: list[str]
     channels: list[str] = field(default_factory=list)
     secret: str = "test-secret-0123456789"
+    teams: list[str] = field(default_factory=list)
 
+
+DEMO_TEAMS = [
+    "lit-north", "plmdt-north-1", "plmdt-north-2", "int-east-1", "int-east-2", "lit-south", "plmdt-south-1",
+    "plmdt-south-2", "plmdt-south-3", "equipment-county", "cru-county", "contact-county", "ooh-county",
+]  # fmt: skip
 
 CLIENTS = [
     ClientSpec(
@@ -75,8 +81,15 @@ CLIENTS = [
         ["spa"],
         ["county_contact", "self", "carer"],
     ),
+    ClientSpec("teams-service", ["assignments:report"], ["spa"], secret="teams-service-secret-012"),
     ClientSpec(
-        "team-app", ["caseload:manage", "directory:read", "decisions:read"], ["teams", "routing"]
+        "team-app",
+        ["caseload:manage", "directory:read", "decisions:read"],
+        ["teams", "routing"],
+        teams=DEMO_TEAMS,
+    ),
+    ClientSpec(
+        "lit-north-app", ["caseload:manage", "directory:read"], ["teams"], teams=["lit-north"]
     ),
     ClientSpec("no-scopes", [], ALL_AUDIENCES),
 ]
@@ -95,6 +108,7 @@ async def register_clients(spa_url: str) -> None:
                     scopes=spec.scopes,
                     audiences=spec.audiences,
                     channels=spec.channels,
+                    teams=spec.teams,
                     replace=True,
                 )
     finally:
@@ -134,7 +148,16 @@ def stack_settings(
         token_url=f"{SPA}/oauth/token",
         **common,
     )
-    teams = TeamsSettings(database_url=urls["teams"], **common)
+    teams_spec = next(spec for spec in CLIENTS if spec.client_id == "teams-service")
+    teams = TeamsSettings(
+        database_url=urls["teams"],
+        spa_url=SPA,
+        service_client_id=teams_spec.client_id,
+        service_client_secret=teams_spec.secret,
+        token_url=f"{SPA}/oauth/token",
+        outbox_poll_interval_seconds=0.05,
+        **common,
+    )
     return spa, routing, teams
 
 

@@ -33,6 +33,7 @@ SCOPES: dict[str, str] = {
     "decisions:create": "Ask for a triage and routing decision",
     "decisions:read": "Read recorded routing decisions",
     "assignments:create": "Assign a case to a team",
+    "assignments:report": "Report changes to a team's assignments back to the referral",
     "rules:admin": "Manage triage rule sets",
     "subscriptions:manage": "Manage webhook subscriptions",
     "audit:read": "Read the audit trail",
@@ -52,6 +53,11 @@ class Principal:
     @property
     def channels(self) -> frozenset[str]:
         return frozenset(self.claims.get("channels") or ())
+
+    @property
+    def teams(self) -> frozenset[str]:
+        """Codes of the teams this client acts for."""
+        return frozenset(self.claims.get("teams") or ())
 
 
 class KeySet(Protocol):

@@ -13,14 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import BigInteger, Index, Integer, String, select
+from sqlalchemy import BigInteger, Index, Integer, String, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import Mapped, aliased, declared_attr, mapped_column
 
 from services.shared.clock import utcnow
 from services.shared.db import Timestamped, UTCDateTime
@@ -65,6 +65,7 @@ class OutboxWorker:
         handle: Handler,
         *,
         service: str,
+        in_order_of: str | None = None,
         batch_size: int = 16,
         poll_interval: float = 1.0,
         lease_seconds: float = 60.0,
@@ -73,6 +74,8 @@ class OutboxWorker:
         self._model: Any = model
         self._handle = handle
         self._service = service
+        # Jobs sharing a value of this column run one at a time, oldest first.
+        self._in_order_of = in_order_of
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._lease = timedelta(seconds=lease_seconds)
@@ -104,11 +107,20 @@ class OutboxWorker:
     async def _claim(self) -> list[tuple[int, int, str | None]]:
         now = utcnow()
         model = self._model
+        due = select(model).where(model.status == "pending", model.next_attempt_at <= now)
+        if self._in_order_of is not None:
+            earlier = aliased(model)
+            key = self._in_order_of
+            due = due.where(
+                ~exists().where(
+                    getattr(earlier, key) == getattr(model, key),
+                    earlier.status == "pending",
+                    earlier.id < model.id,
+                )
+            )
         async with self._sessionmaker() as session, session.begin():
             jobs = await session.scalars(
-                select(model)
-                .where(model.status == "pending", model.next_attempt_at <= now)
-                .order_by(model.next_attempt_at, model.id)
+                due.order_by(model.next_attempt_at, model.id)
                 .limit(self._batch_size)
                 .with_for_update(skip_locked=True)
             )
@@ -148,3 +160,15 @@ class OutboxWorker:
             retry_in_s=round(delay, 2),
             error=error,
         )
+
+
+@contextlib.asynccontextmanager
+async def running(worker: OutboxWorker, name: str) -> AsyncIterator[OutboxWorker]:
+    """Run ``worker`` in the background for the duration of the block (an app's lifespan)."""
+    task = asyncio.create_task(worker.run(), name=name)
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

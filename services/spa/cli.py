@@ -31,7 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument("--name", required=True)
     register.add_argument("--scopes", nargs="+", required=True)
     register.add_argument("--audiences", nargs="+", required=True)
-    register.add_argument("--channels", nargs="*", default=[])
+    register.add_argument(
+        "--channels", nargs="*", default=[], help="intake channels it may post on"
+    )
+    register.add_argument("--teams", nargs="*", default=[], help="codes of the teams it acts for")
     register.add_argument("--secret-env", help="take the secret from this environment variable")
     register.add_argument(
         "--replace", action="store_true", help="replace an existing client's settings and secret"
@@ -68,6 +71,7 @@ async def _register(settings: SpaSettings, args: argparse.Namespace) -> int:
                 scopes=args.scopes,
                 audiences=args.audiences,
                 channels=args.channels,
+                teams=args.teams,
                 replace=args.replace,
             )
     except identity.ClientExists:

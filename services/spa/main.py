@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -14,7 +12,7 @@ from services.shared.app import build_app, service_resources
 from services.shared.auth import KeySet, StaticKeySet
 from services.shared.clock import Clock, utcnow
 from services.shared.http import ServiceClient
-from services.shared.outbox import OutboxWorker
+from services.shared.outbox import OutboxWorker, running
 from services.spa.identity.api import router as identity_router
 from services.spa.identity.keys import SigningKeys
 from services.spa.referrals.api import router as referrals_router
@@ -52,14 +50,9 @@ def create_app(
                 poll_interval=settings.outbox_poll_interval_seconds,
                 lease_seconds=settings.outbox_lease_seconds,
             )
-            app.state.worker = worker
-            task = asyncio.create_task(worker.run(), name="spa-routing-worker")
-            try:
+            async with running(worker, "spa-routing-worker"):
+                app.state.worker = worker
                 yield
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
     app = build_app(
         service="spa",

@@ -1,4 +1,4 @@
-"""HTTP API of the teams service."""
+"""HTTP API of the directory: resolving a team, reading teams, and teams reporting capacity."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime
 
 from services.shared.auth import Principal, requires
@@ -14,13 +14,13 @@ from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.identifiers import OdsCode, PostcodeDistrict
 from services.shared.problems import ValidationFailed, problem_responses
-from services.shared.vocabulary import AssignmentKind, Escalation, Pathway
+from services.shared.vocabulary import Escalation, Pathway
 from services.teams import resolver, service
-from services.teams.problems import TeamNotFound, UnknownTeam
+from services.teams.assignments import require_team
+from services.teams.problems import TeamNotFound, TeamNotPermitted
 from services.teams.schemas import (
-    AssignmentCreate,
-    AssignmentRead,
-    CaseloadRead,
+    CapacityRead,
+    CapacityUpdate,
     ResolutionRead,
     ResolutionStep,
     TeamRead,
@@ -28,10 +28,18 @@ from services.teams.schemas import (
 )
 from services.teams.settings import TeamsSettings
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", tags=["directory"])
 
 
-@router.get("/resolve", tags=["directory"], summary="The team that serves a patient for a pathway")
+def _capacity_max_age(request: Request) -> timedelta:
+    settings: TeamsSettings = request.app.state.settings
+    return timedelta(seconds=settings.capacity_max_age_seconds)
+
+
+@router.get(
+    "/resolve",
+    summary="The team that serves a patient for a pathway or escalation, now or at a time",
+)
 async def resolve_team(
     request: Request,
     session: SessionDep,
@@ -49,20 +57,13 @@ async def resolve_team(
     ] = None,
 ) -> ResolutionRead:
     if (pathway is None) == (escalation is None):
-        raise ValidationFailed(
-            "Give exactly one of pathway or escalation.",
-            errors=[
-                {
-                    "in": "query",
-                    "field": "pathway",
-                    "reason": "exactly one of pathway or escalation",
-                }
-            ],
-        )
-    settings: TeamsSettings = request.app.state.settings
-    availability = resolver.Availability(
-        at=at or now, capacity_max_age=timedelta(seconds=settings.capacity_max_age_seconds)
-    )
+        error = {
+            "in": "query",
+            "field": "pathway",
+            "reason": "exactly one of pathway or escalation",
+        }
+        raise ValidationFailed("Give exactly one of pathway or escalation.", errors=[error])
+    availability = resolver.Availability(at=at or now, capacity_max_age=_capacity_max_age(request))
     resolution = await resolver.resolve(
         session,
         practice_ods=practice,
@@ -82,58 +83,46 @@ async def resolve_team(
     )
 
 
-@router.get("/teams", tags=["directory"], summary="Active teams")
+@router.get("/teams", summary="Active teams")
 async def list_teams(
-    session: SessionDep, _: Annotated[Principal, requires("directory:read")]
+    request: Request,
+    session: SessionDep,
+    now: NowDep,
+    _: Annotated[Principal, requires("directory:read")],
 ) -> list[TeamRead]:
-    return [await service.team_read(session, team) for team in await service.list_teams(session)]
+    max_age = _capacity_max_age(request)
+    return [
+        await service.team_read(session, team, now, max_age)
+        for team in await service.list_teams(session)
+    ]
 
 
-@router.get("/teams/{team_id}", tags=["directory"], responses=problem_responses(TeamNotFound))
+@router.get("/teams/{team_id}", responses=problem_responses(TeamNotFound))
 async def get_team(
-    team_id: uuid.UUID, session: SessionDep, _: Annotated[Principal, requires("directory:read")]
-) -> TeamRead:
-    return await service.team_read(session, await service.get_team(session, team_id))
-
-
-@router.post(
-    "/assignments",
-    tags=["caseloads"],
-    status_code=status.HTTP_201_CREATED,
-    summary="Put a case on a team's caseload (idempotent per referral, team and kind)",
-    responses={
-        200: {"model": AssignmentRead, "description": "Already assigned"},
-        **problem_responses(UnknownTeam),
-    },
-)
-async def create_assignment(
-    body: AssignmentCreate,
-    response: Response,
-    session: SessionDep,
-    principal: Annotated[Principal, requires("assignments:create")],
-) -> AssignmentRead:
-    assignment, created = await service.assign(session, body, principal.client_id)
-    await session.flush()
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return AssignmentRead.model_validate(assignment)
-
-
-@router.get(
-    "/teams/{team_id}/caseload", tags=["caseloads"], responses=problem_responses(TeamNotFound)
-)
-async def get_caseload(
     team_id: uuid.UUID,
+    request: Request,
     session: SessionDep,
-    _: Annotated[Principal, requires("caseload:manage")],
-    status_filter: Annotated[
-        str | None, Query(alias="status", max_length=16, pattern=r"^[a-z_]+$")
-    ] = None,
-    kind: AssignmentKind | None = None,
-) -> CaseloadRead:
+    now: NowDep,
+    _: Annotated[Principal, requires("directory:read")],
+) -> TeamRead:
     team = await service.get_team(session, team_id)
-    items = await service.caseload(session, team, status=status_filter, kind=kind)
-    return CaseloadRead(
-        team=TeamSummary.model_validate(team),
-        items=[AssignmentRead.model_validate(item) for item in items],
-    )
+    return await service.team_read(session, team, now, _capacity_max_age(request))
+
+
+@router.put(
+    "/teams/{team_id}/capacity",
+    summary="A team reports its capacity and operating status",
+    responses=problem_responses(TeamNotFound, TeamNotPermitted),
+)
+async def put_capacity(
+    team_id: uuid.UUID,
+    body: CapacityUpdate,
+    request: Request,
+    session: SessionDep,
+    now: NowDep,
+    principal: Annotated[Principal, requires("caseload:manage")],
+) -> CapacityRead:
+    team = await service.get_team(session, team_id)
+    require_team(principal, team)
+    service.update_capacity(team, body, now)
+    return service.capacity_read(team, now, _capacity_max_age(request))

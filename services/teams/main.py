@@ -10,9 +10,14 @@ from fastapi import FastAPI
 
 from services.shared.app import build_app, service_resources
 from services.shared.clock import Clock, utcnow
+from services.shared.http import ServiceClient
+from services.shared.outbox import OutboxWorker, running
 from services.teams.admin import router as admin_router
 from services.teams.api import router
+from services.teams.caseloads import router as caseloads_router
+from services.teams.models import OutboxJob
 from services.teams.openreferral import router as openreferral_router
+from services.teams.reporting import AssignmentReporter
 from services.teams.settings import TeamsSettings
 
 
@@ -25,7 +30,20 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_resources(app, settings, mounts=mounts):
-            yield
+            reporter = AssignmentReporter(
+                app.state.sessionmaker, ServiceClient(app.state.http, settings.spa_url, "spa")
+            )
+            worker = OutboxWorker(
+                app.state.sessionmaker,
+                OutboxJob,
+                reporter,
+                service="teams",
+                in_order_of="assignment_id",
+                poll_interval=settings.outbox_poll_interval_seconds,
+            )
+            async with running(worker, "teams-assignment-reporter"):
+                app.state.worker = worker
+                yield
 
     app = build_app(
         service="teams",
@@ -35,6 +53,7 @@ def create_app(
         description="Directory of localities, practices and teams; team caseloads.",
     )
     app.include_router(router)
+    app.include_router(caseloads_router)
     app.include_router(admin_router)
     app.include_router(openreferral_router)
     return app

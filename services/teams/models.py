@@ -131,6 +131,8 @@ class Assignment(Timestamped, Base):
     decline_reason: Mapped[str | None] = mapped_column(String(32))
     decline_note: Mapped[str | None] = mapped_column(String(1000))
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Counts the changes reported to spa, so that spa applies each once and in order.
+    update_seq: Mapped[int] = mapped_column(default=0)
 
 
 class DirectoryChange(Base):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from enum import StrEnum
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.shared.vocabulary import AssignmentKind, Pathway, TeamType, Urgency
 
@@ -25,10 +26,44 @@ class CoveredPractice(BaseModel):
     linked_worker: str | None = None
 
 
+OperatingStatus = Literal["open", "pressured", "closed"]
+
+
+class CapacityUpdate(BaseModel):
+    """Capacity in the Open Referral / HSDS service_capacity shape, plus an operating status."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    available: int = Field(ge=0, le=100_000)
+    maximum: int = Field(ge=0, le=100_000)
+    unit: str = Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$", examples=["cases"])
+    operating_status: OperatingStatus = "open"
+
+    @model_validator(mode="after")
+    def _within_maximum(self) -> Self:
+        if self.available > self.maximum:
+            raise ValueError("available cannot exceed maximum")
+        return self
+
+
+class CapacityRead(BaseModel):
+    available: int | None = Field(description="None when unknown: never reported, or too old")
+    maximum: int | None
+    unit: str | None
+    updated: datetime | None
+    known: bool
+    operating_status: OperatingStatus
+
+
 class TeamRead(TeamSummary):
     locality_code: str | None
     backup_team_id: uuid.UUID | None
     practices: list[CoveredPractice]
+    disciplines: list[str]
+    pathways: list[Pathway]
+    hours: dict[str, Any] | None
+    endpoint_url: str | None
+    capacity: CapacityRead
 
 
 class ResolutionStep(BaseModel):
@@ -44,6 +79,16 @@ class ResolutionRead(BaseModel):
     explanation: list[ResolutionStep]
 
 
+class RiskMarkers(BaseModel):
+    """What puts a case on an MDT's high-risk worklist."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clinical_frailty_scale: int | None = Field(default=None, ge=1, le=9)
+    long_term_conditions: int | None = Field(default=None, ge=0, le=30)
+    end_of_life: bool = False
+
+
 class AssignmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -53,6 +98,7 @@ class AssignmentCreate(BaseModel):
     pathway: Pathway | None = None
     urgency: Urgency
     decision_id: uuid.UUID | None = None
+    risk: RiskMarkers = Field(default_factory=RiskMarkers)
 
 
 class AssignmentRead(BaseModel):
@@ -66,9 +112,56 @@ class AssignmentRead(BaseModel):
     urgency: Urgency
     status: str
     decision_id: uuid.UUID | None
+    risk: RiskMarkers
+    accepted_at: datetime | None
+    planned_first_contact_at: datetime | None
+    first_contact_at: datetime | None
+    declined_at: datetime | None
+    decline_reason: str | None
+    closed_at: datetime | None
     created_at: datetime
 
 
 class CaseloadRead(BaseModel):
     team: TeamSummary
     items: list[AssignmentRead]
+
+
+class DeclineReason(StrEnum):
+    CAPACITY_FULL = "capacity_full"
+    NOT_APPROPRIATE = "not_appropriate"
+    WRONG_TEAM = "wrong_team"
+
+
+class AcceptBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    planned_first_contact_at: AwareDatetime
+
+
+class DeclineBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: DeclineReason
+    note: str | None = Field(default=None, min_length=1, max_length=1000)
+
+
+class FirstContactBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at: AwareDatetime
+
+
+class CloseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["completed", "no_longer_needed", "transferred"] = "completed"
+
+
+class WorklistItem(AssignmentRead):
+    reasons: list[str] = Field(description="Why the case is on the worklist")
+
+
+class WorklistRead(BaseModel):
+    team: TeamSummary
+    items: list[WorklistItem]

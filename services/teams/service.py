@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.teams.models import Assignment, Locality, Team
-from services.teams.problems import TeamNotFound, UnknownTeam
-from services.teams.schemas import AssignmentCreate, CoveredPractice, TeamRead
+from services.teams.models import Locality, Team
+from services.teams.problems import TeamNotFound
+from services.teams.schemas import CapacityRead, CapacityUpdate, CoveredPractice, TeamRead
 
 
 async def get_team(session: AsyncSession, team_id: uuid.UUID) -> Team:
@@ -26,7 +26,9 @@ async def list_teams(session: AsyncSession) -> list[Team]:
     )
 
 
-async def team_read(session: AsyncSession, team: Team) -> TeamRead:
+async def team_read(
+    session: AsyncSession, team: Team, now: datetime, capacity_max_age: timedelta
+) -> TeamRead:
     locality = await session.get(Locality, team.locality_id) if team.locality_id else None
     return TeamRead(
         id=team.id,
@@ -39,57 +41,31 @@ async def team_read(session: AsyncSession, team: Team) -> TeamRead:
             CoveredPractice(ods_code=cover.practice.ods_code, linked_worker=cover.linked_worker)
             for cover in team.coverage
         ],
+        disciplines=team.disciplines,
+        pathways=team.pathways,
+        hours=team.hours,
+        endpoint_url=team.endpoint_url,
+        capacity=capacity_read(team, now, capacity_max_age),
     )
 
 
-async def assign(
-    session: AsyncSession, request: AssignmentCreate, assigned_by: str
-) -> tuple[Assignment, bool]:
-    """Put a case on a team's caseload. Returns the assignment and whether it is new: a retry of
-    the same referral, team and kind returns the first assignment instead of a second one."""
-    existing = await _find_assignment(session, request)
-    if existing is not None:
-        return existing, False
-    team = await session.get(Team, request.team_id)
-    if team is None or team.retired_at is not None:
-        raise UnknownTeam(f"No active team has the id {request.team_id}.")
-    assignment = Assignment(
-        referral_id=request.referral_id,
-        team_id=request.team_id,
-        kind=request.kind,
-        pathway=request.pathway,
-        urgency=request.urgency,
-        decision_id=request.decision_id,
-        assigned_by=assigned_by,
-    )
-    try:
-        async with session.begin_nested():
-            session.add(assignment)
-    except IntegrityError:
-        # A concurrent retry won the race; its assignment is the one.
-        existing = await _find_assignment(session, request)
-        if existing is None:
-            raise
-        return existing, False
-    return assignment, True
-
-
-async def _find_assignment(session: AsyncSession, request: AssignmentCreate) -> Assignment | None:
-    return await session.scalar(
-        select(Assignment).where(
-            Assignment.referral_id == request.referral_id,
-            Assignment.team_id == request.team_id,
-            Assignment.kind == request.kind,
-        )
+def capacity_read(team: Team, now: datetime, max_age: timedelta) -> CapacityRead:
+    """Capacity as last reported; older than ``max_age`` it is reported as unknown."""
+    updated = team.capacity_updated_at
+    known = updated is not None and now - updated <= max_age
+    return CapacityRead(
+        available=team.capacity_available if known else None,
+        maximum=team.capacity_maximum,
+        unit=team.capacity_unit,
+        updated=updated,
+        known=known,
+        operating_status=team.operating_status,
     )
 
 
-async def caseload(
-    session: AsyncSession, team: Team, *, status: str | None, kind: str | None
-) -> list[Assignment]:
-    query = select(Assignment).where(Assignment.team_id == team.id)
-    if status is not None:
-        query = query.where(Assignment.status == status)
-    if kind is not None:
-        query = query.where(Assignment.kind == kind)
-    return list(await session.scalars(query.order_by(Assignment.created_at, Assignment.id)))
+def update_capacity(team: Team, body: CapacityUpdate, now: datetime) -> None:
+    team.capacity_available = body.available
+    team.capacity_maximum = body.maximum
+    team.capacity_unit = body.unit
+    team.capacity_updated_at = now
+    team.operating_status = body.operating_status

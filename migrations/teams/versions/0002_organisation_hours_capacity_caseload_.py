@@ -84,6 +84,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("decline_reason", sa.String(length=32), nullable=True))
         batch.add_column(sa.Column("decline_note", sa.String(length=1000), nullable=True))
         batch.add_column(sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("update_seq", sa.Integer(), nullable=False, server_default="0"))
         batch.drop_column("details")
     with op.batch_alter_table("localities") as batch:
         batch.add_column(sa.Column("organisation_id", sa.Uuid(), nullable=True))
@@ -156,6 +157,7 @@ def downgrade() -> None:
             sa.Column("details", sa.JSON(), nullable=False, server_default=sa.text("'{}'"))
         )
         for column in (
+            "update_seq",
             "closed_at",
             "decline_note",
             "decline_reason",

@@ -24,4 +24,6 @@ class Client(Timestamped, Base):
     audiences: Mapped[list[str]] = mapped_column(JSON)
     # The intake channels a referrer may post on (empty for clients that do not post referrals).
     channels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The teams (by code) whose caseload and capacity a team's own system may manage.
+    teams: Mapped[list[str]] = mapped_column(JSON, default=list)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -47,6 +47,7 @@ async def register_client(
     scopes: list[str],
     audiences: list[str],
     channels: list[str] | None = None,
+    teams: list[str] | None = None,
     replace: bool = False,
 ) -> Client:
     unknown = set(scopes) - SCOPES.keys()
@@ -64,6 +65,7 @@ async def register_client(
     client.scopes = sorted(set(scopes))
     client.audiences = sorted(set(audiences))
     client.channels = channel_list
+    client.teams = sorted(set(teams or []))
     client.revoked_at = None
     await session.flush()
     return client
@@ -99,4 +101,6 @@ def issue_token(
     }
     if client.channels:
         claims["channels"] = client.channels
+    if client.teams:
+        claims["teams"] = client.teams
     return IssuedToken(keys.sign(claims), lifetime_seconds, " ".join(scopes))

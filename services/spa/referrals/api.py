@@ -14,16 +14,24 @@ from services.shared.db import SessionDep
 from services.shared.outbox import OutboxWorker
 from services.shared.problems import problem_responses
 from services.spa.audit import record_access
-from services.spa.referrals import service
+from services.spa.referrals import service, team_updates
 from services.spa.referrals.models import Referral
-from services.spa.referrals.problems import ChannelNotPermitted, ReferralNotFound
+from services.spa.referrals.problems import (
+    AssignmentUnknown,
+    ChannelNotPermitted,
+    ReferralNotFound,
+    UpdateOutOfOrder,
+)
 from services.spa.referrals.schemas import (
     AssignmentRead,
+    AssignmentUpdate,
+    AssignmentUpdateResult,
     ConsentIn,
     PatientRead,
     ReferralCreate,
     ReferralRead,
     ReferrerIn,
+    RiskMarkers,
     RoutingRead,
     SafeguardingIn,
     TeamRead,
@@ -90,6 +98,31 @@ async def get_timeline(
     )
 
 
+@router.post(
+    "/{referral_id}/assignment-updates",
+    summary="A team's change to its assignment, reported by the teams service",
+    responses=problem_responses(ReferralNotFound, AssignmentUnknown, UpdateOutOfOrder),
+)
+async def post_assignment_update(
+    referral_id: uuid.UUID,
+    body: AssignmentUpdate,
+    session: SessionDep,
+    principal: Annotated[Principal, requires("assignments:report")],
+) -> AssignmentUpdateResult:
+    referral = await session.get(Referral, referral_id, with_for_update=True)
+    if referral is None:
+        raise ReferralNotFound(f"No referral has the id {referral_id}.")
+    applied = await team_updates.apply_update(session, referral, body, principal.client_id)
+    record_access(
+        session,
+        client_id=principal.client_id,
+        action="referral.assignment_update",
+        resource_type="referral",
+        resource_id=referral.id,
+    )
+    return AssignmentUpdateResult(referral_id=referral.id, status=referral.status, applied=applied)
+
+
 async def _visible(
     request: Request,
     session: AsyncSession,
@@ -130,6 +163,8 @@ async def _read(session: AsyncSession, referral: Referral) -> ReferralRead:
             team=TeamRead(id=a.team_id, code=a.team_code, name=a.team_name, team_type=a.team_type),
             assignment_id=a.assignment_id,
             status=a.status,
+            planned_first_contact_at=a.planned_first_contact_at,
+            first_contact_at=a.first_contact_at,
             created_at=a.created_at,
         )
         for a in assignments
@@ -146,6 +181,7 @@ async def _read(session: AsyncSession, referral: Referral) -> ReferralRead:
         safeguarding=SafeguardingIn.model_validate(referral.safeguarding),
         consent=ConsentIn.model_validate(referral.consent),
         reason=referral.reason,
+        risk=RiskMarkers.model_validate(referral.risk),
         referrer=ReferrerIn(
             organisation=referral.referrer_organisation, reference=referral.referrer_reference
         ),

@@ -48,6 +48,8 @@ class Referral(Timestamped, Base):
     safeguarding: Mapped[dict[str, Any]] = mapped_column(JSON)
     consent: Mapped[dict[str, Any]] = mapped_column(JSON)
     reason: Mapped[str | None] = mapped_column(Text)
+    # Risk markers the referrer knows (frailty score, long-term conditions, end of life).
+    risk: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     referrer_client_id: Mapped[str] = mapped_column(String(128), index=True)
     referrer_organisation: Mapped[str | None] = mapped_column(String(12))
@@ -94,6 +96,10 @@ class ReferralAssignment(Base):
     team_type: Mapped[str] = mapped_column(String(32))
     assignment_id: Mapped[uuid.UUID] = mapped_column()
     status: Mapped[str] = mapped_column(String(16), default="assigned")
+    # The last change reported by teams that was applied here (see the assignment-updates API).
+    update_seq: Mapped[int] = mapped_column(default=0)
+    planned_first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -14,3 +14,13 @@ class ChannelNotPermitted(InsufficientScope):
 class IllegalTransition(Conflict):
     type = TYPE_PREFIX + "illegal-transition"
     title = "The referral cannot move to that status from its current one"
+
+
+class AssignmentUnknown(ResourceNotFound):
+    type = TYPE_PREFIX + "assignment-unknown"
+    title = "The referral has no such assignment"
+
+
+class UpdateOutOfOrder(Conflict):
+    type = TYPE_PREFIX + "assignment-update-out-of-order"
+    title = "An earlier change to this assignment has not been applied yet"

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from services.shared.identifiers import NhsNumber, OdsCode, Postcode, format_nhs_number
 from services.shared.vocabulary import (
@@ -142,6 +142,16 @@ class ConsentIn(BaseModel):
         return self
 
 
+class RiskMarkers(BaseModel):
+    """What the referrer knows of the person's risk; it puts a case on MDT worklists."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    clinical_frailty_scale: int | None = Field(default=None, ge=1, le=9)
+    long_term_conditions: int | None = Field(default=None, ge=0, le=30)
+    end_of_life: bool = False
+
+
 class ReferrerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -163,6 +173,7 @@ class ReferralCreate(BaseModel):
     consent: ConsentIn
     reason: FreeText | None = None
     referrer: ReferrerIn = Field(default_factory=ReferrerIn)
+    risk: RiskMarkers = Field(default_factory=RiskMarkers)
 
     @model_validator(mode="after")
     def _something_to_triage(self) -> Self:
@@ -202,6 +213,8 @@ class AssignmentRead(BaseModel):
     team: TeamRead
     assignment_id: uuid.UUID
     status: str
+    planned_first_contact_at: datetime | None
+    first_contact_at: datetime | None
     created_at: datetime
 
 
@@ -226,6 +239,7 @@ class ReferralRead(BaseModel):
     consent: ConsentIn
     reason: str | None
     referrer: ReferrerIn
+    risk: RiskMarkers
     routing: RoutingRead | None
     team: TeamRead | None = Field(description="The team holding the care pathway, once routed")
     assignments: list[AssignmentRead]
@@ -246,3 +260,32 @@ class TimelineEntry(BaseModel):
 class Timeline(BaseModel):
     referral_id: uuid.UUID
     events: list[TimelineEntry]
+
+
+class AssignmentChange(StrEnum):
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    FIRST_CONTACT = "first_contact"
+    CLOSED = "closed"
+
+
+class AssignmentUpdate(BaseModel):
+    """A change a team made to its assignment of this referral, reported by the teams service."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assignment_id: uuid.UUID
+    team_id: uuid.UUID
+    kind: AssignmentKind
+    change: AssignmentChange
+    at: AwareDatetime
+    seq: int = Field(ge=1, description="1 for the assignment's first change, then 2, 3, ...")
+    planned_first_contact_at: AwareDatetime | None = None
+    decline_reason: Literal["capacity_full", "not_appropriate", "wrong_team"] | None = None
+    outcome: Literal["completed", "no_longer_needed", "transferred"] | None = None
+
+
+class AssignmentUpdateResult(BaseModel):
+    referral_id: uuid.UUID
+    status: ReferralStatus
+    applied: bool = Field(description="False when this change had already been applied")

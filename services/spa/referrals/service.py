@@ -49,6 +49,7 @@ async def create_referral(
         safeguarding=body.safeguarding.model_dump(mode="json"),
         consent=body.consent.model_dump(mode="json"),
         reason=body.reason,
+        risk=body.risk.model_dump(exclude_defaults=True),
         referrer_client_id=principal.client_id,
         referrer_organisation=body.referrer.organisation,
         referrer_reference=body.referrer.reference,
@@ -156,6 +157,7 @@ def assignment_request(
         "pathway": referral.pathway if kind is AssignmentKind.CARE else None,
         "urgency": referral.urgency,
         "decision_id": str(referral.decision_id) if referral.decision_id else None,
+        "risk": referral.risk,
     }
 
 

@@ -1,0 +1,210 @@
+"""Caseloads: cases put on a team's caseload by spa, and what the team does with them.
+
+Each change a team makes (accept, decline, first contact, close) is reported to spa through the
+outbox, in order, so that the referral's status stays true. Teams pushes rather than spa
+polling: a push reaches spa within moments of the change, survives either side being down
+(the outbox retries), and costs nothing while nothing changes, whereas polling would ask about
+every open referral on every cycle.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.shared.auth import Principal
+from services.shared.logging import current_request_id
+from services.teams.models import Assignment, OutboxJob, Team
+from services.teams.problems import (
+    AssignmentNotFound,
+    AssignmentStateConflict,
+    InvalidTime,
+    TeamNotPermitted,
+    UnknownTeam,
+)
+from services.teams.schemas import (
+    AcceptBody,
+    AssignmentCreate,
+    CloseBody,
+    DeclineBody,
+    FirstContactBody,
+)
+
+REPORT_JOB = "report"
+CLOCK_SKEW = timedelta(minutes=2)
+LATEST_PLANNED_CONTACT = timedelta(days=60)
+OPEN = ("assigned", "accepted")
+
+
+def require_team(principal: Principal, team: Team) -> None:
+    """Only a client acting for the team (or a directory administrator) may manage it."""
+    if team.code not in principal.teams and "directory:admin" not in principal.scopes:
+        raise TeamNotPermitted(f"This client does not act for {team.name}.")
+
+
+async def assign(
+    session: AsyncSession, request: AssignmentCreate, assigned_by: str
+) -> tuple[Assignment, bool]:
+    """Put a case on a team's caseload. Returns the assignment and whether it is new: a retry of
+    the same referral, team and kind returns the first assignment instead of a second one."""
+    existing = await _find(session, request)
+    if existing is not None:
+        return existing, False
+    team = await session.get(Team, request.team_id)
+    if team is None or team.retired_at is not None:
+        raise UnknownTeam(f"No active team has the id {request.team_id}.")
+    assignment = Assignment(
+        referral_id=request.referral_id,
+        team_id=request.team_id,
+        kind=request.kind,
+        pathway=request.pathway,
+        urgency=request.urgency,
+        decision_id=request.decision_id,
+        risk=request.risk.model_dump(exclude_defaults=True),
+        assigned_by=assigned_by,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(assignment)
+    except IntegrityError:
+        # A concurrent retry won the race; its assignment is the one.
+        existing = await _find(session, request)
+        if existing is None:
+            raise
+        return existing, False
+    return assignment, True
+
+
+async def _find(session: AsyncSession, request: AssignmentCreate) -> Assignment | None:
+    return await session.scalar(
+        select(Assignment).where(
+            Assignment.referral_id == request.referral_id,
+            Assignment.team_id == request.team_id,
+            Assignment.kind == request.kind,
+        )
+    )
+
+
+async def get_for(
+    session: AsyncSession, assignment_id: uuid.UUID, principal: Principal
+) -> tuple[Assignment, Team]:
+    assignment = await session.get(Assignment, assignment_id, with_for_update=True)
+    if assignment is None:
+        raise AssignmentNotFound(f"No assignment has the id {assignment_id}.")
+    team = await session.get(Team, assignment.team_id)
+    assert team is not None
+    require_team(principal, team)
+    return assignment, team
+
+
+def accept(session: AsyncSession, assignment: Assignment, body: AcceptBody, now: datetime) -> None:
+    _require_status(assignment, "accepted", "assigned")
+    if not now - CLOCK_SKEW <= body.planned_first_contact_at <= now + LATEST_PLANNED_CONTACT:
+        raise InvalidTime("The planned first contact must be from now and within 60 days.")
+    assignment.status = "accepted"
+    assignment.accepted_at = now
+    assignment.planned_first_contact_at = body.planned_first_contact_at
+    _report(
+        session,
+        assignment,
+        "accepted",
+        now,
+        planned_first_contact_at=body.planned_first_contact_at.isoformat(),
+    )
+
+
+def decline(
+    session: AsyncSession, assignment: Assignment, body: DeclineBody, now: datetime
+) -> None:
+    _require_status(assignment, "declined", "assigned")
+    assignment.status = "declined"
+    assignment.declined_at = now
+    assignment.decline_reason = body.reason
+    assignment.decline_note = body.note
+    # The note is free text and stays with the team; spa learns only the reason code.
+    _report(session, assignment, "declined", now, decline_reason=str(body.reason))
+
+
+def record_first_contact(
+    session: AsyncSession, assignment: Assignment, body: FirstContactBody, now: datetime
+) -> None:
+    _require_status(assignment, "first_contact", "accepted")
+    if assignment.first_contact_at is not None:
+        raise AssignmentStateConflict("First contact is already recorded for this assignment.")
+    if body.at > now + CLOCK_SKEW or body.at < assignment.created_at - CLOCK_SKEW:
+        raise InvalidTime("First contact cannot be in the future or before the case was assigned.")
+    assignment.first_contact_at = body.at
+    _report(session, assignment, "first_contact", body.at)
+
+
+def close(session: AsyncSession, assignment: Assignment, body: CloseBody, now: datetime) -> None:
+    _require_status(assignment, "closed", "accepted")
+    assignment.status = "closed"
+    assignment.closed_at = now
+    _report(session, assignment, "closed", now, outcome=body.outcome)
+
+
+def _require_status(assignment: Assignment, change: str, *allowed: str) -> None:
+    if assignment.status not in allowed:
+        raise AssignmentStateConflict(
+            f"An assignment that is {assignment.status} cannot be {change.replace('_', ' ')}."
+        )
+
+
+def _report(
+    session: AsyncSession, assignment: Assignment, change: str, at: datetime, **extra: Any
+) -> None:
+    assignment.update_seq += 1
+    payload = {
+        "assignment_id": str(assignment.id),
+        "team_id": str(assignment.team_id),
+        "kind": assignment.kind,
+        "change": change,
+        "at": at.isoformat(),
+        "seq": assignment.update_seq,
+        **extra,
+    }
+    session.add(
+        OutboxJob(
+            kind=REPORT_JOB,
+            assignment_id=assignment.id,
+            payload=payload,
+            request_id=current_request_id(),
+        )
+    )
+
+
+async def caseload(
+    session: AsyncSession, team: Team, *, status: str | None, kind: str | None
+) -> list[Assignment]:
+    query = select(Assignment).where(Assignment.team_id == team.id)
+    if status is not None:
+        query = query.where(Assignment.status == status)
+    if kind is not None:
+        query = query.where(Assignment.kind == kind)
+    return list(await session.scalars(query.order_by(Assignment.created_at, Assignment.id)))
+
+
+def worklist_reasons(
+    risk: dict[str, Any], *, frailty_threshold: int, conditions_threshold: int
+) -> list[str]:
+    reasons = []
+    frailty = risk.get("clinical_frailty_scale")
+    if frailty is not None and frailty >= frailty_threshold:
+        reasons.append(f"clinical frailty scale {frailty}")
+    conditions = risk.get("long_term_conditions")
+    if conditions is not None and conditions >= conditions_threshold:
+        reasons.append(f"{conditions} long-term conditions")
+    if risk.get("end_of_life"):
+        reasons.append("end of life")
+    return reasons
+
+
+async def open_cases(session: AsyncSession, team: Team) -> list[Assignment]:
+    query = select(Assignment).where(Assignment.team_id == team.id, Assignment.status.in_(OPEN))
+    return list(await session.scalars(query.order_by(Assignment.created_at, Assignment.id)))

@@ -1,0 +1,222 @@
+"""HTTP API of caseloads: spa assigns cases; a team's own system works them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.shared.auth import Principal, requires
+from services.shared.clock import NowDep
+from services.shared.db import SessionDep
+from services.shared.outbox import OutboxWorker
+from services.shared.problems import problem_responses
+from services.shared.vocabulary import AssignmentKind
+from services.teams import assignments, service
+from services.teams.models import Assignment
+from services.teams.problems import (
+    AssignmentNotFound,
+    AssignmentStateConflict,
+    InvalidTime,
+    TeamNotFound,
+    TeamNotPermitted,
+    UnknownTeam,
+)
+from services.teams.schemas import (
+    AcceptBody,
+    AssignmentCreate,
+    AssignmentRead,
+    CaseloadRead,
+    CloseBody,
+    DeclineBody,
+    FirstContactBody,
+    TeamSummary,
+    WorklistItem,
+    WorklistRead,
+)
+from services.teams.settings import TeamsSettings
+
+router = APIRouter(prefix="/v1", tags=["caseloads"])
+ManagerDep = Annotated[Principal, requires("caseload:manage")]
+CHANGE_PROBLEMS = problem_responses(
+    AssignmentNotFound, TeamNotPermitted, AssignmentStateConflict, InvalidTime
+)
+
+
+@router.post(
+    "/assignments",
+    status_code=status.HTTP_201_CREATED,
+    summary="Put a case on a team's caseload (idempotent per referral, team and kind)",
+    responses={
+        200: {"model": AssignmentRead, "description": "Already assigned"},
+        **problem_responses(UnknownTeam),
+    },
+)
+async def create_assignment(
+    body: AssignmentCreate,
+    response: Response,
+    session: SessionDep,
+    principal: Annotated[Principal, requires("assignments:create")],
+) -> AssignmentRead:
+    assignment, created = await assignments.assign(session, body, principal.client_id)
+    await session.flush()
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return AssignmentRead.model_validate(assignment)
+
+
+@router.get(
+    "/teams/{team_id}/caseload", responses=problem_responses(TeamNotFound, TeamNotPermitted)
+)
+async def get_caseload(
+    team_id: uuid.UUID,
+    session: SessionDep,
+    principal: ManagerDep,
+    status_filter: Annotated[
+        str | None, Query(alias="status", max_length=16, pattern=r"^[a-z_]+$")
+    ] = None,
+    kind: AssignmentKind | None = None,
+) -> CaseloadRead:
+    team = await service.get_team(session, team_id)
+    assignments.require_team(principal, team)
+    items = await assignments.caseload(session, team, status=status_filter, kind=kind)
+    return CaseloadRead(
+        team=TeamSummary.model_validate(team),
+        items=[AssignmentRead.model_validate(i) for i in items],
+    )
+
+
+@router.get(
+    "/teams/{team_id}/worklist",
+    summary="Open cases flagged high-risk, for the team's next MDT meeting",
+    responses=problem_responses(TeamNotFound, TeamNotPermitted),
+)
+async def get_worklist(
+    team_id: uuid.UUID, request: Request, session: SessionDep, principal: ManagerDep
+) -> WorklistRead:
+    settings: TeamsSettings = request.app.state.settings
+    team = await service.get_team(session, team_id)
+    assignments.require_team(principal, team)
+    items = []
+    for case in await assignments.open_cases(session, team):
+        reasons = assignments.worklist_reasons(
+            case.risk,
+            frailty_threshold=settings.mdt_frailty_threshold,
+            conditions_threshold=settings.mdt_long_term_conditions_threshold,
+        )
+        if reasons:
+            items.append(
+                WorklistItem.model_validate(
+                    {**AssignmentRead.model_validate(case).model_dump(), "reasons": reasons}
+                )
+            )
+    return WorklistRead(team=TeamSummary.model_validate(team), items=items)
+
+
+Change = Callable[[AsyncSession, Assignment, Any, datetime], None]
+
+
+async def _change(
+    assignment_id: uuid.UUID,
+    body: Any,
+    change: Change,
+    request: Request,
+    background: BackgroundTasks,
+    session: AsyncSession,
+    principal: Principal,
+    now: datetime,
+) -> AssignmentRead:
+    assignment, _ = await assignments.get_for(session, assignment_id, principal)
+    change(session, assignment, body, now)
+    await session.flush()
+    worker: OutboxWorker = request.app.state.worker
+    # Runs after the response, so after the commit: the report to spa goes out at once.
+    background.add_task(worker.notify)
+    return AssignmentRead.model_validate(assignment)
+
+
+@router.post(
+    "/assignments/{assignment_id}/accept",
+    summary="Accept a case, with the planned first contact",
+    responses=CHANGE_PROBLEMS,
+)
+async def accept(
+    assignment_id: uuid.UUID,
+    body: AcceptBody,
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    now: NowDep,
+    principal: ManagerDep,
+) -> AssignmentRead:
+    return await _change(
+        assignment_id, body, assignments.accept, request, background, session, principal, now
+    )
+
+
+@router.post(
+    "/assignments/{assignment_id}/decline",
+    summary="Decline a case with a reason code",
+    responses=CHANGE_PROBLEMS,
+)
+async def decline(
+    assignment_id: uuid.UUID,
+    body: DeclineBody,
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    now: NowDep,
+    principal: ManagerDep,
+) -> AssignmentRead:
+    return await _change(
+        assignment_id, body, assignments.decline, request, background, session, principal, now
+    )
+
+
+@router.post(
+    "/assignments/{assignment_id}/first-contact",
+    summary="Record the first contact with the person",
+    responses=CHANGE_PROBLEMS,
+)
+async def first_contact(
+    assignment_id: uuid.UUID,
+    body: FirstContactBody,
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    now: NowDep,
+    principal: ManagerDep,
+) -> AssignmentRead:
+    return await _change(
+        assignment_id,
+        body,
+        assignments.record_first_contact,
+        request,
+        background,
+        session,
+        principal,
+        now,
+    )
+
+
+@router.post(
+    "/assignments/{assignment_id}/close",
+    summary="Close a case the team has finished",
+    responses=CHANGE_PROBLEMS,
+)
+async def close(
+    assignment_id: uuid.UUID,
+    body: CloseBody,
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    now: NowDep,
+    principal: ManagerDep,
+) -> AssignmentRead:
+    return await _change(
+        assignment_id, body, assignments.close, request, background, session, principal, now
+    )

@@ -1,0 +1,39 @@
+"""Reporting assignment changes to spa, from the outbox, one assignment's changes in order."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.shared.http import ServiceClient
+from services.shared.problems import UpstreamUnavailable
+from services.teams.models import Assignment, OutboxJob
+
+log = structlog.get_logger(__name__)
+
+
+class AssignmentReporter:
+    """The outbox handler for ``report`` jobs."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], spa: ServiceClient) -> None:
+        self._sessionmaker = sessionmaker
+        self._spa = spa
+
+    async def __call__(self, job_id: int) -> None:
+        async with self._sessionmaker() as session:
+            job = await session.get(OutboxJob, job_id)
+            if job is None or job.status != "pending":
+                return
+            assignment = await session.get(Assignment, job.assignment_id)
+            assert assignment is not None
+            path = f"/v1/referrals/{assignment.referral_id}/assignment-updates"
+            response = await self._spa.request("POST", path, json=job.payload)
+            if response.status_code == 404:
+                # spa may not yet have committed the assignment it asked for: try again later.
+                raise UpstreamUnavailable("spa does not know this assignment yet.", upstream="spa")
+            if response.status_code not in (200, 201):
+                # spa refused the change (e.g. the referral was cancelled): retrying cannot help.
+                log.warning("assignment_update_refused", job_id=job_id, status=response.status_code)
+                job.last_error = f"refused_{response.status_code}"
+            job.status = "done"
+            await session.commit()
