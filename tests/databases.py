@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import MetaData, make_url, text
 
 from services.routing.models import Base as RoutingBase
-from services.shared.db import create_engine, is_sqlite
+from services.shared.db import create_engine
 from services.shared.migrations import upgrade_url
 from services.spa.models import Base as SpaBase
 from services.teams.models import Base as TeamsBase
@@ -107,11 +107,11 @@ async def empty_tables(url: str, service: str) -> None:
     engine = create_engine(url)
     try:
         async with engine.begin() as connection:
-            if is_sqlite(url):
-                for table in reversed(tables):
-                    await connection.execute(table.delete())
-            elif tables:
-                names = ", ".join(f'"{table.name}"' for table in tables)
-                await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            # DELETE beats TRUNCATE on tables this small; the circular reference between
+            # localities and teams (out-of-hours service) is cut first.
+            if "localities" in {table.name for table in tables}:
+                await connection.execute(text("UPDATE localities SET out_of_hours_team_id = NULL"))
+            for table in reversed(tables):
+                await connection.execute(table.delete())
     finally:
         await engine.dispose()

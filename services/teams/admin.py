@@ -17,14 +17,19 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal, requires
 from services.shared.db import SessionDep
 from services.shared.identifiers import OdsCode
 from services.shared.problems import problem_responses
-from services.teams.directory import check_directory, export_directory, load_directory
+from services.teams.directory import (
+    check_directory,
+    export_directory,
+    load_directory,
+    lock_directory,
+)
 from services.teams.entries import DirectoryFile, LocalityEntry, PracticeEntry, TeamEntry
 from services.teams.models import DirectoryChange
 from services.teams.problems import (
@@ -44,9 +49,6 @@ CodePath = Annotated[
     Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$", description="Entry code"),
 ]
 OdsCodePath = Annotated[OdsCode, Path(description="Practice ODS code")]
-
-# Any fixed number: the key of the PostgreSQL advisory lock that serialises directory changes.
-_DIRECTORY_LOCK_KEY = 0x7465616D73
 
 
 class DirectoryLoadRead(BaseModel):
@@ -153,20 +155,12 @@ async def retire_entry(session: AsyncSession, section: Section[E], code: str, ac
 async def replace_directory(
     session: AsyncSession, directory: DirectoryFile, actor: str
 ) -> dict[str, int]:
-    await _lock_directory(session)
     return await _load_checked(session, directory, actor, "The directory given")
 
 
 async def _locked_export(session: AsyncSession) -> DirectoryFile:
-    await _lock_directory(session)
+    await lock_directory(session)
     return await export_directory(session)
-
-
-async def _lock_directory(session: AsyncSession) -> None:
-    """Serialise changes until commit: each reads the whole directory and writes it back, so
-    two at once would otherwise let the later one undo the earlier."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(select(func.pg_advisory_xact_lock(_DIRECTORY_LOCK_KEY)))
 
 
 async def _load_checked(

@@ -13,10 +13,11 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.clock import utcnow
+from services.shared.logging import current_request_id
 from services.shared.problems import field_errors
 from services.shared.vocabulary import TeamType
 from services.teams.entries import (
@@ -83,7 +84,7 @@ def check_directory(directory: DirectoryFile) -> list[dict[str, str]]:
             )
     for i, practice in enumerate(directory.practices):
         if practice.locality not in localities:
-            errors.add(f"practices.{i}.locality", f"unknown locality {practice.locality!r}")
+            errors.add(f"practices.{i}.locality", f"no active locality {practice.locality!r}")
     team_types = {entry.code: entry.type for entry in directory.teams}
     for i, locality in enumerate(directory.localities):
         if (
@@ -92,13 +93,13 @@ def check_directory(directory: DirectoryFile) -> list[dict[str, str]]:
         ):
             errors.add(
                 f"localities.{i}.out_of_hours",
-                f"{locality.out_of_hours!r} is not an out_of_hours team",
+                f"{locality.out_of_hours!r} is not an active out_of_hours team",
             )
     for i, team in enumerate(directory.teams):
         if team.locality is not None and team.locality not in localities:
-            errors.add(f"teams.{i}.locality", f"unknown locality {team.locality!r}")
+            errors.add(f"teams.{i}.locality", f"no active locality {team.locality!r}")
         if team.backup is not None and team.backup not in teams:
-            errors.add(f"teams.{i}.backup", f"unknown team {team.backup!r}")
+            errors.add(f"teams.{i}.backup", f"no active team {team.backup!r}")
     _check_coverage(directory.teams, practices, errors)
     for code in _backup_cycles(directory.teams):
         errors.add("teams", f"the backup chain from {code} returns to itself")
@@ -149,6 +150,17 @@ def _backup_cycles(teams: list[TeamEntry]) -> list[str]:
     return cyclic
 
 
+# Any fixed number: the key of the PostgreSQL advisory lock that serialises directory changes.
+_DIRECTORY_LOCK_KEY = 0x7465616D73
+
+
+async def lock_directory(session: AsyncSession) -> None:
+    """Serialise directory changes until commit: each reads the whole directory and writes it
+    back, so two at once would otherwise let the later undo the earlier. (SQLite has one writer.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(_DIRECTORY_LOCK_KEY)))
+
+
 async def load_directory(
     session: AsyncSession, directory: DirectoryFile, actor: str
 ) -> dict[str, int]:
@@ -157,6 +169,7 @@ async def load_directory(
     The caller commits once, so a load is all or nothing. Entries missing from ``directory`` are
     retired, never deleted: caseloads and history refer to them.
     """
+    await lock_directory(session)
     before = await export_directory(session)
     now = utcnow()
     organisation = await _apply_organisation(session, directory)
@@ -180,15 +193,25 @@ async def load_directory(
 async def _apply_organisation(
     session: AsyncSession, directory: DirectoryFile
 ) -> Organisation | None:
-    if directory.organisation is None:
-        return None
+    """The one organisation a directory names; any other is unlinked from localities and removed."""
     entry = directory.organisation
-    organisation = await session.scalar(select(Organisation).where(Organisation.code == entry.code))
-    if organisation is None:
-        organisation = Organisation(code=entry.code)
-        session.add(organisation)
-    organisation.name = entry.name
-    await session.flush()
+    organisation = None
+    if entry is not None:
+        organisation = await session.scalar(
+            select(Organisation).where(Organisation.code == entry.code)
+        )
+        if organisation is None:
+            organisation = Organisation(code=entry.code)
+            session.add(organisation)
+        organisation.name = entry.name
+        await session.flush()
+    others = select(Organisation.id)
+    if organisation is not None:
+        others = others.where(Organisation.id != organisation.id)
+    await session.execute(
+        update(Locality).where(Locality.organisation_id.in_(others)).values(organisation_id=None)
+    )
+    await session.execute(delete(Organisation).where(Organisation.id.in_(others)))
     return organisation
 
 
@@ -378,6 +401,7 @@ def record_changes(
             session.add(
                 DirectoryChange(
                     actor=actor,
+                    request_id=current_request_id(),
                     action=action,
                     entity_type=entity_type,
                     entity_code=code,

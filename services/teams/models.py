@@ -143,6 +143,7 @@ class DirectoryChange(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(128))
+    request_id: Mapped[str | None] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(16))
     entity_type: Mapped[str] = mapped_column(String(16))
     entity_code: Mapped[str] = mapped_column(String(64), index=True)

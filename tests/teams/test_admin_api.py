@@ -158,7 +158,7 @@ async def test_an_inconsistent_whole_directory_changes_nothing(admin: httpx.Asyn
 
     assert response.status_code == 422
     i = [team["code"] for team in edited["teams"]].index("plmdt-north-2")
-    assert_error(response.json(), f"teams.{i}.backup", "unknown team 'lit-nowhere'")
+    assert_error(response.json(), f"teams.{i}.backup", "no active team 'lit-nowhere'")
     assert await directory(admin) == before
 
 
@@ -381,7 +381,7 @@ async def test_an_unknown_locality_is_refused_naming_the_field(admin: httpx.Asyn
     assert response.status_code == 422, response.text
     assert response.json()["type"] == PROBLEM + "invalid-directory"
     new_entry = len(before["practices"])
-    assert_error(response.json(), f"practices.{new_entry}.locality", "unknown locality 'x'")
+    assert_error(response.json(), f"practices.{new_entry}.locality", "no active locality 'x'")
     assert await directory(admin) == before
 
 

@@ -145,19 +145,19 @@ def test_ods_codes_and_postcodes_are_normalised() -> None:
 def _practice_in_unknown_locality(data: dict[str, Any]) -> tuple[str, str]:
     i = index_of(data["practices"], "ods_code", "M91003")
     data["practices"][i]["locality"] = "west"
-    return f"practices.{i}.locality", "unknown locality 'west'"
+    return f"practices.{i}.locality", "no active locality 'west'"
 
 
 def _team_in_unknown_locality(data: dict[str, Any]) -> tuple[str, str]:
     i = team_index(data, "lit-south")
     data["teams"][i]["locality"] = "west"
-    return f"teams.{i}.locality", "unknown locality 'west'"
+    return f"teams.{i}.locality", "no active locality 'west'"
 
 
 def _unknown_backup(data: dict[str, Any]) -> tuple[str, str]:
     i = team_index(data, "plmdt-north-2")
     data["teams"][i]["backup"] = "lit-nowhere"
-    return f"teams.{i}.backup", "unknown team 'lit-nowhere'"
+    return f"teams.{i}.backup", "no active team 'lit-nowhere'"
 
 
 def _practice_covered_twice(data: dict[str, Any]) -> tuple[str, str]:

@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.String(length=128), nullable=False),
+        sa.Column("request_id", sa.String(length=128), nullable=True),
         sa.Column("action", sa.String(length=16), nullable=False),
         sa.Column("entity_type", sa.String(length=16), nullable=False),
         sa.Column("entity_code", sa.String(length=64), nullable=False),

@@ -49,6 +49,7 @@ async def register_client(
     channels: list[str] | None = None,
     teams: list[str] | None = None,
     replace: bool = False,
+    hasher: PasswordHasher = _hasher,
 ) -> Client:
     unknown = set(scopes) - SCOPES.keys()
     if unknown:
@@ -61,7 +62,7 @@ async def register_client(
         client = Client(client_id=client_id)
         session.add(client)
     client.name = name
-    client.secret_hash = await asyncio.to_thread(_hasher.hash, secret)
+    client.secret_hash = await asyncio.to_thread(hasher.hash, secret)
     client.scopes = sorted(set(scopes))
     client.audiences = sorted(set(audiences))
     client.channels = channel_list
