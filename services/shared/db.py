@@ -62,21 +62,32 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def create_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) -> AsyncEngine:
+    """An engine for ``url``. On SQLite, transactions are begun explicitly (so DDL is
+    transactional and savepoints work) and foreign keys are enforced unless asked otherwise."""
     if not is_sqlite(url):
         kwargs.setdefault("pool_pre_ping", True)
         return create_async_engine(url, **kwargs)
     engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    foreign_keys = "ON" if sqlite_foreign_keys else "OFF"
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own transaction handling would commit DDL as it goes; take it over.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA foreign_keys={foreign_keys}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    def on_begin(connection: Any) -> None:
+        # IMMEDIATE: take the write lock up front, so that a transaction that reads and then
+        # writes waits its turn (busy_timeout) instead of failing on a stale snapshot.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine.sync_engine, "connect", on_connect)
+    event.listen(engine.sync_engine, "begin", on_begin)
     return engine
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -7,13 +7,15 @@ migrations, never from ``metadata.create_all``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, MetaData
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.shared.db import UTCDateTime, create_engine, is_sqlite
 
@@ -31,8 +33,21 @@ def alembic_config(service: str, url: str | None = None) -> Config:
 async def upgrade(engine: AsyncEngine, service: str, revision: str = "head") -> None:
     """Bring ``engine``'s database to ``revision`` of ``service``'s history."""
     config = alembic_config(service)
-    async with engine.begin() as connection:
+    async with migration_connection(engine) as connection:
         await connection.run_sync(_upgrade_on, config, revision)
+
+
+@asynccontextmanager
+async def migration_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection in one transaction for a whole migration. On SQLite the engine must not
+    enforce foreign keys (altering a table there means copying it, dropping the original and
+    renaming, which enforced keys refuse), so they are checked in full before the commit."""
+    async with engine.begin() as connection:
+        yield connection
+        if connection.dialect.name == "sqlite":
+            broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first()
+            if broken is not None:
+                raise RuntimeError(f"the migration broke a foreign key of table {broken[0]}")
 
 
 def _upgrade_on(connection: Connection, config: Config, revision: str) -> None:
@@ -41,7 +56,7 @@ def _upgrade_on(connection: Connection, config: Config, revision: str) -> None:
 
 
 async def upgrade_url(url: str, service: str) -> None:
-    engine = create_engine(url)
+    engine = create_engine(url, sqlite_foreign_keys=False)
     try:
         await upgrade(engine, service)
     finally:
@@ -66,9 +81,9 @@ def run_environment(context: Any, metadata: MetaData) -> None:
 
 
 async def _run_online(context: Any, url: str, metadata: MetaData) -> None:
-    engine = create_engine(url)
+    engine = create_engine(url, sqlite_foreign_keys=False)
     try:
-        async with engine.begin() as connection:
+        async with migration_connection(engine) as connection:
             await connection.run_sync(lambda sync: _run_on(context, sync, metadata))
     finally:
         await engine.dispose()

@@ -27,6 +27,8 @@ class AssignmentReporter:
             assignment = await session.get(Assignment, job.assignment_id)
             assert assignment is not None
             path = f"/v1/referrals/{assignment.referral_id}/assignment-updates"
+            # End the read before calling spa: no transaction is held open across the call.
+            await session.commit()
             response = await self._spa.request("POST", path, json=job.payload)
             if response.status_code == 404:
                 # spa may not yet have committed the assignment it asked for: try again later.

@@ -30,6 +30,9 @@ class Referral(Timestamped, Base):
     __tablename__ = "referrals"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    # Optimistic locking: a change based on a stale read fails instead of overwriting another.
+    version: Mapped[int] = mapped_column()
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's own shape
     status: Mapped[str] = mapped_column(String(32), index=True)
     channel: Mapped[str] = mapped_column(String(32))
     urgency: Mapped[str] = mapped_column(String(16))

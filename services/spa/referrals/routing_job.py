@@ -33,12 +33,15 @@ class ReferralRouter:
         self._teams = teams
 
     async def __call__(self, job_id: int) -> None:
+        # No transaction is held open across a call to another service: each read ends before
+        # the call, and each write is a short transaction of its own.
         async with self._sessionmaker() as session:
             job = await session.get(OutboxJob, job_id)
             if job is None or job.status != "pending":
                 return
             referral = await session.get(Referral, job.referral_id)
             assert referral is not None
+            await session.commit()
             if referral.status == S.RECEIVED:
                 decision = await self._routing.decide(service.decision_request(referral))
                 service.apply_decision(session, referral, decision, ACTOR)

@@ -1,4 +1,4 @@
-"""team bindings of clients, referral risk markers, assignment update sequence
+"""team bindings of clients, referral risk markers and version, assignment update sequence
 
 Revision ID: 0002
 Revises: 0001
@@ -25,6 +25,7 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("risk", sa.JSON(), nullable=False, server_default=sa.text("'{}'"))
         )
+        batch.add_column(sa.Column("version", sa.Integer(), nullable=False, server_default="1"))
     with op.batch_alter_table("referral_assignments") as batch:
         batch.add_column(sa.Column("update_seq", sa.Integer(), nullable=False, server_default="0"))
         batch.add_column(
@@ -39,6 +40,7 @@ def downgrade() -> None:
         batch.drop_column("planned_first_contact_at")
         batch.drop_column("update_seq")
     with op.batch_alter_table("referrals") as batch:
+        batch.drop_column("version")
         batch.drop_column("risk")
     with op.batch_alter_table("clients") as batch:
         batch.drop_column("teams")
