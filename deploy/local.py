@@ -99,12 +99,12 @@ def prepare(env: dict[str, str]) -> dict[str, str]:
     for prefix, (client_id, scopes, audiences) in SERVICE_CLIENTS.items():
         env[f"{prefix}_SERVICE_CLIENT_ID"] = client_id
         env[f"{prefix}_SERVICE_CLIENT_SECRET"] = register(env, client_id, scopes, audiences)
-    team_scopes = "caseload:manage directory:read decisions:read"
+    team_scopes = "caseload:manage directory:read decisions:read referrals:read"
     return {
         "demo-gp": register(
             env, "demo-gp", "referrals:create referrals:read", "spa", channels="gp"
         ),
-        "demo-team": register(env, "demo-team", team_scopes, "teams routing", teams=DEMO_TEAMS),
+        "demo-team": register(env, "demo-team", team_scopes, "teams routing spa", teams=DEMO_TEAMS),
     }
 
 
@@ -180,7 +180,7 @@ def instructions(demo_secrets: dict[str, str]) -> str:
             post,
             get,
             "",
-            f"Demo team client (caseloads, directory, decisions): demo-team / {demo_secrets['demo-team']}",
+            f"Demo team client (caseloads, directory, decisions, its referrals): demo-team / {demo_secrets['demo-team']}",
             "",
         ]
     )

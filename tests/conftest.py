@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,6 +16,14 @@ from tests.databases import (
     postgres_admin_url,
 )
 from tests.stack import Stack, register_clients, running_stack
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_per_test() -> Iterator[None]:
+    """Collect each test's garbage at its end, so that database connections the pool finalises
+    are closed with their own test rather than reported, at random, in a later one."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")

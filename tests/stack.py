@@ -90,13 +90,17 @@ CLIENTS = [
     ClientSpec("teams-service", ["assignments:report"], ["spa"], secret="teams-service-secret-012"),
     ClientSpec(
         "team-app",
-        ["caseload:manage", "directory:read", "decisions:read"],
-        ["teams", "routing"],
+        ["caseload:manage", "directory:read", "decisions:read", "referrals:read"],
+        ["teams", "routing", "spa"],
         teams=DEMO_TEAMS,
     ),
     ClientSpec(
-        "lit-north-app", ["caseload:manage", "directory:read"], ["teams"], teams=["lit-north"]
+        "lit-north-app",
+        ["caseload:manage", "directory:read", "referrals:read"],
+        ["teams", "spa"],
+        teams=["lit-north"],
     ),
+    ClientSpec("clinical-lead", ["rules:admin"], ["routing"]),
     ClientSpec("no-scopes", [], ALL_AUDIENCES),
 ]
 

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import AfterValidator, AwareDatetime
 
 Clock = Callable[[], datetime]
 
@@ -19,3 +20,14 @@ def _now(request: Request) -> datetime:
 
 
 NowDep = Annotated[datetime, Depends(_now)]
+
+
+def _plausible(value: datetime) -> datetime:
+    # Far-off years are mistakes, and near the ends of the calendar converting between time
+    # zones overflows: keep times within this century and the next.
+    if not 2000 <= value.astimezone(UTC).year <= 2199:
+        raise ValueError("the time must be between the years 2000 and 2199")
+    return value
+
+
+Moment = Annotated[AwareDatetime, AfterValidator(_plausible)]

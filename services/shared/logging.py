@@ -105,7 +105,8 @@ class RequestContextMiddleware:
             log.info(
                 "request_completed",
                 method=scope["method"],
-                path=getattr(route, "path", None) or scope["path"],
+                # The route's template, never the raw path of an unmatched request (it is free text).
+                path=getattr(route, "path", None) or "<unmatched>",
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 client_id=scope.get("state", {}).get("client_id"),

@@ -74,19 +74,27 @@ class OutboxWorker:
         self._model: Any = model
         self._handle = handle
         self._service = service
-        # Jobs sharing a value of this column run one at a time, oldest first.
+        # Jobs sharing a value of this column run one at a time, oldest first; a failed job
+        # holds back the later ones until someone resolves it.
         self._in_order_of = in_order_of
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._lease = timedelta(seconds=lease_seconds)
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def notify(self) -> None:
         """A job was committed: look now rather than at the next poll."""
         self._wake.set()
 
+    def stop(self) -> None:
+        """Finish the jobs in hand, then return from ``run`` (no query is cut off mid-flight)."""
+        self._stopping = True
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        self._stopping = False
+        while not self._stopping:
             try:
                 busy = await self.run_once()
             except Exception as exc:  # the loop must outlive any one failure
@@ -114,7 +122,7 @@ class OutboxWorker:
             due = due.where(
                 ~exists().where(
                     getattr(earlier, key) == getattr(model, key),
-                    earlier.status == "pending",
+                    earlier.status != "done",
                     earlier.id < model.id,
                 )
             )
@@ -164,11 +172,14 @@ class OutboxWorker:
 
 @contextlib.asynccontextmanager
 async def running(worker: OutboxWorker, name: str) -> AsyncIterator[OutboxWorker]:
-    """Run ``worker`` in the background for the duration of the block (an app's lifespan)."""
+    """Run ``worker`` in the background for the duration of the block (an app's lifespan); on
+    the way out let it finish what it holds, cancelling it only if that takes too long."""
     task = asyncio.create_task(worker.run(), name=name)
     try:
         yield worker
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        worker.stop()
+        try:
+            await asyncio.wait_for(task, timeout=10)
+        except TimeoutError:
+            log.warning("outbox_worker_cancelled", worker=name)

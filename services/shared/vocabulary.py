@@ -5,6 +5,9 @@ These codes are a contract with every calling system: extend with care, never re
 
 from enum import StrEnum
 
+# The oldest age triage accepts; a date of birth further back than this is refused at intake.
+MAX_AGE_YEARS = 130
+
 
 class Tier(StrEnum):
     NATIONAL = "national"

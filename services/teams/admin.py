@@ -228,7 +228,9 @@ async def get_changes(
     session: SessionDep,
     _: Reader,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before_id: Annotated[int | None, Query(ge=1, description="Changes older than this id")] = None,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="Changes older than this id")
+    ] = None,
     entity_type: EntityType | None = None,
     entity_code: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> DirectoryChangePage:

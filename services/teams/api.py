@@ -7,10 +7,9 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime
 
 from services.shared.auth import Principal, requires
-from services.shared.clock import NowDep
+from services.shared.clock import Moment, NowDep
 from services.shared.db import SessionDep
 from services.shared.identifiers import OdsCode, PostcodeDistrict
 from services.shared.problems import ValidationFailed, problem_responses
@@ -21,6 +20,7 @@ from services.teams.problems import TeamNotFound, TeamNotPermitted
 from services.teams.schemas import (
     CapacityRead,
     CapacityUpdate,
+    LocalityRead,
     ResolutionRead,
     ResolutionStep,
     TeamRead,
@@ -52,9 +52,7 @@ async def resolve_team(
     ] = None,
     pathway: Pathway | None = None,
     escalation: Escalation | None = None,
-    at: Annotated[
-        AwareDatetime | None, Query(description="When the case arrives; now if absent")
-    ] = None,
+    at: Annotated[Moment | None, Query(description="When the case arrives; now if absent")] = None,
 ) -> ResolutionRead:
     if (pathway is None) == (escalation is None):
         error = {
@@ -63,7 +61,12 @@ async def resolve_team(
             "reason": "exactly one of pathway or escalation",
         }
         raise ValidationFailed("Give exactly one of pathway or escalation.", errors=[error])
-    availability = resolver.Availability(at=at or now, capacity_max_age=_capacity_max_age(request))
+    settings: TeamsSettings = request.app.state.settings
+    availability = resolver.Availability(
+        at=at or now,
+        capacity_max_age=_capacity_max_age(request),
+        time_critical=frozenset(settings.time_critical_pathways),
+    )
     resolution = await resolver.resolve(
         session,
         practice_ods=practice,
@@ -80,6 +83,21 @@ async def resolve_team(
         explanation=[
             ResolutionStep(code=s.code, message=s.message) for s in resolution.explanation
         ],
+    )
+
+
+@router.get("/locate", summary="The locality a practice (or else a postcode district) is in")
+async def locate(
+    session: SessionDep,
+    _: Annotated[Principal, requires("directory:read")],
+    practice: Annotated[OdsCode | None, Query(description="Registered practice ODS code")] = None,
+    district: Annotated[PostcodeDistrict | None, Query(description="Postcode district")] = None,
+) -> LocalityRead:
+    steps: list[resolver.Step] = []
+    __, locality = await resolver.locate(session, practice, district, steps)
+    return LocalityRead(
+        locality_code=locality.code if locality else None,
+        explanation=[ResolutionStep(code=step.code, message=step.message) for step in steps],
     )
 
 

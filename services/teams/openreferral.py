@@ -62,7 +62,7 @@ TEAM_TYPE_LABELS = {
     "out_of_hours": "Out-of-hours service",
 }
 
-PageNumber = Annotated[int, Query(ge=1, description="Page to return, from 1")]
+PageNumber = Annotated[int, Query(ge=1, le=100_000, description="Page to return, from 1")]
 PerPage = Annotated[int, Query(ge=1, le=100, description="Items per page")]
 Reader = Annotated[Principal, requires("directory:read")]
 PageT = TypeVar("PageT", bound=PageRead)

@@ -30,12 +30,19 @@ class AssignmentReporter:
             # End the read before calling spa: no transaction is held open across the call.
             await session.commit()
             response = await self._spa.request("POST", path, json=job.payload)
-            if response.status_code == 404:
-                # spa may not yet have committed the assignment it asked for: try again later.
-                raise UpstreamUnavailable("spa does not know this assignment yet.", upstream="spa")
+            if response.status_code in (404, 409):
+                # 404: spa may not have committed the assignment it asked for yet; 409: an
+                # earlier change has not reached it yet. Both settle on their own: try again.
+                raise UpstreamUnavailable(
+                    f"spa answered {response.status_code}; trying again.", upstream="spa"
+                )
             if response.status_code not in (200, 201):
-                # spa refused the change (e.g. the referral was cancelled): retrying cannot help.
-                log.warning("assignment_update_refused", job_id=job_id, status=response.status_code)
+                # Refused for good: this job fails, and (the outbox keeps each assignment's
+                # reports in order) holds back the later ones, so none applies out of order.
+                log.error("assignment_update_refused", job_id=job_id, status=response.status_code)
+                job.status = "failed"
                 job.last_error = f"refused_{response.status_code}"
+                await session.commit()
+                return
             job.status = "done"
             await session.commit()

@@ -8,7 +8,7 @@ placed goes to the county queue rather than being stranded.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -46,12 +46,22 @@ class Step:
     message: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class Availability:
-    """What the resolver may rely on about a team at a given moment."""
+    """What the resolver may rely on about a team at a given moment.
+
+    Service hours bind only time-critical cases (by default rapid response and reablement, and
+    every escalation): routine work for a team that is closed tonight stays with that team,
+    which takes it when it opens. Being closed (operating status) or full binds every case.
+    """
 
     at: datetime
     capacity_max_age: timedelta
+    time_critical: frozenset[Pathway] = frozenset({Pathway.RAPID_RESPONSE, Pathway.REABLEMENT})
+    check_hours: bool = True
+
+    def for_case(self, pathway: Pathway | None, escalation: Escalation | None) -> Availability:
+        return replace(self, check_hours=escalation is not None or pathway in self.time_critical)
 
     def problem(self, team: Team) -> str | None:
         """Why ``team`` cannot take a case now, or None when it can."""
@@ -59,7 +69,7 @@ class Availability:
             return "is retired"
         if team.operating_status == "closed":
             return "is closed"
-        if not is_open(team.hours, self.at):
+        if self.check_hours and not is_open(team.hours, self.at):
             return "is outside its service hours"
         if self.capacity_known(team) and (team.capacity_available or 0) <= 0:
             return "has no capacity"
@@ -100,8 +110,9 @@ async def resolve(
     if escalation is None and pathway in UNASSIGNED_PATHWAYS:
         step = Step("no_assignment_needed", f"Pathway {pathway} is not assigned to a team")
         return Resolution("no_assignment", explanation=[step])
+    availability = availability.for_case(pathway, escalation)
     resolution = Resolution("team")
-    practice, locality = await _locate(session, practice_ods, district, resolution.explanation)
+    practice, locality = await locate(session, practice_ods, district, resolution.explanation)
     resolution.locality = locality
     team_type = _wanted_team_type(locality, pathway, escalation, resolution.explanation)
     if team_type is None:
@@ -163,13 +174,19 @@ async def _out_of_hours(
 
 
 def _note_pressure(team: Team, availability: Availability, steps: list[Step]) -> None:
+    if not availability.check_hours and not is_open(team.hours, availability.at):
+        steps.append(
+            Step(
+                "waits_for_opening", f"{team.name} is closed now; routine work waits for it to open"
+            )
+        )
     if team.operating_status == "pressured":
         steps.append(Step("team_pressured", f"{team.name} reports that it is under pressure"))
     if team.capacity_updated_at is not None and not availability.capacity_known(team):
         steps.append(Step("capacity_unknown", f"{team.name} has not reported capacity recently"))
 
 
-async def _locate(
+async def locate(
     session: AsyncSession, practice_ods: str | None, district: str | None, steps: list[Step]
 ) -> tuple[Practice | None, Locality | None]:
     if practice_ods and practice_ods != UNKNOWN_PRACTICE:

@@ -7,8 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.shared.clock import Moment
 from services.shared.vocabulary import AssignmentKind, Pathway, TeamType, Urgency
 
 
@@ -89,6 +90,11 @@ class RiskMarkers(BaseModel):
     end_of_life: bool = False
 
 
+class LocalityRead(BaseModel):
+    locality_code: str | None
+    explanation: list[ResolutionStep]
+
+
 class AssignmentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -136,7 +142,7 @@ class DeclineReason(StrEnum):
 class AcceptBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    planned_first_contact_at: AwareDatetime
+    planned_first_contact_at: Moment
 
 
 class DeclineBody(BaseModel):
@@ -149,7 +155,7 @@ class DeclineBody(BaseModel):
 class FirstContactBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    at: AwareDatetime
+    at: Moment
 
 
 class CloseBody(BaseModel):

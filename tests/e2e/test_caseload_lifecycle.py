@@ -232,3 +232,15 @@ async def test_high_risk_cases_are_on_the_mdt_worklist(stack: Stack) -> None:
         frail["id"]: ["clinical frailty scale 7"],
         end_of_life["id"]: ["6 long-term conditions", "end of life"],
     }
+
+
+async def test_a_team_reads_the_referrals_on_its_caseload_and_no_others(stack: Stack) -> None:
+    referral = await routed_referral(stack)  # on PLMDT North 1's caseload
+    async with stack.client("spa", "team-app") as holder:
+        held = await holder.get(f"/v1/referrals/{referral['id']}")
+    async with stack.client("spa", "lit-north-app") as other:
+        not_held = await other.get(f"/v1/referrals/{referral['id']}")
+
+    assert held.status_code == 200
+    assert held.json()["patient"]["family_name"] == "Testperson"
+    assert not_held.status_code == 404

@@ -112,3 +112,17 @@ async def test_timeline_records_each_step_with_its_actor(stack: Stack) -> None:
 
     steps = [(event["event_type"], event["actor"]) for event in timeline["events"]]
     assert steps == [("received", "gp-system"), ("triaged", "spa-router"), ("routed", "spa-router")]
+
+
+async def test_a_refused_read_is_answered_at_once_and_audited_on_both_databases(
+    any_stack: Stack,
+) -> None:
+    async with any_stack.client("spa", "gp-system") as gp:
+        referral_id = (await gp.post("/v1/referrals", json=factories.referral())).json()["id"]
+    async with any_stack.client("spa", "other-gp-system") as other:
+        refused = await other.get(f"/v1/referrals/{referral_id}")
+
+    assert refused.status_code == 404
+    from services.spa.audit import AuditEvent
+
+    assert await any_stack.count_rows("spa", AuditEvent) == 2  # the create, and the refused read

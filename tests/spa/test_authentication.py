@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from openapi.generate import apps
 from tests import factories
 from tests.stack import CLIENTS, Stack
 
@@ -36,17 +38,31 @@ def _signed_by_us(stack: Stack, **overrides: Any) -> str:
     return signed
 
 
-PROTECTED = [
-    ("spa", "POST", "/v1/referrals"),
-    ("spa", "GET", f"/v1/referrals/{uuid.uuid4()}"),
-    ("spa", "GET", f"/v1/referrals/{uuid.uuid4()}/timeline"),
-    ("routing", "POST", "/v1/decisions"),
-    ("routing", "GET", f"/v1/decisions/{uuid.uuid4()}"),
-    ("teams", "GET", "/v1/resolve?pathway=advice"),
-    ("teams", "GET", "/v1/teams"),
-    ("teams", "POST", "/v1/assignments"),
-    ("teams", "GET", f"/v1/teams/{uuid.uuid4()}/caseload"),
-]
+OPEN = {"/healthz", "/readyz", "/oauth/token", "/.well-known/jwks.json"}
+PATH_VALUES = {"scope": "county", "code": "lit-north", "ods_code": "M91001"}
+
+
+def _protected_operations() -> list[tuple[str, str, str]]:
+    """Every operation of the three OpenAPI documents except the open ones, with its path
+    parameters filled in, so that a new route without authentication fails these tests."""
+    operations: list[tuple[str, str, str]] = []
+    for service, app in apps().items():
+        for path, item in app.openapi()["paths"].items():
+            if path in OPEN:
+                continue
+            concrete = re.sub(
+                r"{(\w+)}", lambda m: PATH_VALUES.get(m.group(1), str(uuid.uuid4())), path
+            )
+            operations.extend((service, method.upper(), concrete) for method in item)
+    return operations
+
+
+PROTECTED = _protected_operations()
+
+
+def test_the_open_routes_are_only_the_probes_the_token_endpoint_and_the_keys() -> None:
+    assert len(PROTECTED) > 40
+    assert {path for _, _, path in PROTECTED}.isdisjoint(OPEN)
 
 
 @pytest.mark.parametrize(("service", "method", "path"), PROTECTED)

@@ -357,7 +357,10 @@ def test_an_unknown_top_level_key_is_named_in_field() -> None:
 
 
 def test_invalid_yaml_says_where() -> None:
-    errors_of("localities: [\n  - {code: north, name: North\n")
+    errors = errors_of("localities: [\n  - {code: north, name: North\n")
+
+    assert len(errors) == 1
+    assert errors[0]["field"] == "line 2, column 3"
 
 
 def test_a_team_listing_a_practice_twice_is_refused() -> None:

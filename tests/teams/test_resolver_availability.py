@@ -62,18 +62,27 @@ async def set_team(session: AsyncSession, code: str, **values: object) -> None:
     session.expire_all()
 
 
-async def test_a_closed_plmdt_passes_routine_work_to_its_backup_at_the_weekend(
+async def test_routine_work_waits_for_a_plmdt_that_is_closed_at_the_weekend(
     session: AsyncSession,
 ) -> None:
     resolution = await place(session, "M91001", Pathway.ROUTINE_ASSESSMENT, SATURDAY_10AM)
 
-    assert resolution.team is not None
-    assert resolution.team.code == "lit-north"
-    assert resolution.linked_worker is None
+    assert team_code(resolution) == "plmdt-north-1"
+    assert "waits_for_opening" in steps(resolution)
+    assert "backup_used" not in steps(resolution)
+
+
+async def test_urgent_work_passes_from_a_team_outside_its_hours_to_its_backup(
+    session: AsyncSession,
+) -> None:
+    await set_team(session, "lit-north", hours={"mon": ["08:00-09:00"]})
+
+    resolution = await place(session, "M91001", Pathway.RAPID_RESPONSE, TUESDAY_10AM)
+
+    assert team_code(resolution) == "contact-county"
     backup = next(step for step in resolution.explanation if step.code == "backup_used")
-    assert (
-        backup.message
-        == "PLMDT North 1 is outside its service hours, so its backup Locality Integrated Team North"
+    assert backup.message == (
+        "Locality Integrated Team North is outside its service hours, so its backup Wealdmoor Out-of-Hours Service"
     )
 
 
@@ -87,21 +96,30 @@ async def test_at_night_rapid_response_goes_to_the_out_of_hours_service(
 
 
 async def test_bank_holiday_hours_apply_on_christmas_day(session: AsyncSession) -> None:
-    weekday = await place(session, "M91001", Pathway.ROUTINE_ASSESSMENT, TUESDAY_10AM)
-    christmas = await place(session, "M91001", Pathway.ROUTINE_ASSESSMENT, CHRISTMAS_10AM)
+    # The out-of-hours service keeps night hours on bank holidays: at 10:00 it is closed.
+    weekday_night = team_code(await place(session, "M91001", Pathway.RAPID_RESPONSE, TUESDAY_10PM))
+    await set_team(session, "lit-north", operating_status="closed")
+    christmas = await place(session, "M91001", Pathway.RAPID_RESPONSE, CHRISTMAS_10AM)
+    christmas_outcome = christmas.outcome
+    await set_team(session, "lit-north", operating_status="open")
+    routine = await place(session, "M91001", Pathway.ROUTINE_ASSESSMENT, CHRISTMAS_10AM)
 
-    assert weekday.team is not None
-    assert weekday.team.code == "plmdt-north-1"
-    assert christmas.team is not None
-    assert christmas.team.code == "lit-north"
+    assert weekday_night == "ooh-county"
+    assert christmas_outcome == "county_queue"
+    assert team_code(routine) == "plmdt-north-1"
+    assert "waits_for_opening" in steps(routine)
 
 
 async def test_hours_are_read_in_uk_local_time(session: AsyncSession) -> None:
-    # 07:30 UTC in July is 08:30 in the UK: the PLMDT (08:30-17:00) has just opened.
-    resolution = await place(session, "M93001", Pathway.CASE_MANAGEMENT, SUMMER_7_30AM_UTC)
+    # 07:30 UTC in July is 08:30 in the UK: the locality team (08:00-20:00) is open.
+    july = await place(session, "M91001", Pathway.RAPID_RESPONSE, SUMMER_7_30AM_UTC)
+    # 07:30 UTC in November is 07:30 in the UK: it is not, and the night service still is.
+    november = await place(
+        session, "M91001", Pathway.RAPID_RESPONSE, datetime(2026, 11, 24, 7, 30, tzinfo=UTC)
+    )
 
-    assert resolution.team is not None
-    assert resolution.team.code == "plmdt-south-1"
+    assert team_code(july) == "lit-north"
+    assert team_code(november) == "ooh-county"
 
 
 async def test_a_closed_team_with_no_open_backup_goes_to_the_county_queue(
@@ -220,10 +238,11 @@ async def test_every_case_gets_an_available_team_or_the_county_queue(
         await set_team(
             session, code, capacity_available=0, capacity_maximum=10, capacity_updated_at=at
         )
-    availability = Availability(at=at, capacity_max_age=FOUR_HOURS)
+    general = Availability(at=at, capacity_max_age=FOUR_HOURS)
+    availability = general.for_case(pathway, None)
 
     resolution = await resolve(
-        session, practice_ods=practice, district=None, pathway=pathway, availability=availability
+        session, practice_ods=practice, district=None, pathway=pathway, availability=general
     )
     teams = {team.id: team for team in await session.scalars(select(Team))}
     out_of_hours = next(team for team in teams.values() if team.code == "ooh-county")

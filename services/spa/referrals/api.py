@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal, requires
 from services.shared.db import SessionDep
@@ -75,7 +75,7 @@ async def get_referral(
     session: SessionDep,
     principal: Annotated[Principal, requires("referrals:read")],
 ) -> ReferralRead:
-    referral = await _visible(request, session, referral_id, principal, "referral.read")
+    referral = await _visible(session, referral_id, principal, "referral.read")
     return await _read(session, referral)
 
 
@@ -90,7 +90,7 @@ async def get_timeline(
     session: SessionDep,
     principal: Annotated[Principal, requires("referrals:read")],
 ) -> Timeline:
-    referral = await _visible(request, session, referral_id, principal, "referral.timeline.read")
+    referral = await _visible(session, referral_id, principal, "referral.timeline.read")
     events = await service.timeline_of(session, referral.id)
     return Timeline(
         referral_id=referral.id,
@@ -124,34 +124,24 @@ async def post_assignment_update(
 
 
 async def _visible(
-    request: Request,
-    session: AsyncSession,
-    referral_id: uuid.UUID,
-    principal: Principal,
-    action: str,
+    session: AsyncSession, referral_id: uuid.UUID, principal: Principal, action: str
 ) -> Referral:
-    """The referral, audited; a refused or missing one is audited too, in its own transaction,
-    and answered alike so that a client cannot learn whether a referral exists."""
+    """The referral, audited. A refused or missing one is audited too (committed before the
+    refusal, which rolls the rest back) and answered alike, so that a client cannot learn
+    whether a referral exists."""
     referral = await service.visible_referral(session, referral_id, principal)
-    if referral is None:
-        sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-        async with sessionmaker() as audit_session, audit_session.begin():
-            record_access(
-                audit_session,
-                client_id=principal.client_id,
-                action=action,
-                resource_type="referral",
-                resource_id=referral_id,
-                outcome="denied",
-            )
-        raise ReferralNotFound(f"No referral {referral_id} is visible to this client.")
+    outcome = "allowed" if referral is not None else "denied"
     record_access(
         session,
         client_id=principal.client_id,
         action=action,
         resource_type="referral",
-        resource_id=referral.id,
+        resource_id=referral_id,
+        outcome=outcome,
     )
+    if referral is None:
+        await session.commit()
+        raise ReferralNotFound(f"No referral {referral_id} is visible to this client.")
     return referral
 
 

@@ -48,6 +48,16 @@ class Assignment(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
+class UpstreamRefused(Exception):
+    """Another service refused the request for good (a 4xx other than authentication): retrying
+    the same request cannot succeed, so a person has to look at the case."""
+
+    def __init__(self, service: str, status: int) -> None:
+        super().__init__(f"{service} refused the request with {status}")
+        self.service = service
+        self.status = status
+
+
 def _parse(model: type[M], service: str, body: bytes) -> M:
     try:
         return model.model_validate_json(body)
@@ -62,7 +72,7 @@ class RoutingClient:
     async def decide(self, facts: dict[str, Any]) -> Decision:
         response = await self._client.request("POST", "/v1/decisions", json=facts)
         if response.status_code != 201:
-            raise UpstreamUnavailable(f"The routing service answered {response.status_code}.")
+            raise UpstreamRefused("routing", response.status_code)
         return _parse(Decision, "routing", response.content)
 
 
@@ -74,5 +84,5 @@ class TeamsClient:
         """Idempotent: teams answers 200 with the existing assignment on a retry."""
         response = await self._client.request("POST", "/v1/assignments", json=assignment)
         if response.status_code not in (200, 201):
-            raise UpstreamUnavailable(f"The teams service answered {response.status_code}.")
+            raise UpstreamRefused("teams", response.status_code)
         return _parse(Assignment, "teams", response.content)

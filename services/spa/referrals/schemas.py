@@ -7,10 +7,12 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from services.shared.clock import Moment
 from services.shared.identifiers import NhsNumber, OdsCode, Postcode, format_nhs_number
 from services.shared.vocabulary import (
+    MAX_AGE_YEARS,
     AssignmentKind,
     Channel,
     Escalation,
@@ -47,8 +49,9 @@ _WITHOUT_NUMBER = {"03", "04", "05", "06", "07", "08"}
 def _plausible_birth_date(value: date) -> date:
     if value > date.today():
         raise ValueError("a date of birth cannot be in the future")
-    if value < date(1890, 1, 1):
-        raise ValueError("a date of birth before 1890 is not plausible")
+    today = date.today()
+    if today.year - value.year > MAX_AGE_YEARS:
+        raise ValueError(f"a date of birth more than {MAX_AGE_YEARS} years ago is not plausible")
     return value
 
 
@@ -278,9 +281,9 @@ class AssignmentUpdate(BaseModel):
     team_id: uuid.UUID
     kind: AssignmentKind
     change: AssignmentChange
-    at: AwareDatetime
+    at: Moment
     seq: int = Field(ge=1, description="1 for the assignment's first change, then 2, 3, ...")
-    planned_first_contact_at: AwareDatetime | None = None
+    planned_first_contact_at: Moment | None = None
     decline_reason: Literal["capacity_full", "not_appropriate", "wrong_team"] | None = None
     outcome: Literal["completed", "no_longer_needed", "transferred"] | None = None
 

@@ -77,11 +77,25 @@ async def create_referral(
 async def visible_referral(
     session: AsyncSession, referral_id: uuid.UUID, principal: Principal
 ) -> Referral | None:
-    """The referral if this client may see it: for now, the referrer that made it."""
+    """The referral if this client may see it: the referrer that made it, or a system acting for
+    a team the referral is assigned to (need to know)."""
     referral = await session.get(Referral, referral_id)
-    if referral is None or referral.referrer_client_id != principal.client_id:
+    if referral is None:
         return None
-    return referral
+    if referral.referrer_client_id == principal.client_id:
+        return referral
+    if principal.teams:
+        held = await session.scalar(
+            select(ReferralAssignment.id)
+            .where(
+                ReferralAssignment.referral_id == referral.id,
+                ReferralAssignment.team_code.in_(principal.teams),
+            )
+            .limit(1)
+        )
+        if held is not None:
+            return referral
+    return None
 
 
 async def assignments_of(session: AsyncSession, referral_id: uuid.UUID) -> list[ReferralAssignment]:

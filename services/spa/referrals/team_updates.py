@@ -45,8 +45,10 @@ async def apply_update(
         )
         .with_for_update()
     )
-    if assignment is None:
-        raise AssignmentUnknown(f"Referral {referral.id} has no assignment {update.assignment_id}.")
+    if assignment is None or assignment.team_id != update.team_id:
+        raise AssignmentUnknown(
+            f"Referral {referral.id} has no assignment {update.assignment_id} for that team."
+        )
     if update.seq <= assignment.update_seq:
         return False
     if update.seq != assignment.update_seq + 1:
@@ -57,14 +59,16 @@ async def apply_update(
     _update_assignment(assignment, update)
     detail = _detail(update)
     target = CARE_STATUS.get(update.change)
+    # What the assignment is for is what spa recorded when it made it, not what a report says.
+    kind = AssignmentKind(assignment.kind)
     if (
-        update.kind is AssignmentKind.CARE
+        kind is AssignmentKind.CARE
         and target is not None
         and lifecycle.can_transition(S(referral.status), target)
     ):
         session.add(lifecycle.transition(referral, target, actor=actor, detail=detail))
     else:
-        prefix = "safeguarding_" if update.kind is AssignmentKind.SAFEGUARDING else "team_"
+        prefix = "safeguarding_" if kind is AssignmentKind.SAFEGUARDING else "team_"
         session.add(
             lifecycle.record_event(referral, f"{prefix}{update.change}", actor=actor, detail=detail)
         )
