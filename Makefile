@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint openapi clean install
+.PHONY: run test lint openapi clean install bench
 
 install: $(STAMP)
 
@@ -36,3 +36,7 @@ openapi: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# Speed is measured here, never by timed unit tests.
+bench: install
+	$(BIN)/python bench/triage.py --seconds 5 --json bench/results/triage.json

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Request, status
 
 from services.routing import service
 from services.routing.clients import TeamsClient
-from services.routing.problems import DecisionNotFound, DirectoryUnavailable
-from services.routing.rules import RuleSet
+from services.routing.problems import DecisionNotFound, DirectoryUnavailable, NoActiveRuleSet
+from services.routing.rule_sets import RuleBook
 from services.routing.schemas import DecisionCreate, DecisionRead
 from services.shared.auth import Principal, requires
 from services.shared.db import SessionDep
@@ -19,9 +19,9 @@ from services.shared.problems import problem_responses
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
 
-def _rule_set(request: Request) -> RuleSet:
-    rule_set: RuleSet = request.app.state.rule_set
-    return rule_set
+def _rule_book(request: Request) -> RuleBook:
+    book: RuleBook = request.app.state.rule_book
+    return book
 
 
 def _teams(request: Request) -> TeamsClient:
@@ -33,16 +33,16 @@ def _teams(request: Request) -> TeamsClient:
     "/decisions",
     status_code=status.HTTP_201_CREATED,
     summary="Triage a referral and choose the team for it",
-    responses=problem_responses(DirectoryUnavailable),
+    responses=problem_responses(DirectoryUnavailable, NoActiveRuleSet),
 )
 async def create_decision(
     body: DecisionCreate,
     session: SessionDep,
     principal: Annotated[Principal, requires("decisions:create")],
-    rule_set: Annotated[RuleSet, Depends(_rule_set)],
+    book: Annotated[RuleBook, Depends(_rule_book)],
     teams: Annotated[TeamsClient, Depends(_teams)],
 ) -> DecisionRead:
-    decision = await service.decide(session, rule_set, teams, body, principal.client_id)
+    decision = await service.decide(session, book, teams, body, principal.client_id)
     return DecisionRead.from_row(decision)
 
 

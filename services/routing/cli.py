@@ -1,18 +1,54 @@
-"""``python -m services.routing``: migrate."""
+"""``python -m services.routing``: migrate; check-rules."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+from pathlib import Path
 
+from services.routing.checks import check_rule_set, has_errors
+from services.routing.rules import RuleSetInvalid, describe_error, finding_error, parse_rule_set
 from services.routing.settings import RoutingSettings
 from services.shared.migrations import upgrade_url
+
+CHECKS_PASSED, CHECKS_FAILED, UNREADABLE = 0, 1, 2
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.routing")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="bring the routing database to the latest schema")
-    parser.parse_args(argv)
+    check = commands.add_parser(
+        "check-rules",
+        help="check triage rule files; exit 1 on any error, 2 if a file cannot be read",
+    )
+    check.add_argument("files", nargs="+", metavar="FILE", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "check-rules":
+        return max(check_rules_file(path) for path in args.files)
     asyncio.run(upgrade_url(RoutingSettings().database_url, "routing"))
     return 0
+
+
+def check_rules_file(path: Path) -> int:
+    """Print every problem of the rule file at ``path``, one line each; the exit status."""
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{path}: cannot read the file: {exc}", file=sys.stderr)
+        return UNREADABLE
+    try:
+        rule_set = parse_rule_set(text, str(path))
+    except RuleSetInvalid as exc:
+        for error in exc.errors:
+            print(describe_error(error))
+        return CHECKS_FAILED
+    findings = check_rule_set(rule_set)
+    for finding in findings:
+        prefix = "warning: " if finding.severity == "warning" else ""
+        print(prefix + describe_error(finding_error(finding, str(path))))
+    if has_errors(findings):
+        return CHECKS_FAILED
+    print(f"{path}: no errors, {len(findings)} warnings")
+    return CHECKS_PASSED

@@ -10,7 +10,8 @@ from fastapi import FastAPI
 
 from services.routing.api import router
 from services.routing.clients import TeamsClient
-from services.routing.rules import default_rule_set
+from services.routing.rule_sets import RuleBook, ensure_county_default
+from services.routing.rule_sets_api import router as rule_sets_router
 from services.routing.settings import RoutingSettings
 from services.shared.app import build_app, service_resources
 from services.shared.clock import Clock, utcnow
@@ -26,7 +27,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_resources(app, settings, mounts=mounts):
-            app.state.rule_set = default_rule_set()
+            app.state.rule_book = RuleBook()
+            await ensure_county_default(app.state.sessionmaker)
             app.state.teams = TeamsClient(
                 ServiceClient(app.state.http, settings.teams_url, "teams")
             )
@@ -40,6 +42,7 @@ def create_app(
         description="Triage rules and routing decisions.",
     )
     app.include_router(router)
+    app.include_router(rule_sets_router)
     return app
 
 

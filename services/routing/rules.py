@@ -6,14 +6,17 @@ safeguarding escalation is collected in parallel and never changes the pathway.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
+from services.routing.checks import Finding, check_rule_set
 from services.shared.vocabulary import Channel, Escalation, Need, Pathway, RedFlag, Urgency
 
 
@@ -51,6 +54,9 @@ class RuleSet(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: str = Field(min_length=1, max_length=64)
+    # "first": the first matching rule decides and overlaps are expected; "unique": at most one
+    # rule (besides the final catch-all) may match any referral.
+    hit_policy: Literal["first", "unique"] = "first"
     pathways: dict[Pathway, PathwayPolicy]
     rules: list[Rule] = Field(min_length=1)
 
@@ -112,16 +118,102 @@ class NoRuleMatched(Exception):
     """The rule set has no catch-all rule and none matched; a rule set must not allow this."""
 
 
-def load_rule_set(text: str) -> RuleSet:
-    rule_set = RuleSet.model_validate(yaml.safe_load(text))
-    missing = {rule.pathway for rule in rule_set.rules} - rule_set.pathways.keys()
-    if missing:
-        raise ValueError(f"pathways without a policy: {sorted(missing)}")
-    if rule_set.rules[-1].when != Conditions():
-        raise ValueError("the last rule must have no conditions, so every referral gets a pathway")
+class RuleSetInvalid(ValueError):
+    """A rule set that must not be used; ``errors`` lists every problem found, one dict each:
+    ``{"file", "rule" (id, or ""), "field" (dotted path in the rule, or from the top), "reason"}``.
+    """
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("\n".join(describe_error(error) for error in errors))
+        self.errors = errors
+
+
+def describe_error(error: Mapping[str, str]) -> str:
+    """One line, ``FILE: rule RULE_ID: FIELD: REASON``, leaving out the parts that are empty."""
+    parts = [error["file"], f"rule {error['rule']}" if error["rule"] else "", error["field"]]
+    return ": ".join([*(part for part in parts if part), error["reason"]])
+
+
+def finding_error(finding: Finding, source: str) -> dict[str, str]:
+    return _error(source, finding.rule or "", finding.field or "", finding.message)
+
+
+def parse_rule_set(text: str, source: str = "<rules>") -> RuleSet:
+    """The rule set in ``text`` checked for syntax and schema only; see ``load_rule_set``."""
+    document = _parse_yaml(text, source)
+    if not isinstance(document, dict):
+        reason = "the document must be a mapping with version, pathways and rules"
+        raise RuleSetInvalid([_error(source, "", "", reason)])
+    try:
+        return RuleSet.model_validate(document)
+    except ValidationError as exc:
+        errors = [_schema_error(detail, document, source) for detail in exc.errors()]
+        raise RuleSetInvalid(errors) from exc
+
+
+def load_rule_set(text: str, source: str = "<rules>") -> RuleSet:
+    """The rule set in ``text``, or RuleSetInvalid listing every error in it.
+
+    The static checks need a rule set that parses, so they run once syntax and schema pass.
+    """
+    rule_set = parse_rule_set(text, source)
+    findings = check_rule_set(rule_set)
+    errors = [finding_error(f, source) for f in findings if f.severity == "error"]
+    if errors:
+        raise RuleSetInvalid(errors)
     return rule_set
+
+
+def _error(source: str, rule: str, field: str, reason: str) -> dict[str, str]:
+    return {"file": source, "rule": rule, "field": field, "reason": reason}
+
+
+def _parse_yaml(text: str, source: str) -> object:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise RuleSetInvalid([_error(source, "", "", _yaml_reason(exc))]) from exc
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"YAML syntax error: {exc}"
+    reason = f"YAML syntax error at {_position(exc.problem_mark)}: {exc.problem}"
+    if exc.context and exc.context_mark is not None:
+        reason += f" ({exc.context} started at {_position(exc.context_mark)})"
+    return reason
+
+
+def _position(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _schema_error(detail: ErrorDetails, document: Mapping[str, Any], source: str) -> dict[str, str]:
+    path = [str(part) for part in detail["loc"] if part != "[key]"]
+    rule_id = _rule_id(document, detail["loc"])
+    field = ".".join(path[2:] if rule_id else path)
+    return _error(source, rule_id, field, _schema_reason(detail))
+
+
+def _rule_id(document: Mapping[str, Any], loc: tuple[int | str, ...]) -> str:
+    """The id written in the rule at ``rules.N`` of the raw document, or "" if there is none."""
+    if len(loc) < 2 or loc[0] != "rules" or not isinstance(loc[1], int):
+        return ""
+    rules = document.get("rules")
+    if not isinstance(rules, list) or not 0 <= loc[1] < len(rules):
+        return ""
+    rule = rules[loc[1]]
+    rule_id = rule.get("id") if isinstance(rule, dict) else None
+    return rule_id if isinstance(rule_id, str) else ""
+
+
+def _schema_reason(detail: ErrorDetails) -> str:
+    expected = detail.get("ctx", {}).get("expected")
+    if detail["type"] in ("enum", "literal_error") and expected:
+        return f"unknown value {detail['input']!r}; expected one of {expected}"
+    return detail["msg"]
 
 
 def default_rule_set() -> RuleSet:
     text = resources.files("services.routing").joinpath("default_rules.yaml").read_text("utf-8")
-    return load_rule_set(text)
+    return load_rule_set(text, "default_rules.yaml")

@@ -7,14 +7,15 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.clients import TeamsClient
-from services.routing.models import Decision
-from services.routing.problems import DecisionNotFound
-from services.routing.rules import Facts, RuleSet, evaluate
-from services.routing.schemas import DecisionCreate, EscalationRead
+from services.routing.models import Decision, ShadowDisagreement
+from services.routing.problems import DecisionNotFound, NoActiveRuleSet
+from services.routing.rule_sets import COUNTY, LoadedRuleSet, RuleBook, ScopeRules
+from services.routing.rules import Evaluation, Facts, evaluate
+from services.routing.schemas import DecisionCreate, EscalationRead, SampleReferral
 from services.shared.vocabulary import UNASSIGNED_PATHWAYS
 
 
-def facts_of(request: DecisionCreate) -> Facts:
+def facts_of(request: SampleReferral) -> Facts:
     return Facts(
         channel=request.channel,
         urgency=request.urgency,
@@ -25,15 +26,32 @@ def facts_of(request: DecisionCreate) -> Facts:
     )
 
 
+async def rules_for(
+    session: AsyncSession, book: RuleBook, teams: TeamsClient, request: SampleReferral
+) -> ScopeRules:
+    """The rules of the referral's locality when it has its own, else the county's."""
+    scopes = await book.scopes(session)
+    if set(scopes) - {COUNTY}:
+        locality = await teams.locate(practice=request.practice, district=request.postcode_district)
+        if locality is not None and locality in scopes:
+            return scopes[locality]
+    if COUNTY not in scopes:
+        raise NoActiveRuleSet("No county rule set is active.")
+    return scopes[COUNTY]
+
+
 async def decide(
     session: AsyncSession,
-    rule_set: RuleSet,
+    book: RuleBook,
     teams: TeamsClient,
     request: DecisionCreate,
     requested_by: str,
 ) -> Decision:
     """Triage the referral, ask the directory for the team, and record the whole decision."""
-    evaluation = evaluate(rule_set, facts_of(request))
+    rules = await rules_for(session, book, teams, request)
+    rule_set = rules.active.rules
+    facts = facts_of(request)
+    evaluation = evaluate(rule_set, facts)
     if evaluation.pathway in UNASSIGNED_PATHWAYS:
         team, outcome, explanation = None, "no_assignment", []
     else:
@@ -67,6 +85,7 @@ async def decide(
         referral_id=request.referral_id,
         requested_by=requested_by,
         facts=request.model_dump(mode="json", exclude={"referral_id"}),
+        rule_set_id=rules.active.id,
         rule_set_version=rule_set.version,
         rule_id=evaluation.rule.id,
         pathway=evaluation.pathway,
@@ -81,7 +100,34 @@ async def decide(
     )
     session.add(decision)
     await session.flush()
+    if rules.shadow is not None:
+        compare_with_shadow(session, decision, evaluation, rules.shadow, facts)
     return decision
+
+
+def compare_with_shadow(
+    session: AsyncSession,
+    decision: Decision,
+    active: Evaluation,
+    shadow: LoadedRuleSet,
+    facts: Facts,
+) -> None:
+    """Evaluate the shadow candidate on the same facts; record it only where it disagrees."""
+    candidate = evaluate(shadow.rules, facts)
+    if (candidate.pathway, candidate.escalations) == (active.pathway, active.escalations):
+        return
+    session.add(
+        ShadowDisagreement(
+            decision_id=decision.id,
+            candidate_id=shadow.id,
+            active_pathway=active.pathway,
+            active_rule=active.rule.id,
+            candidate_pathway=candidate.pathway,
+            candidate_rule=candidate.rule.id,
+            active_escalations=[str(e) for e in active.escalations],
+            candidate_escalations=[str(e) for e in candidate.escalations],
+        )
+    )
 
 
 async def get_decision(session: AsyncSession, decision_id: uuid.UUID) -> Decision:

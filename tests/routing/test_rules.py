@@ -16,6 +16,7 @@ from services.routing.rules import (
     Evaluation,
     Facts,
     RuleSet,
+    RuleSetInvalid,
     default_rule_set,
     evaluate,
     load_rule_set,
@@ -458,16 +459,20 @@ def test_load_refuses_a_need_outside_the_vocabulary() -> None:
     data = minimal_rule_set()
     data["rules"][0]["when"] = {"needs_any": ["fall", "time_travel"]}
 
-    with pytest.raises(ValidationError, match="needs_any"):
+    with pytest.raises(RuleSetInvalid, match="needs_any") as raised:
         load_rule_set(as_yaml(data))
+    assert [(e["rule"], e["field"]) for e in raised.value.errors] == [
+        ("red-flag", "when.needs_any.1")
+    ]
 
 
 def test_load_refuses_a_pathway_outside_the_vocabulary() -> None:
     data = minimal_rule_set()
     data["rules"][0]["pathway"] = "teleport"
 
-    with pytest.raises(ValidationError, match="pathway"):
+    with pytest.raises(RuleSetInvalid, match="pathway") as raised:
         load_rule_set(as_yaml(data))
+    assert [(e["rule"], e["field"]) for e in raised.value.errors] == [("red-flag", "pathway")]
 
 
 def test_load_refuses_a_last_rule_with_conditions() -> None:
@@ -497,15 +502,15 @@ def test_load_refuses_a_pathway_with_no_policy() -> None:
 
 
 @pytest.mark.parametrize(
-    "where",
+    ("where", "rule_id", "field"),
     [
-        pytest.param("top", id="unknown-top-level-key"),
-        pytest.param("policy", id="unknown-policy-key"),
-        pytest.param("rule", id="unknown-rule-key"),
-        pytest.param("conditions", id="unknown-condition"),
+        pytest.param("top", "", "author", id="unknown-top-level-key"),
+        pytest.param("policy", "", "pathways.routine_assessment.colour", id="unknown-policy-key"),
+        pytest.param("rule", "red-flag", "priority", id="unknown-rule-key"),
+        pytest.param("conditions", "red-flag", "when.needs_all", id="unknown-condition"),
     ],
 )
-def test_load_refuses_unknown_keys(where: str) -> None:
+def test_load_refuses_unknown_keys(where: str, rule_id: str, field: str) -> None:
     data = minimal_rule_set()
     if where == "top":
         data["author"] = "someone"
@@ -516,14 +521,21 @@ def test_load_refuses_unknown_keys(where: str) -> None:
     else:
         data["rules"][0]["when"]["needs_all"] = ["fall"]
 
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(RuleSetInvalid) as raised:
         load_rule_set(as_yaml(data))
-    assert "extra_forbidden" in {error["type"] for error in raised.value.errors()}
+    assert raised.value.errors == [
+        {
+            "file": "<rules>",
+            "rule": rule_id,
+            "field": field,
+            "reason": "Extra inputs are not permitted",
+        }
+    ]
 
 
 def test_load_refuses_an_empty_rule_list() -> None:
     data = minimal_rule_set()
     data["rules"] = []
 
-    with pytest.raises(ValidationError, match="rules"):
+    with pytest.raises(RuleSetInvalid, match="rules"):
         load_rule_set(as_yaml(data))

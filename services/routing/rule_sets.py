@@ -1,0 +1,225 @@
+"""Rule sets as versioned data: upload (checked), activate, shadow, roll back; every change audited.
+
+Each scope has at most one active version and at most one shadow version. "county" is the
+default table; a locality's table, when it has one, replaces the county's for referrals from
+that locality's practices. A shadow version is evaluated beside the active one on live
+traffic; where it would have decided differently the disagreement is recorded, and routing is
+unaffected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.routing.checks import check_rule_set
+from services.routing.models import RuleSetEvent, RuleSetVersion
+from services.routing.problems import (
+    NothingToRollBack,
+    RuleSetExists,
+    RuleSetNotFound,
+    RuleSetRejected,
+    RuleSetStateConflict,
+)
+from services.routing.rules import RuleSet, load_rule_set
+from services.shared.clock import utcnow
+from services.shared.logging import current_request_id
+
+COUNTY = "county"
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedRuleSet:
+    id: uuid.UUID
+    scope: str
+    version: str
+    rules: RuleSet
+
+
+@dataclass(frozen=True)
+class ScopeRules:
+    active: LoadedRuleSet
+    shadow: LoadedRuleSet | None = None
+
+
+def parse(document: str, source: str) -> RuleSet:
+    """The rule set in ``document``, or RuleSetRejected listing every error in it."""
+    try:
+        return load_rule_set(document, source)
+    except ValueError as exc:
+        errors = getattr(exc, "errors", None) or [
+            {"file": source, "rule": "", "field": "", "reason": str(exc)}
+        ]
+        raise RuleSetRejected(
+            "The rule set is invalid; nothing was stored.", errors=errors
+        ) from None
+
+
+class RuleBook:
+    """The active and shadow rule sets of every scope, re-read after ``ttl`` seconds so that
+    every replica follows an activation promptly without a query per decision."""
+
+    def __init__(self, ttl_seconds: float = 2.0) -> None:
+        self._ttl = ttl_seconds
+        self._read_at = float("-inf")
+        self._scopes: dict[str, ScopeRules] = {}
+        self._parsed: dict[uuid.UUID, RuleSet] = {}
+
+    def invalidate(self) -> None:
+        self._read_at = float("-inf")
+
+    async def scopes(self, session: AsyncSession) -> dict[str, ScopeRules]:
+        if time.monotonic() - self._read_at > self._ttl:
+            rows = await session.scalars(
+                select(RuleSetVersion).where(RuleSetVersion.status.in_(("active", "shadow")))
+            )
+            active: dict[str, LoadedRuleSet] = {}
+            shadow: dict[str, LoadedRuleSet] = {}
+            for row in rows:
+                (active if row.status == "active" else shadow)[row.scope] = self._loaded(row)
+            self._scopes = {
+                scope: ScopeRules(loaded, shadow.get(scope)) for scope, loaded in active.items()
+            }
+            self._read_at = time.monotonic()
+        return self._scopes
+
+    def _loaded(self, row: RuleSetVersion) -> LoadedRuleSet:
+        if row.id not in self._parsed:
+            self._parsed[row.id] = parse(row.document, f"{row.scope}/{row.version}")
+        return LoadedRuleSet(row.id, row.scope, row.version, self._parsed[row.id])
+
+
+def _record(session: AsyncSession, row: RuleSetVersion, action: str, actor: str) -> None:
+    session.add(
+        RuleSetEvent(
+            rule_set_id=row.id, action=action, actor=actor, request_id=current_request_id()
+        )
+    )
+
+
+async def upload(session: AsyncSession, scope: str, document: str, actor: str) -> RuleSetVersion:
+    rule_set = parse(document, f"{scope} upload")
+    existing = await session.scalar(
+        select(RuleSetVersion).where(
+            RuleSetVersion.scope == scope, RuleSetVersion.version == rule_set.version
+        )
+    )
+    if existing is not None:
+        raise RuleSetExists(f"{scope} already has a rule set version {rule_set.version}.")
+    row = RuleSetVersion(
+        id=uuid.uuid4(),
+        scope=scope,
+        version=rule_set.version,
+        status="draft",
+        document=document,
+        checksum=hashlib.sha256(document.encode()).hexdigest(),
+        findings=_warnings(rule_set),
+        uploaded_by=actor,
+    )
+    session.add(row)
+    await session.flush()  # the row first: its events refer to it
+    _record(session, row, "uploaded", actor)
+    await session.flush()
+    return row
+
+
+def _warnings(rule_set: RuleSet) -> list[dict[str, str | None]]:
+    return [
+        {"severity": f.severity, "rule": f.rule, "field": f.field, "message": f.message}
+        for f in check_rule_set(rule_set)
+    ]
+
+
+async def get(session: AsyncSession, rule_set_id: uuid.UUID) -> RuleSetVersion:
+    row = await session.get(RuleSetVersion, rule_set_id, with_for_update=True)
+    if row is None:
+        raise RuleSetNotFound(f"No rule set has the id {rule_set_id}.")
+    return row
+
+
+async def _in_scope(session: AsyncSession, scope: str, status: str) -> RuleSetVersion | None:
+    return await session.scalar(
+        select(RuleSetVersion)
+        .where(RuleSetVersion.scope == scope, RuleSetVersion.status == status)
+        .with_for_update()
+    )
+
+
+async def activate(session: AsyncSession, row: RuleSetVersion, actor: str) -> None:
+    if row.status == "active":
+        raise RuleSetStateConflict(f"{row.scope}/{row.version} is already active.")
+    parse(row.document, f"{row.scope}/{row.version}")  # a version that fails checks never goes live
+    current = await _in_scope(session, row.scope, "active")
+    if current is not None:
+        current.status = "superseded"
+        _record(session, current, "superseded", actor)
+        await session.flush()
+    row.status = "active"
+    row.activated_at = utcnow()
+    _record(session, row, "activated", actor)
+    await session.flush()
+
+
+async def shadow(session: AsyncSession, row: RuleSetVersion, actor: str) -> None:
+    if row.status in ("active", "shadow"):
+        raise RuleSetStateConflict(
+            f"{row.scope}/{row.version} is {row.status}; shadow a draft instead."
+        )
+    current = await _in_scope(session, row.scope, "shadow")
+    if current is not None:
+        current.status = "draft"
+        _record(session, current, "unshadowed", actor)
+        await session.flush()
+    row.status = "shadow"
+    _record(session, row, "shadowed", actor)
+    await session.flush()
+
+
+async def rollback(session: AsyncSession, scope: str, actor: str) -> RuleSetVersion:
+    """Make the version active before the current one active again."""
+    current = await _in_scope(session, scope, "active")
+    previous = await session.scalar(
+        select(RuleSetVersion)
+        .where(RuleSetVersion.scope == scope, RuleSetVersion.status == "superseded")
+        .order_by(RuleSetVersion.activated_at.desc())
+        .limit(1)
+    )
+    if current is None or previous is None:
+        raise NothingToRollBack(f"{scope} has no earlier active version to go back to.")
+    current.status = "rolled_back"
+    _record(session, current, "rolled_back", actor)
+    await session.flush()
+    previous.status = "active"
+    previous.activated_at = utcnow()
+    _record(session, previous, "activated", actor)
+    await session.flush()
+    return previous
+
+
+async def ensure_county_default(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Activate the packaged county rule set when the county has no active one (first start)."""
+    async with sessionmaker() as session:
+        if await _in_scope(session, COUNTY, "active") is not None:
+            return
+        document = (
+            resources.files("services.routing").joinpath("default_rules.yaml").read_text("utf-8")
+        )
+        try:
+            async with session.begin_nested():
+                row = await upload(session, COUNTY, document, "system")
+                await activate(session, row, "system")
+            await session.commit()
+        except (IntegrityError, RuleSetExists) as exc:
+            # Another replica did it first, or that version exists and was retired on purpose.
+            await session.rollback()
+            log.warning("default_rules_not_activated", reason=type(exc).__name__)

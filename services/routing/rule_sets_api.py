@@ -1,0 +1,157 @@
+"""HTTP API of rule sets: upload, read, dry-run, activate, shadow, roll back; disagreements."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, status
+from sqlalchemy import select
+
+from services.routing import rule_sets
+from services.routing.models import RuleSetVersion, ShadowDisagreement
+from services.routing.problems import (
+    NothingToRollBack,
+    RuleSetExists,
+    RuleSetNotFound,
+    RuleSetRejected,
+    RuleSetStateConflict,
+)
+from services.routing.rules import evaluate
+from services.routing.schemas import (
+    DisagreementRead,
+    DryRunResult,
+    RuleSetDetail,
+    RuleSetRead,
+    RuleSetUpload,
+    SampleReferral,
+    TraceEntry,
+)
+from services.routing.service import facts_of
+from services.shared.auth import Principal, requires
+from services.shared.db import SessionDep
+from services.shared.problems import problem_responses
+
+router = APIRouter(prefix="/v1", tags=["rule sets"])
+Admin = Annotated[Principal, requires("rules:admin")]
+
+
+def _changed(request: Request) -> None:
+    """This replica follows its own change at once; others within the rule book's TTL."""
+    book: rule_sets.RuleBook = request.app.state.rule_book
+    book.invalidate()
+
+
+@router.post(
+    "/rule-sets",
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload a rule set (YAML) as a draft; it is checked and refused whole if invalid",
+    responses=problem_responses(RuleSetRejected, RuleSetExists),
+)
+async def upload_rule_set(
+    body: RuleSetUpload, session: SessionDep, principal: Admin
+) -> RuleSetRead:
+    row = await rule_sets.upload(session, body.scope, body.document, principal.client_id)
+    return RuleSetRead.model_validate(row)
+
+
+@router.get("/rule-sets", summary="Rule sets, newest first")
+async def list_rule_sets(
+    session: SessionDep,
+    _: Admin,
+    scope: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")] = None,
+) -> list[RuleSetRead]:
+    query = select(RuleSetVersion).order_by(RuleSetVersion.created_at.desc())
+    if scope is not None:
+        query = query.where(RuleSetVersion.scope == scope)
+    return [RuleSetRead.model_validate(row) for row in await session.scalars(query)]
+
+
+@router.get("/rule-sets/{rule_set_id}", responses=problem_responses(RuleSetNotFound))
+async def get_rule_set(rule_set_id: uuid.UUID, session: SessionDep, _: Admin) -> RuleSetDetail:
+    return RuleSetDetail.model_validate(await rule_sets.get(session, rule_set_id))
+
+
+@router.post(
+    "/rule-sets/{rule_set_id}/dry-run",
+    summary="Evaluate a sample referral against any version, without recording a decision",
+    responses=problem_responses(RuleSetNotFound),
+)
+async def dry_run(
+    rule_set_id: uuid.UUID, body: SampleReferral, session: SessionDep, _: Admin
+) -> DryRunResult:
+    row = await rule_sets.get(session, rule_set_id)
+    rule_set = rule_sets.parse(row.document, f"{row.scope}/{row.version}")
+    evaluation = evaluate(rule_set, facts_of(body))
+    target = evaluation.policy.response_target
+    return DryRunResult(
+        rule_set_id=row.id,
+        rule_set_version=row.version,
+        pathway=evaluation.pathway,
+        priority=evaluation.policy.priority,
+        response_target=timedelta(seconds=target.total_seconds()) if target is not None else None,
+        rule_id=evaluation.rule.id,
+        reason=evaluation.rule.reason,
+        escalations=evaluation.escalations,
+        trace=[TraceEntry.model_validate(entry) for entry in evaluation.trace],
+    )
+
+
+@router.post(
+    "/rule-sets/{rule_set_id}/activate",
+    summary="Make this version the active one of its scope",
+    responses=problem_responses(RuleSetNotFound, RuleSetStateConflict, RuleSetRejected),
+)
+async def activate(
+    rule_set_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin
+) -> RuleSetRead:
+    row = await rule_sets.get(session, rule_set_id)
+    await rule_sets.activate(session, row, principal.client_id)
+    _changed(request)
+    return RuleSetRead.model_validate(row)
+
+
+@router.post(
+    "/rule-sets/{rule_set_id}/shadow",
+    summary="Evaluate this version beside the active one on live traffic, recording disagreements",
+    responses=problem_responses(RuleSetNotFound, RuleSetStateConflict),
+)
+async def shadow(
+    rule_set_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin
+) -> RuleSetRead:
+    row = await rule_sets.get(session, rule_set_id)
+    await rule_sets.shadow(session, row, principal.client_id)
+    _changed(request)
+    return RuleSetRead.model_validate(row)
+
+
+@router.post(
+    "/rule-set-scopes/{scope}/rollback",
+    summary="Make the previously active version of a scope active again",
+    responses=problem_responses(NothingToRollBack),
+)
+async def rollback(
+    scope: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")],
+    request: Request,
+    session: SessionDep,
+    principal: Admin,
+) -> RuleSetRead:
+    row = await rule_sets.rollback(session, scope, principal.client_id)
+    _changed(request)
+    return RuleSetRead.model_validate(row)
+
+
+@router.get(
+    "/shadow-disagreements", summary="Live decisions on which a shadow version would have differed"
+)
+async def disagreements(
+    session: SessionDep,
+    _: Admin,
+    candidate_id: uuid.UUID | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[DisagreementRead]:
+    query = select(ShadowDisagreement).order_by(ShadowDisagreement.id.desc()).limit(limit)
+    if candidate_id is not None:
+        query = query.where(ShadowDisagreement.candidate_id == candidate_id)
+    return [DisagreementRead.model_validate(row) for row in await session.scalars(query)]
