@@ -267,3 +267,11 @@ async def running_stack(urls: Mapping[str, str], key_file: Path) -> AsyncIterato
         for app in apps.values():
             await stack.enter_async_context(LifespanManager(app))
         yield Stack(apps, transports, clock)
+        # Stop every worker before any app shuts down: in-process, a worker of one app still
+        # calling another that has already closed its database would reopen it.
+        workers = [app.state.worker for app in apps.values() if hasattr(app.state, "worker")]
+        for worker in workers:
+            worker.stop()
+        await asyncio.wait_for(
+            asyncio.gather(*(worker.stopped() for worker in workers)), timeout=15
+        )

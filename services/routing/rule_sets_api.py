@@ -84,7 +84,7 @@ async def dry_run(
     row = await rule_sets.get(session, rule_set_id)
     rule_set = rule_sets.parse(row.document, f"{row.scope}/{row.version}")
     evaluation = evaluate(rule_set, facts_of(body))
-    target = evaluation.policy.response_target
+    target = evaluation.response_target
     return DryRunResult(
         rule_set_id=row.id,
         rule_set_version=row.version,

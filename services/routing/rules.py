@@ -41,6 +41,9 @@ class Rule(BaseModel):
     reason: str = Field(min_length=1, max_length=300)
     when: Conditions
     pathway: Pathway
+    # Overrides the pathway's response target for this rule; null means no national standard
+    # applies (reablement for someone leaving a hospital bed is outside the two-day standard).
+    response_target: timedelta | None = None
 
 
 class PathwayPolicy(BaseModel):
@@ -80,6 +83,12 @@ class Evaluation:
     policy: PathwayPolicy
     escalations: list[Escalation]
     trace: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def response_target(self) -> timedelta | None:
+        if "response_target" in self.rule.model_fields_set:
+            return self.rule.response_target
+        return self.policy.response_target
 
 
 def _failed_condition(when: Conditions, facts: Facts) -> str | None:

@@ -80,7 +80,7 @@ async def decide(
                 escalation=escalation, team=resolved.team, explanation=resolved.explanation
             )
         )
-    target = evaluation.policy.response_target
+    target = evaluation.response_target
     decision = Decision(
         referral_id=request.referral_id,
         requested_by=requested_by,

@@ -82,6 +82,7 @@ class OutboxWorker:
         self._lease = timedelta(seconds=lease_seconds)
         self._wake = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()
 
     def notify(self) -> None:
         """A job was committed: look now rather than at the next poll."""
@@ -92,8 +93,19 @@ class OutboxWorker:
         self._stopping = True
         self._wake.set()
 
+    async def stopped(self) -> None:
+        """Wait until ``run`` has returned after ``stop``."""
+        await self._stopped.wait()
+
     async def run(self) -> None:
         self._stopping = False
+        self._stopped.clear()
+        try:
+            await self._loop()
+        finally:
+            self._stopped.set()
+
+    async def _loop(self) -> None:
         while not self._stopping:
             try:
                 busy = await self.run_once()

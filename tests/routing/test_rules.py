@@ -118,10 +118,23 @@ SCENARIOS = [
             age=79,
         ),
         Pathway.REABLEMENT,
+        "hospital-bed-reablement",
+        2,
+        None,  # a hospital bed is outside the two-day reablement standard
+        id="hospital-discharge-support-reablement",
+    ),
+    pytest.param(
+        facts(
+            channel=Channel.GP,
+            urgency=Urgency.URGENT,
+            needs={Need.POST_DISCHARGE_SUPPORT},
+            age=79,
+        ),
+        Pathway.REABLEMENT,
         "discharge-reablement",
         2,
         timedelta(days=2),
-        id="hospital-discharge-support-reablement",
+        id="home-after-discharge-reablement-within-two-days",
     ),
     pytest.param(
         facts(
@@ -171,7 +184,7 @@ def test_default_rules_scenarios(
     assert evaluation.rule.id == rule_id
     assert evaluation.rule.pathway is pathway
     assert evaluation.policy.priority == priority
-    assert evaluation.policy.response_target == target
+    assert evaluation.response_target == target
     assert evaluation.escalations == []
 
 
@@ -273,6 +286,7 @@ def test_trace_lists_every_rule_before_the_match_with_its_reason(rules: RuleSet)
     assert evaluation.trace[-1] == {"rule": "long-term-case-management", "matched": True}
     assert [entry["why_not"] for entry in evaluation.trace[:-1]] == [
         "no listed red flag",
+        "no listed need",
         "no listed need",
         "no listed need",
         "no listed need",
