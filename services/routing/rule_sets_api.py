@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, status
 from sqlalchemy import select
 
 from services.routing import rule_sets
-from services.routing.models import RuleSetVersion, ShadowDisagreement
+from services.routing.models import RuleSetEvent, RuleSetVersion, ShadowDisagreement
 from services.routing.problems import (
     NothingToRollBack,
     RuleSetExists,
@@ -23,6 +23,7 @@ from services.routing.schemas import (
     DisagreementRead,
     DryRunResult,
     RuleSetDetail,
+    RuleSetEventRead,
     RuleSetRead,
     RuleSetUpload,
     SampleReferral,
@@ -155,3 +156,20 @@ async def disagreements(
     if candidate_id is not None:
         query = query.where(ShadowDisagreement.candidate_id == candidate_id)
     return [DisagreementRead.model_validate(row) for row in await session.scalars(query)]
+
+
+@router.get(
+    "/rule-sets/{rule_set_id}/events",
+    summary="The audit trail of a rule set: who uploaded, activated, shadowed or rolled it back",
+    responses=problem_responses(RuleSetNotFound),
+)
+async def rule_set_events(
+    rule_set_id: uuid.UUID, session: SessionDep, _: Admin
+) -> list[RuleSetEventRead]:
+    await rule_sets.get(session, rule_set_id)
+    query = (
+        select(RuleSetEvent)
+        .where(RuleSetEvent.rule_set_id == rule_set_id)
+        .order_by(RuleSetEvent.id)
+    )
+    return [RuleSetEventRead.model_validate(row) for row in await session.scalars(query)]

@@ -187,3 +187,12 @@ class DisagreementRead(BaseModel):
     active_escalations: list[Escalation]
     candidate_escalations: list[Escalation]
     at: datetime
+
+
+class RuleSetEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    action: str
+    actor: str
+    request_id: str | None
+    at: datetime

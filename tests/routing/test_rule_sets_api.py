@@ -186,3 +186,22 @@ async def test_rule_sets_need_the_rules_admin_scope(stack: Stack) -> None:
         response = await other.post("/v1/rule-sets", json={"document": variant("county-9")})
 
     assert response.status_code == 403
+
+
+async def test_every_change_to_a_rule_set_is_recorded_with_who_made_it(stack: Stack) -> None:
+    async with stack.client("routing", "clinical-lead") as lead:
+        candidate = (await upload(lead, variant("county-3"))).json()
+        await lead.post(f"/v1/rule-sets/{candidate['id']}/shadow")
+        await lead.post(
+            f"/v1/rule-sets/{candidate['id']}/activate", headers={"X-Request-ID": "change-ticket-7"}
+        )
+        events = (await lead.get(f"/v1/rule-sets/{candidate['id']}/events")).json()
+        unknown = await lead.get(f"/v1/rule-sets/{uuid.uuid4()}/events")
+
+    assert [(e["action"], e["actor"]) for e in events] == [
+        ("uploaded", "clinical-lead"),
+        ("shadowed", "clinical-lead"),
+        ("activated", "clinical-lead"),
+    ]
+    assert events[-1]["request_id"] == "change-ticket-7"
+    assert unknown.status_code == 404
