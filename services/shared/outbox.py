@@ -98,7 +98,7 @@ class OutboxWorker:
         await self._stopped.wait()
 
     async def run(self) -> None:
-        self._stopping = False
+        # _stopping is not reset here: a stop() that lands before the task first runs still holds.
         self._stopped.clear()
         try:
             await self._loop()
