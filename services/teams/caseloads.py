@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal, requires
@@ -120,23 +121,27 @@ async def get_worklist(
 Change = Callable[[AsyncSession, Assignment, Any, datetime], None]
 
 
-async def _change(
-    assignment_id: uuid.UUID,
-    body: Any,
-    change: Change,
-    request: Request,
-    background: BackgroundTasks,
-    session: AsyncSession,
-    principal: Principal,
-    now: datetime,
-) -> AssignmentRead:
-    assignment, _ = await assignments.get_for(session, assignment_id, principal)
-    change(session, assignment, body, now)
-    await session.flush()
-    worker: OutboxWorker = request.app.state.worker
-    # Runs after the response, so after the commit: the report to spa goes out at once.
-    background.add_task(worker.notify)
-    return AssignmentRead.model_validate(assignment)
+@dataclass
+class AssignmentChanger:
+    """What every change a team makes to an assignment needs, gathered once per request."""
+
+    request: Request
+    background: BackgroundTasks
+    session: SessionDep
+    now: NowDep
+    principal: ManagerDep
+
+    async def apply(self, assignment_id: uuid.UUID, body: Any, change: Change) -> AssignmentRead:
+        assignment, _ = await assignments.get_for(self.session, assignment_id, self.principal)
+        change(self.session, assignment, body, self.now)
+        await self.session.flush()
+        worker: OutboxWorker = self.request.app.state.worker
+        # Runs after the response, so after the commit: the report to spa goes out at once.
+        self.background.add_task(worker.notify)
+        return AssignmentRead.model_validate(assignment)
+
+
+ChangerDep = Annotated[AssignmentChanger, Depends()]
 
 
 @router.post(
@@ -144,18 +149,8 @@ async def _change(
     summary="Accept a case, with the planned first contact",
     responses=CHANGE_PROBLEMS,
 )
-async def accept(
-    assignment_id: uuid.UUID,
-    body: AcceptBody,
-    request: Request,
-    background: BackgroundTasks,
-    session: SessionDep,
-    now: NowDep,
-    principal: ManagerDep,
-) -> AssignmentRead:
-    return await _change(
-        assignment_id, body, assignments.accept, request, background, session, principal, now
-    )
+async def accept(assignment_id: uuid.UUID, body: AcceptBody, changer: ChangerDep) -> AssignmentRead:
+    return await changer.apply(assignment_id, body, assignments.accept)
 
 
 @router.post(
@@ -164,17 +159,9 @@ async def accept(
     responses=CHANGE_PROBLEMS,
 )
 async def decline(
-    assignment_id: uuid.UUID,
-    body: DeclineBody,
-    request: Request,
-    background: BackgroundTasks,
-    session: SessionDep,
-    now: NowDep,
-    principal: ManagerDep,
+    assignment_id: uuid.UUID, body: DeclineBody, changer: ChangerDep
 ) -> AssignmentRead:
-    return await _change(
-        assignment_id, body, assignments.decline, request, background, session, principal, now
-    )
+    return await changer.apply(assignment_id, body, assignments.decline)
 
 
 @router.post(
@@ -183,24 +170,9 @@ async def decline(
     responses=CHANGE_PROBLEMS,
 )
 async def first_contact(
-    assignment_id: uuid.UUID,
-    body: FirstContactBody,
-    request: Request,
-    background: BackgroundTasks,
-    session: SessionDep,
-    now: NowDep,
-    principal: ManagerDep,
+    assignment_id: uuid.UUID, body: FirstContactBody, changer: ChangerDep
 ) -> AssignmentRead:
-    return await _change(
-        assignment_id,
-        body,
-        assignments.record_first_contact,
-        request,
-        background,
-        session,
-        principal,
-        now,
-    )
+    return await changer.apply(assignment_id, body, assignments.record_first_contact)
 
 
 @router.post(
@@ -208,15 +180,5 @@ async def first_contact(
     summary="Close a case the team has finished",
     responses=CHANGE_PROBLEMS,
 )
-async def close(
-    assignment_id: uuid.UUID,
-    body: CloseBody,
-    request: Request,
-    background: BackgroundTasks,
-    session: SessionDep,
-    now: NowDep,
-    principal: ManagerDep,
-) -> AssignmentRead:
-    return await _change(
-        assignment_id, body, assignments.close, request, background, session, principal, now
-    )
+async def close(assignment_id: uuid.UUID, body: CloseBody, changer: ChangerDep) -> AssignmentRead:
+    return await changer.apply(assignment_id, body, assignments.close)

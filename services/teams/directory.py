@@ -7,6 +7,7 @@ place, and teams missing from the file are retired (never deleted: caseloads ref
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,15 @@ async def _apply_organisation(
     return organisation
 
 
+def _retire_missing(
+    rows: Mapping[str, Locality | Practice | Team], listed: set[str], now: datetime
+) -> None:
+    """Entries missing from the new directory are retired, never deleted."""
+    for code, row in rows.items():
+        if code not in listed and row.retired_at is None:
+            row.retired_at = now
+
+
 async def _apply_localities(
     session: AsyncSession,
     directory: DirectoryFile,
@@ -222,10 +232,7 @@ async def _apply_localities(
     now: datetime,
 ) -> dict[str, Locality]:
     localities = {row.code: row for row in await session.scalars(select(Locality))}
-    listed = {entry.code for entry in directory.localities}
-    for code, row in localities.items():
-        if code not in listed and row.retired_at is None:
-            row.retired_at = now
+    _retire_missing(localities, {entry.code for entry in directory.localities}, now)
     for entry in directory.localities:
         locality = localities.get(entry.code) or Locality(code=entry.code)
         locality.organisation_id = organisation.id if organisation else None
@@ -248,10 +255,7 @@ async def _apply_practices(
     session: AsyncSession, directory: DirectoryFile, localities: dict[str, Locality], now: datetime
 ) -> dict[str, Practice]:
     practices = {row.ods_code: row for row in await session.scalars(select(Practice))}
-    listed = {entry.ods_code for entry in directory.practices}
-    for code, row in practices.items():
-        if code not in listed and row.retired_at is None:
-            row.retired_at = now
+    _retire_missing(practices, {entry.ods_code for entry in directory.practices}, now)
     for entry in directory.practices:
         practice = practices.get(entry.ods_code) or Practice(ods_code=entry.ods_code)
         practice.name = entry.name
@@ -276,10 +280,7 @@ async def _apply_teams(
         row.code: row
         for row in await session.scalars(select(Team).execution_options(populate_existing=True))
     }
-    listed = {entry.code for entry in directory.teams}
-    for code, row in teams.items():
-        if code not in listed and row.retired_at is None:
-            row.retired_at = now
+    _retire_missing(teams, {entry.code for entry in directory.teams}, now)
     for entry in directory.teams:
         team = teams.get(entry.code) or Team(code=entry.code)
         team.name = entry.name

@@ -46,6 +46,12 @@ class Step:
     message: str
 
 
+def capacity_known(team: Team, at: datetime, max_age: timedelta) -> bool:
+    """Capacity reported longer than ``max_age`` before ``at`` is unknown, not trusted."""
+    updated = team.capacity_updated_at
+    return updated is not None and at - updated <= max_age
+
+
 @dataclass(frozen=True)
 class Availability:
     """What the resolver may rely on about a team at a given moment.
@@ -76,9 +82,7 @@ class Availability:
         return None
 
     def capacity_known(self, team: Team) -> bool:
-        """Capacity older than the configured age is unknown, not trusted."""
-        updated = team.capacity_updated_at
-        return updated is not None and self.at - updated <= self.capacity_max_age
+        return capacity_known(team, self.at, self.capacity_max_age)
 
 
 @dataclass

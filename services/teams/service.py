@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.teams.models import Locality, Team
 from services.teams.problems import TeamNotFound
+from services.teams.resolver import capacity_known
 from services.teams.schemas import CapacityRead, CapacityUpdate, CoveredPractice, TeamRead
 
 
@@ -51,13 +52,12 @@ async def team_read(
 
 def capacity_read(team: Team, now: datetime, max_age: timedelta) -> CapacityRead:
     """Capacity as last reported; older than ``max_age`` it is reported as unknown."""
-    updated = team.capacity_updated_at
-    known = updated is not None and now - updated <= max_age
+    known = capacity_known(team, now, max_age)
     return CapacityRead(
         available=team.capacity_available if known else None,
         maximum=team.capacity_maximum,
         unit=team.capacity_unit,
-        updated=updated,
+        updated=team.capacity_updated_at,
         known=known,
         operating_status=team.operating_status,
     )
