@@ -404,3 +404,18 @@ async def test_http_resolve_requires_the_directory_read_scope(stack: Stack) -> N
     assert response.status_code == 403
     assert response.headers["content-type"].startswith(PROBLEM)
     assert "directory:read" in response.headers["www-authenticate"]
+
+
+async def test_http_locate_names_the_locality_and_refuses_bad_queries(stack: Stack) -> None:
+    async with stack.client("teams", "team-app") as teams:
+        by_practice = await teams.get("/v1/locate", params={"practice": "M92001"})
+        by_district = await teams.get("/v1/locate", params={"district": "XW7"})
+        nowhere = await teams.get("/v1/locate")
+        bad = await teams.get("/v1/locate", params={"district": "not a district"})
+
+    assert by_practice.json()["locality_code"] == "east"
+    assert by_district.json()["locality_code"] == "south"
+    assert nowhere.json()["locality_code"] is None
+    assert bad.status_code == 422
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert bad.json()["errors"][0]["field"] == "district"
