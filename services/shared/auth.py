@@ -39,6 +39,9 @@ SCOPES: dict[str, str] = {
     "audit:read": "Read the audit trail",
 }
 
+# The locality binding of a county-wide call-handler system: it works every locality's queue.
+ALL_LOCALITIES = "*"
+
 log = structlog.get_logger(__name__)
 
 
@@ -58,6 +61,16 @@ class Principal:
     def teams(self) -> frozenset[str]:
         """Codes of the teams this client acts for."""
         return frozenset(self.claims.get("teams") or ())
+
+    @property
+    def localities(self) -> frozenset[str]:
+        """Codes of the localities whose queue this client works; ``*`` for every locality."""
+        return frozenset(self.claims.get("localities") or ())
+
+    def works_locality(self, locality_code: str | None) -> bool:
+        if ALL_LOCALITIES in self.localities:
+            return True
+        return locality_code is not None and locality_code in self.localities
 
 
 class KeySet(Protocol):

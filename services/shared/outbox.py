@@ -66,6 +66,7 @@ class OutboxWorker:
         *,
         service: str,
         in_order_of: str | None = None,
+        failed_blocks: bool = True,
         batch_size: int = 16,
         poll_interval: float = 1.0,
         lease_seconds: float = 60.0,
@@ -77,6 +78,9 @@ class OutboxWorker:
         # Jobs sharing a value of this column run one at a time, oldest first; a failed job
         # holds back the later ones until someone resolves it.
         self._in_order_of = in_order_of
+        # Whether a failed job holds back later ones too, or only pending ones do (when a
+        # failure has already been handed to people and later work must not wait on it).
+        self._waiting_statuses = ("pending", "failed") if failed_blocks else ("pending",)
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._lease = timedelta(seconds=lease_seconds)
@@ -134,7 +138,7 @@ class OutboxWorker:
             due = due.where(
                 ~exists().where(
                     getattr(earlier, key) == getattr(model, key),
-                    earlier.status != "done",
+                    earlier.status.in_(self._waiting_statuses),
                     earlier.id < model.id,
                 )
             )

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
@@ -103,6 +104,11 @@ class Conflict(Problem):
     status = 409
 
 
+class ConcurrentChange(Conflict):
+    type = TYPE_PREFIX + "concurrent-change"
+    title = "Someone else changed this resource at the same time; read it again and retry"
+
+
 class UpstreamUnavailable(Problem):
     type = TYPE_PREFIX + "upstream-unavailable"
     title = "A service this request depends on is unavailable"
@@ -179,7 +185,13 @@ def install_problem_handlers(app: FastAPI) -> None:
             return JSONResponse(body, exc.status_code, media_type=PROBLEM_CONTENT_TYPE)
         return problem_response(problem, request.url.path)
 
+    async def on_stale_data(request: Request, exc: Exception) -> JSONResponse:
+        # Optimistic locking refused a change based on a stale read: nothing was written.
+        problem = ConcurrentChange("The resource changed while this request was being handled.")
+        return problem_response(problem, request.url.path)
+
     app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(StaleDataError, on_stale_data)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)
 

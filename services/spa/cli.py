@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
         "--channels", nargs="*", default=[], help="intake channels it may post on"
     )
     register.add_argument("--teams", nargs="*", default=[], help="codes of the teams it acts for")
+    register.add_argument(
+        "--localities",
+        nargs="*",
+        default=[],
+        help="codes of the localities whose queue it works ('*' for all)",
+    )
     register.add_argument("--secret-env", help="take the secret from this environment variable")
     register.add_argument(
         "--replace", action="store_true", help="replace an existing client's settings and secret"
@@ -72,6 +78,7 @@ async def _register(settings: SpaSettings, args: argparse.Namespace) -> int:
                 audiences=args.audiences,
                 channels=args.channels,
                 teams=args.teams,
+                localities=args.localities,
                 replace=args.replace,
             )
     except identity.ClientExists:

@@ -26,4 +26,6 @@ class Client(Timestamped, Base):
     channels: Mapped[list[str]] = mapped_column(JSON, default=list)
     # The teams (by code) whose caseload and capacity a team's own system may manage.
     teams: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The localities (by code, or "*" for all) whose call-handler queue the client works.
+    localities: Mapped[list[str]] = mapped_column(JSON, default=list)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -48,6 +48,7 @@ async def register_client(
     audiences: list[str],
     channels: list[str] | None = None,
     teams: list[str] | None = None,
+    localities: list[str] | None = None,
     replace: bool = False,
     hasher: PasswordHasher = _hasher,
 ) -> Client:
@@ -67,6 +68,7 @@ async def register_client(
     client.audiences = sorted(set(audiences))
     client.channels = channel_list
     client.teams = sorted(set(teams or []))
+    client.localities = sorted(set(localities or []))
     client.revoked_at = None
     await session.flush()
     return client
@@ -104,4 +106,6 @@ def issue_token(
         claims["channels"] = client.channels
     if client.teams:
         claims["teams"] = client.teams
+    if client.localities:
+        claims["localities"] = client.localities
     return IssuedToken(keys.sign(claims), lifetime_seconds, " ".join(scopes))
