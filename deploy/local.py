@@ -78,7 +78,11 @@ def register(env: dict[str, str], client_id: str, scopes: str, audiences: str, *
 
 
 SERVICE_CLIENTS = {
-    "SPA": ("spa-service", "decisions:create assignments:create", "routing teams"),
+    "SPA": (
+        "spa-service",
+        "decisions:create assignments:create directory:read",
+        "routing teams",
+    ),
     "ROUTING": ("routing-service", "directory:read", "teams"),
     "TEAMS": ("teams-service", "assignments:report", "spa"),
 }
@@ -105,6 +109,9 @@ def prepare(env: dict[str, str]) -> dict[str, str]:
             env, "demo-gp", "referrals:create referrals:read", "spa", channels="gp"
         ),
         "demo-team": register(env, "demo-team", team_scopes, "teams routing spa", teams=DEMO_TEAMS),
+        "demo-call-handlers": register(
+            env, "demo-call-handlers", "queue:work referrals:read", "spa", localities="*"
+        ),
     }
 
 
@@ -162,11 +169,11 @@ def instructions(demo_secrets: dict[str, str]) -> str:
         f"{spa}/oauth/token | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])')"
     )
     post = (
-        f'ID=$(curl -s -X POST {spa}/v1/referrals -H "Authorization: Bearer $TOKEN" '
-        f"-H 'Content-Type: application/json' -d '{body}' "
-        "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])')"
+        f'curl -s -X POST {spa}/v1/referrals -H "Authorization: Bearer $TOKEN" '
+        "-H \"Idempotency-Key: $(python3 -c 'import uuid; print(uuid.uuid4())')\" "
+        f"-H 'Prefer: wait=5' -H 'Content-Type: application/json' -d '{body}' "
+        "| python3 -m json.tool"
     )
-    get = f'sleep 1; curl -s {spa}/v1/referrals/$ID -H "Authorization: Bearer $TOKEN" | python3 -m json.tool'
     lines = [f"  {name:<8} {url}" for name, url in URLS.items()]
     return "\n".join(
         [
@@ -174,13 +181,13 @@ def instructions(demo_secrets: dict[str, str]) -> str:
             "The SPA platform is running (Ctrl-C stops it):",
             *lines,
             "",
-            "Post a referral as the demo GP system, then read where it was routed:",
+            "Post a referral as the demo GP system; the answer waits (up to 5 s) for its routing:",
             "",
             token,
             post,
-            get,
             "",
             f"Demo team client (caseloads, directory, decisions, its referrals): demo-team / {demo_secrets['demo-team']}",
+            f"Demo call-handler client (every locality's queue): demo-call-handlers / {demo_secrets['demo-call-handlers']}",
             "",
         ]
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class ClientSpec:
     channels: list[str] = field(default_factory=list)
     secret: str = "test-secret-0123456789"
     teams: list[str] = field(default_factory=list)
+    localities: list[str] = field(default_factory=list)
 
 
 DEMO_TEAMS = [
@@ -71,7 +73,7 @@ DEMO_TEAMS = [
 CLIENTS = [
     ClientSpec(
         "spa-service",
-        ["decisions:create", "assignments:create"],
+        ["decisions:create", "assignments:create", "directory:read"],
         ["routing", "teams"],
         secret="spa-service-secret-0123",
     ),
@@ -100,6 +102,23 @@ CLIENTS = [
         ["teams", "spa"],
         teams=["lit-north"],
     ),
+    ClientSpec("nhs111-system", ["referrals:create", "referrals:read"], ["spa"], ["nhs111"]),
+    ClientSpec(
+        "locality-partners",
+        ["referrals:create", "referrals:read"],
+        ["spa"],
+        ["hospital_discharge", "care_home", "community_team", "social_care", "lspa"],
+    ),
+    ClientSpec(
+        "north-call-handlers",
+        ["queue:work", "referrals:read"],
+        ["spa"],
+        localities=["north"],
+    ),
+    ClientSpec(
+        "south-call-handlers", ["queue:work", "referrals:read"], ["spa"], localities=["south"]
+    ),
+    ClientSpec("county-call-handlers", ["queue:work", "referrals:read"], ["spa"], localities=["*"]),
     ClientSpec("clinical-lead", ["rules:admin"], ["routing"]),
     ClientSpec("no-scopes", [], ALL_AUDIENCES),
 ]
@@ -119,6 +138,7 @@ async def register_clients(spa_url: str) -> None:
                     audiences=spec.audiences,
                     channels=spec.channels,
                     teams=spec.teams,
+                    localities=spec.localities,
                     replace=True,
                     hasher=CHEAP_HASHER,
                 )
@@ -216,10 +236,16 @@ class Stack:
         return self._tokens[key]
 
     @asynccontextmanager
-    async def client(self, service: str, client_id: str) -> AsyncIterator[httpx.AsyncClient]:
+    async def client(
+        self, service: str, client_id: str, *, idempotency_keys: bool = True
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        """A client of ``service`` authenticated as ``client_id``. Like a referrer's system, it
+        gives each new referral its own Idempotency-Key unless the test sets one."""
         token = await self.token(client_id)
         async with self.raw(service) as http:
             http.headers["Authorization"] = f"Bearer {token}"
+            if idempotency_keys:
+                http.event_hooks["request"].append(_add_idempotency_key)
             yield http
 
     async def count_rows(self, service: str, model: Any) -> int:
@@ -244,6 +270,11 @@ class Stack:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError("condition not met in time")
             await asyncio.sleep(interval)
+
+
+async def _add_idempotency_key(request: httpx.Request) -> None:
+    if request.method == "POST" and request.url.path == "/v1/referrals":
+        request.headers.setdefault("Idempotency-Key", str(uuid.uuid4()))
 
 
 @asynccontextmanager

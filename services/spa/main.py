@@ -15,10 +15,12 @@ from services.shared.http import ServiceClient
 from services.shared.outbox import OutboxWorker, running
 from services.spa.identity.api import router as identity_router
 from services.spa.identity.keys import SigningKeys
+from services.spa.queue.api import router as queue_router
 from services.spa.referrals.api import router as referrals_router
 from services.spa.referrals.clients import RoutingClient, TeamsClient
 from services.spa.referrals.models import OutboxJob
 from services.spa.referrals.routing_job import ReferralRouter
+from services.spa.referrals.waiting import StatusWatch
 from services.spa.settings import SpaSettings
 
 
@@ -36,16 +38,20 @@ def create_app(
             if not settings.auth_jwks_url:
                 keys = StaticKeySet(app.state.signing_keys.jwks())
         async with service_resources(app, settings, mounts=mounts, keys=keys):
+            app.state.status_watch = StatusWatch()
             router = ReferralRouter(
                 app.state.sessionmaker,
                 RoutingClient(ServiceClient(app.state.http, settings.routing_url, "routing")),
                 TeamsClient(ServiceClient(app.state.http, settings.teams_url, "teams")),
+                on_change=app.state.status_watch.changed,
             )
             worker = OutboxWorker(
                 app.state.sessionmaker,
                 OutboxJob,
                 router,
                 service="spa",
+                in_order_of="referral_id",
+                failed_blocks=False,
                 batch_size=settings.outbox_batch_size,
                 poll_interval=settings.outbox_poll_interval_seconds,
                 lease_seconds=settings.outbox_lease_seconds,
@@ -64,6 +70,7 @@ def create_app(
     if settings.issuer_enabled:
         app.include_router(identity_router)
     app.include_router(referrals_router)
+    app.include_router(queue_router)
     return app
 
 

@@ -23,3 +23,12 @@ class SpaSettings(ServiceSettings):
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=16, ge=1, le=256)
     outbox_lease_seconds: float = Field(default=60.0, gt=0)
+
+    # How long an Idempotency-Key's answer is kept for replay.
+    idempotency_retention_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # A referral for the same patient and need within this window is a possible duplicate.
+    duplicate_window_hours: int = Field(default=72, ge=0, le=24 * 90)
+    # How long a call handler's claim on a queued case lasts unless renewed.
+    queue_claim_seconds: int = Field(default=900, ge=30, le=4 * 3600)
+    # The longest a client may ask to wait for the routing outcome (Prefer: wait=N).
+    max_prefer_wait_seconds: int = Field(default=30, ge=0, le=60)

@@ -33,6 +33,7 @@ from services.teams.schemas import (
     CloseBody,
     DeclineBody,
     FirstContactBody,
+    WithdrawalCreate,
 )
 
 REPORT_JOB = "report"
@@ -147,6 +148,23 @@ def close(session: AsyncSession, assignment: Assignment, body: CloseBody, now: d
     assignment.status = "closed"
     assignment.closed_at = now
     _report(session, assignment, "closed", now, outcome=body.outcome)
+
+
+async def withdraw(
+    session: AsyncSession, body: WithdrawalCreate, now: datetime
+) -> list[Assignment]:
+    """Withdraw the referral's open assignments of this kind; a repeat finds none left open.
+    Nothing is reported back: the change came from spa."""
+    query = select(Assignment).where(
+        Assignment.referral_id == body.referral_id,
+        Assignment.kind == body.kind,
+        Assignment.status.in_(OPEN),
+    )
+    withdrawn = list(await session.scalars(query.with_for_update()))
+    for assignment in withdrawn:
+        assignment.status = "withdrawn"
+        assignment.closed_at = now
+    return withdrawn
 
 
 def _require_status(assignment: Assignment, change: str, *allowed: str) -> None:

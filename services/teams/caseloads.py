@@ -36,6 +36,7 @@ from services.teams.schemas import (
     DeclineBody,
     FirstContactBody,
     TeamSummary,
+    WithdrawalCreate,
     WorklistItem,
     WorklistRead,
 )
@@ -68,6 +69,21 @@ async def create_assignment(
     if not created:
         response.status_code = status.HTTP_200_OK
     return AssignmentRead.model_validate(assignment)
+
+
+@router.post(
+    "/assignments/withdrawals",
+    summary="Withdraw a referral from the caseloads holding it (the referrer cancelled it)",
+)
+async def create_withdrawal(
+    body: WithdrawalCreate,
+    session: SessionDep,
+    now: NowDep,
+    _: Annotated[Principal, requires("assignments:create")],
+) -> list[AssignmentRead]:
+    withdrawn = await assignments.withdraw(session, body, now)
+    await session.flush()
+    return [AssignmentRead.model_validate(assignment) for assignment in withdrawn]
 
 
 @router.get(

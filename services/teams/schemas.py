@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -105,6 +105,16 @@ class AssignmentCreate(BaseModel):
     urgency: Urgency
     decision_id: uuid.UUID | None = None
     risk: RiskMarkers = Field(default_factory=RiskMarkers)
+
+
+class WithdrawalCreate(BaseModel):
+    """The referrer withdrew the referral: take it off the caseloads holding it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    referral_id: uuid.UUID
+    kind: AssignmentKind = AssignmentKind.CARE
+    reason: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")]
 
 
 class AssignmentRead(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -9,13 +10,17 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from services.routing.models import Decision
+from services.shared.db import create_engine
+from services.teams.models import Assignment
 from tests import factories
 from tests.databases import empty_tables
 from tests.stack import CLIENTS, load_demo_directory
@@ -31,10 +36,58 @@ def _free_port() -> int:
         return port
 
 
-@dataclass
 class Processes:
-    urls: dict[str, str]
-    logs: dict[str, Path]
+    """The three services as processes that a test can stop and start again on their ports."""
+
+    def __init__(self, urls: dict[str, str], env: dict[str, str], log_dir: Path) -> None:
+        self.urls = urls
+        self.logs = {service: log_dir / f"{service}.log" for service in urls}
+        self._env = env
+        self._running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, *services: str) -> None:
+        for service in services:
+            port = self.urls[service].rsplit(":", 1)[1]
+            command = [
+                sys.executable, "-m", "uvicorn", "--factory",
+                f"services.{service.split('-')[0]}.main:app_from_environment",
+                "--host", "127.0.0.1", "--port", port, "--no-access-log",
+            ]  # fmt: skip
+            with self.logs[service].open("ab") as log:
+                self._running[service] = subprocess.Popen(
+                    command, env=self._env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+                )
+        for service in services:
+            self._wait_ready(service)
+
+    def stop(self, *services: str, hard: bool = False) -> None:
+        """Stop services: gracefully, or killed outright as a crash would."""
+        for service in services:
+            process = self._running.pop(service)
+            if hard:
+                process.kill()
+            else:
+                process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def stop_all(self) -> None:
+        self.stop(*list(self._running))
+
+    def _wait_ready(self, service: str) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.urls[service]}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or self._running[service].poll() is not None:
+                pytest.fail(f"{service} did not start:\n{self.logs[service].read_text()[-3000:]}")
+            time.sleep(0.1)
 
 
 def _environment(
@@ -59,6 +112,7 @@ def _environment(
         "ROUTING_SERVICE_CLIENT_ID": routing_client.client_id,
         "ROUTING_SERVICE_CLIENT_SECRET": routing_client.secret,
         "TEAMS_AUTH_JWKS_URL": jwks,
+        "SPA_OUTBOX_POLL_INTERVAL_SECONDS": "0.2",
     }
 
 
@@ -66,53 +120,18 @@ def _environment(
 def processes(
     postgres_urls: dict[str, str], issuer_key_file: Path, tmp_path: Path
 ) -> Iterator[Processes]:
-    import asyncio
-
     for service, url in postgres_urls.items():
         asyncio.run(empty_tables(url, service))
     asyncio.run(load_demo_directory(postgres_urls["teams"]))
-    ports = {service: _free_port() for service in ("spa", "routing", "teams")}
-    urls = {service: f"http://127.0.0.1:{port}" for service, port in ports.items()}
-    env = _environment(postgres_urls, urls, issuer_key_file)
-    running, logs = [], {}
-    for service, port in ports.items():
-        logs[service] = tmp_path / f"{service}.log"
-        command = [
-            sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.main:app_from_environment",
-            "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-        ]  # fmt: skip
-        with logs[service].open("wb") as log:
-            running.append(
-                subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-            )
+    # Two replicas of spa on one database, as a production deployment runs them.
+    names = ("spa", "spa-b", "routing", "teams")
+    urls = {name: f"http://127.0.0.1:{_free_port()}" for name in names}
+    stack = Processes(urls, _environment(postgres_urls, urls, issuer_key_file), tmp_path)
     try:
-        _wait_ready(urls, running, logs)
-        yield Processes(urls, logs)
+        stack.start(*urls)
+        yield stack
     finally:
-        for process in running:
-            process.send_signal(signal.SIGINT)
-        for process in running:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _wait_ready(
-    urls: dict[str, str], running: list[subprocess.Popen[bytes]], logs: dict[str, Path]
-) -> None:
-    deadline = time.monotonic() + 30
-    for service, url in urls.items():
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or any(p.poll() is not None for p in running):
-                pytest.fail(f"{service} did not start:\n{logs[service].read_text()[-3000:]}")
-            time.sleep(0.1)
+        stack.stop_all()
 
 
 def _token(spa_url: str, client_id: str) -> str:
@@ -134,15 +153,11 @@ def test_a_referral_is_routed_across_three_real_processes(processes: Processes) 
         channel="ambulance", urgency="crisis", needs=["fall"], practice="M93002"
     )
 
-    created = httpx.post(f"{spa}/v1/referrals", json=body, headers=headers)
+    # The crew waits for the outcome in the answer itself.
+    headers_once = {**headers, "Idempotency-Key": str(uuid.uuid4()), "Prefer": "wait=10"}
+    created = httpx.post(f"{spa}/v1/referrals", json=body, headers=headers_once, timeout=15)
     assert created.status_code == 201, created.text
-    location = f"{spa}{created.headers['location']}"
-    deadline = time.monotonic() + 10
-    while (referral := httpx.get(location, headers=headers).json())[
-        "status"
-    ] == "received" or referral["status"] == "triaged":
-        assert time.monotonic() < deadline, "not routed in time"
-        time.sleep(0.05)
+    referral = created.json()
 
     assert referral["status"] == "routed"
     # These processes run on the real clock: the locality team by day, its out-of-hours backup
@@ -166,3 +181,62 @@ def test_a_referral_is_routed_across_three_real_processes(processes: Processes) 
         assert body["patient"]["nhs_number"] not in text
         assert "Testperson" not in text
         assert body["patient"]["date_of_birth"] not in text
+
+
+def test_referrals_taken_while_routing_and_teams_are_down_are_each_routed_once_they_return(
+    processes: Processes, postgres_urls: dict[str, str]
+) -> None:
+    spa = processes.urls["spa"]
+    replicas = [processes.urls["spa"], processes.urls["spa-b"]]
+    headers = {"Authorization": f"Bearer {_token(spa, 'ambulance-cad')}"}
+    processes.stop("routing")
+    processes.stop("teams", hard=True)
+    posted = []
+    for index in range(12):
+        body = factories.referral(
+            channel="ambulance",
+            urgency="crisis" if index % 2 else "urgent",
+            needs=["fall"] if index % 3 else ["reduced_function"],
+            practice=["M91001", "M92001", "M93002"][index % 3],
+        )
+        once = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+        created = httpx.post(f"{replicas[index % 2]}/v1/referrals", json=body, headers=once)
+        assert created.status_code == 201, created.text
+        posted.append(created.json()["id"])
+    time.sleep(1.0)
+    still_waiting = [
+        httpx.get(f"{spa}/v1/referrals/{rid}", headers=headers).json()["status"] for rid in posted
+    ]
+    assert set(still_waiting) == {"received"}
+
+    processes.start("routing", "teams")
+
+    deadline = time.monotonic() + 60
+    for referral_id in posted:
+        while (
+            status := httpx.get(f"{spa}/v1/referrals/{referral_id}", headers=headers).json()[
+                "status"
+            ]
+        ) in ("received", "triaged"):
+            assert time.monotonic() < deadline, "not routed after the services returned"
+            time.sleep(0.2)
+        assert status == "routed"
+    # Assigned exactly once: one care assignment per referral in teams' own database.
+    # Both replicas' workers ran, yet each referral was triaged once and assigned once.
+    assignments = asyncio.run(_per_referral(postgres_urls["teams"], Assignment))
+    decisions = asyncio.run(_per_referral(postgres_urls["routing"], Decision))
+    for counts in (assignments, decisions):
+        assert sorted(counts) == sorted(posted)
+        assert set(counts.values()) == {1}
+
+
+async def _per_referral(url: str, model: type[Assignment] | type[Decision]) -> dict[str, int]:
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                select(model.referral_id, func.count()).group_by(model.referral_id)
+            )
+            return {str(referral_id): count for referral_id, count in rows}
+    finally:
+        await engine.dispose()

@@ -46,6 +46,14 @@ BAD_FIELDS = [
     ("reason", "x" * 4001, "4000"),
     ("patient.given_name", "y" * 101, "100"),
     ("unexpected", "surprise-value", "not permitted"),
+    ("nhs111", {"dx_code": "Dx05"}, "only given on the nhs111 channel"),
+    ("contact", {"outcome": "contact_assessment_needed"}, "only given on the county channels"),
+    ("safeguarding", {"concern": True, "categories": ["gossip"]}, "physical"),
+    ("safeguarding", {"concern": False, "categories": ["neglect"]}, "concern is false"),
+    ("risk", {"clinical_frailty_scale": 10}, "9"),
+    ("referrer", {"reference": "has spaces in it"}, "pattern"),
+    ("needs", ["fall"] * 33, "32"),
+    ("safeguarding", {"concern": True, "immediate_actions": "z" * 1001}, "1000"),
 ]
 
 
@@ -71,6 +79,67 @@ async def test_invalid_field_is_refused_with_a_problem_naming_it(
     if isinstance(value, str) and len(value) > 3:
         assert value not in response.text
     assert await stack.count_rows("spa", Referral) == 0
+
+
+COUNTY_BAD_FIELDS = [
+    ("contact", ..., "required on the county channels"),
+    ("contact", {"outcome": "advice_given"}, "advice"),
+    ("contact", {"outcome": "signposted_elsewhere"}, "advice_given"),
+    ("contact.advice", {"topics": []}, "at least 1"),
+    ("contact.advice", {"topics": ["astrology"]}, "self_care"),
+    ("nhs111", {"dx_code": "Dx05"}, "only given on the nhs111 channel"),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "reason_fragment"),
+    COUNTY_BAD_FIELDS,
+    ids=[f"{p}:{r}" for p, _, r in COUNTY_BAD_FIELDS],
+)
+async def test_invalid_county_contact_is_refused_with_a_problem_naming_it(
+    stack: Stack, path: str, value: Any, reason_fragment: str
+) -> None:
+    advice = {"topics": ["community_services"], "note": "Told of the lunch club."}
+    body = factories.referral(channel="self", contact={"outcome": "advice_given", "advice": advice})
+    async with stack.client("spa", "county-contact") as spa:
+        response = await spa.post("/v1/referrals", json=_with(body, path, value))
+
+    assert response.status_code == 422
+    fields = {error["field"]: error["reason"] for error in response.json()["errors"]}
+    named = [field for field in fields if field == path or field.startswith(path + ".")]
+    assert named, f"{path} not named in {list(fields)}"
+    assert any(reason_fragment.lower() in fields[field].lower() for field in named)
+    assert await stack.count_rows("spa", Referral) == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "reason_fragment"),
+    [
+        ("nhs111", {"dx_code": "DX-05"}, "pattern"),
+        ("nhs111", {"dos_service_id": "abc"}, "pattern"),
+    ],
+)
+async def test_invalid_nhs111_details_are_refused(
+    stack: Stack, path: str, value: Any, reason_fragment: str
+) -> None:
+    body = factories.referral(channel="nhs111", nhs111={"dx_code": "Dx05"})
+    async with stack.client("spa", "nhs111-system") as spa:
+        response = await spa.post("/v1/referrals", json=_with(body, path, value))
+
+    assert response.status_code == 422
+    fields = {error["field"]: error["reason"] for error in response.json()["errors"]}
+    assert any(f.startswith(path) and reason_fragment in r.lower() for f, r in fields.items())
+
+
+async def test_advice_alone_cannot_close_a_contact_with_red_flags(stack: Stack) -> None:
+    advice = {"outcome": "advice_given", "advice": {"topics": ["self_care"]}}
+    body = factories.referral(channel="carer", red_flags=["chest_pain"], contact=advice)
+    async with stack.client("spa", "county-contact") as spa:
+        response = await spa.post("/v1/referrals", json=body)
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "contact"
+    assert "red flags" in response.json()["errors"][0]["reason"]
 
 
 async def test_patient_identifiers_are_not_echoed_in_any_error(stack: Stack) -> None:

@@ -6,27 +6,37 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Header, Request, Response, status
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal, requires
+from services.shared.clock import NowDep
 from services.shared.db import SessionDep
-from services.shared.outbox import OutboxWorker
-from services.shared.problems import problem_responses
+from services.shared.problems import ConcurrentChange, problem_responses
 from services.spa.audit import record_access
-from services.spa.referrals import service, team_updates
-from services.spa.referrals.models import Referral
+from services.spa.referrals import idempotency, service, team_updates, waiting
+from services.spa.referrals.models import IdempotencyRecord, Referral
 from services.spa.referrals.problems import (
     AssignmentUnknown,
     ChannelNotPermitted,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
+    IllegalTransition,
     ReferralNotFound,
     UpdateOutOfOrder,
 )
 from services.spa.referrals.schemas import (
+    AdviceIn,
     AssignmentRead,
     AssignmentUpdate,
     AssignmentUpdateResult,
+    CancellationCreate,
     ConsentIn,
+    CountyContactIn,
+    Nhs111Details,
     PatientRead,
     ReferralCreate,
     ReferralRead,
@@ -38,6 +48,7 @@ from services.spa.referrals.schemas import (
     Timeline,
     TimelineEntry,
 )
+from services.spa.settings import SpaSettings
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 
@@ -45,22 +56,126 @@ router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    response_model=ReferralRead,
     summary="Refer a person to the SPA; routing follows once the referral is stored",
-    responses=problem_responses(ChannelNotPermitted),
+    description=(
+        "Send an `Idempotency-Key` with every referral: a retry with the same key and body gets "
+        "the first answer again (with `Idempotent-Replayed: true`), never a second referral. "
+        "With `Prefer: wait=N` (N up to 30 seconds) the answer waits for the routing outcome: "
+        "201 with it if it comes in time, else 202 with a `Location` to poll."
+    ),
+    responses={
+        202: {"model": ReferralRead, "description": "Stored; the outcome is not known yet"},
+        **problem_responses(
+            ChannelNotPermitted, IdempotencyKeyRequired, IdempotencyKeyReused, ConcurrentChange
+        ),
+    },
 )
 async def create_referral(
     body: ReferralCreate,
     request: Request,
-    response: Response,
+    session: SessionDep,
+    now: NowDep,
+    principal: Annotated[Principal, requires("referrals:create")],
+    idempotency_key: Annotated[
+        str | None, Header(alias=idempotency.HEADER, description="Unique per referral (a UUID)")
+    ] = None,
+    prefer: Annotated[str | None, Header(description="wait=N: wait N seconds for routing")] = None,
+) -> Response:
+    settings: SpaSettings = request.app.state.settings
+    key = idempotency.require_key(idempotency_key)
+    digest = idempotency.request_hash(body)
+    earlier = await idempotency.find(session, principal.client_id, key, now)
+    if earlier is not None:
+        return idempotency.replay(earlier, digest)
+    window = timedelta(hours=settings.duplicate_window_hours)
+    referral = await service.create_referral(session, body, principal, duplicate_window=window)
+    retention = timedelta(hours=settings.idempotency_retention_hours)
+    record = idempotency.new_record(principal.client_id, key, digest, referral.id, now, retention)
+    session.add(record)
+    try:
+        await session.flush()
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer as it did.
+        await session.rollback()
+        earlier = await idempotency.find(session, principal.client_id, key, now)
+        if earlier is None:
+            raise
+        return idempotency.replay(earlier, digest)
+    wait = waiting.preferred_wait(prefer, settings.max_prefer_wait_seconds)
+    read = await _answer(session, referral, record, waiting_on=wait is not None)
+    await session.commit()
+    request.app.state.worker.notify()
+    if wait is not None and read.status in waiting.IN_FLIGHT:
+        read = await _wait_for_outcome(request, session, referral, record, wait)
+    return JSONResponse(
+        record.response,
+        status_code=record.status_code,
+        headers={"Location": f"/v1/referrals/{referral.id}"},
+    )
+
+
+async def _answer(
+    session: AsyncSession, referral: Referral, record: IdempotencyRecord, *, waiting_on: bool
+) -> ReferralRead:
+    """Build the answer and keep it as the one a retry of the request is given."""
+    read = await _read(session, referral)
+    in_flight = read.status in waiting.IN_FLIGHT
+    record.status_code = 202 if waiting_on and in_flight else 201
+    record.response = read.model_dump(mode="json")
+    return read
+
+
+async def _wait_for_outcome(
+    request: Request,
+    session: AsyncSession,
+    referral: Referral,
+    record: IdempotencyRecord,
+    wait: int,
+) -> ReferralRead:
+    sessionmaker = request.app.state.sessionmaker
+
+    async def current_status() -> str:
+        async with sessionmaker() as reader:
+            found = await reader.scalar(select(Referral.status).where(Referral.id == referral.id))
+            return str(found)
+
+    watch: waiting.StatusWatch = request.app.state.status_watch
+    outcome = await watch.wait(referral.id, wait, current_status)
+    if outcome in waiting.IN_FLIGHT:
+        return ReferralRead.model_validate(record.response)
+    await session.refresh(referral)
+    return await _answer(session, referral, record, waiting_on=True)
+
+
+@router.post(
+    "/{referral_id}/cancellation",
+    summary="The referrer withdraws its referral; teams holding it for care are told",
+    responses=problem_responses(ReferralNotFound, IllegalTransition, ConcurrentChange),
+)
+async def cancel_referral(
+    referral_id: uuid.UUID,
+    body: CancellationCreate,
+    request: Request,
     background: BackgroundTasks,
     session: SessionDep,
     principal: Annotated[Principal, requires("referrals:create")],
 ) -> ReferralRead:
-    referral = await service.create_referral(session, body, principal)
-    worker: OutboxWorker = request.app.state.worker
-    # Runs after the response, so after the commit: the worker then sees the job at once.
-    background.add_task(worker.notify)
-    response.headers["Location"] = f"/v1/referrals/{referral.id}"
+    referral = await session.get(Referral, referral_id)
+    own = referral is not None and referral.referrer_client_id == principal.client_id
+    record_access(
+        session,
+        client_id=principal.client_id,
+        action="referral.cancel",
+        resource_type="referral",
+        resource_id=referral_id,
+        outcome="allowed" if own else "denied",
+    )
+    if referral is None or not own:
+        await session.commit()
+        raise ReferralNotFound(f"No referral {referral_id} made by this client.")
+    service.cancel(session, referral, body, principal.client_id)
+    background.add_task(request.app.state.worker.notify)
     return await _read(session, referral)
 
 
@@ -106,6 +221,8 @@ async def get_timeline(
 async def post_assignment_update(
     referral_id: uuid.UUID,
     body: AssignmentUpdate,
+    request: Request,
+    background: BackgroundTasks,
     session: SessionDep,
     principal: Annotated[Principal, requires("assignments:report")],
 ) -> AssignmentUpdateResult:
@@ -113,6 +230,7 @@ async def post_assignment_update(
     if referral is None:
         raise ReferralNotFound(f"No referral has the id {referral_id}.")
     applied = await team_updates.apply_update(session, referral, body, principal.client_id)
+    background.add_task(request.app.state.status_watch.changed, referral.id)
     record_access(
         session,
         client_id=principal.client_id,
@@ -178,6 +296,12 @@ async def _read(session: AsyncSession, referral: Referral) -> ReferralRead:
         routing=_routing(referral),
         team=care,
         assignments=reads,
+        nhs111=_nhs111(referral),
+        contact=_contact(referral),
+        advice=AdviceIn.model_validate(referral.advice) if referral.advice else None,
+        locality_code=referral.locality_code,
+        queue_reason=referral.queue_reason,
+        possible_duplicate_of=referral.possible_duplicate_of,
         created_at=referral.created_at,
         updated_at=referral.updated_at,
     )
@@ -196,3 +320,16 @@ def _routing(referral: Referral) -> RoutingRead | None:
         reason=referral.routing_reason or "",
         escalations=escalations,
     )
+
+
+def _nhs111(referral: Referral) -> Nhs111Details | None:
+    details = referral.channel_details.get("nhs111")
+    return Nhs111Details.model_validate(details) if details is not None else None
+
+
+def _contact(referral: Referral) -> CountyContactIn | None:
+    contact = referral.channel_details.get("contact")
+    if contact is None:
+        return None
+    advice = referral.advice if contact["outcome"] == "advice_given" else None
+    return CountyContactIn.model_validate({**contact, "advice": advice})

@@ -38,6 +38,16 @@ class Decision(BaseModel):
     escalations: list[EscalationTarget]
 
 
+class Resolution(BaseModel):
+    outcome: str
+    team: TeamRef | None
+    locality_code: str | None = None
+
+
+class Located(BaseModel):
+    locality_code: str | None
+
+
 class Assignment(BaseModel):
     id: uuid.UUID
     team_id: uuid.UUID
@@ -86,3 +96,34 @@ class TeamsClient:
         if response.status_code not in (200, 201):
             raise UpstreamRefused("teams", response.status_code)
         return _parse(Assignment, "teams", response.content)
+
+    async def resolve_escalation(
+        self, escalation: Escalation, *, practice: str | None, district: str | None
+    ) -> Resolution:
+        """The team that takes this escalation for the patient, and the patient's locality."""
+        params = _place(practice, district) | {"escalation": escalation.value}
+        response = await self._client.request("GET", "/v1/resolve", params=params)
+        if response.status_code != 200:
+            raise UpstreamRefused("teams", response.status_code)
+        return _parse(Resolution, "teams", response.content)
+
+    async def locate(self, *, practice: str | None, district: str | None) -> str | None:
+        """The code of the patient's locality, if the directory knows it."""
+        response = await self._client.request(
+            "GET", "/v1/locate", params=_place(practice, district)
+        )
+        if response.status_code != 200:
+            raise UpstreamRefused("teams", response.status_code)
+        return _parse(Located, "teams", response.content).locality_code
+
+    async def withdraw(self, referral_id: uuid.UUID, kind: AssignmentKind, reason: str) -> None:
+        """Take the referral off the caseloads holding it for ``kind``; a repeat does nothing."""
+        body = {"referral_id": str(referral_id), "kind": kind.value, "reason": reason}
+        response = await self._client.request("POST", "/v1/assignments/withdrawals", json=body)
+        if response.status_code != 200:
+            raise UpstreamRefused("teams", response.status_code)
+
+
+def _place(practice: str | None, district: str | None) -> dict[str, str]:
+    place = {"practice": practice, "district": district}
+    return {name: value for name, value in place.items() if value}

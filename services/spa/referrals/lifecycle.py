@@ -10,8 +10,10 @@ from services.spa.referrals.models import Referral, ReferralEvent
 from services.spa.referrals.problems import IllegalTransition
 
 TRANSITIONS: dict[S, frozenset[S]] = {
-    S.RECEIVED: frozenset({S.TRIAGED, S.AWAITING_ASSESSMENT, S.CANCELLED}),
-    S.AWAITING_ASSESSMENT: frozenset({S.TRIAGED, S.RESOLVED_WITH_ADVICE, S.CANCELLED}),
+    # Advice given by the county contact centre is resolved as it is recorded.
+    S.RECEIVED: frozenset({S.TRIAGED, S.AWAITING_ASSESSMENT, S.RESOLVED_WITH_ADVICE, S.CANCELLED}),
+    # A call handler assesses (which triages), resolves with advice, or closes a duplicate.
+    S.AWAITING_ASSESSMENT: frozenset({S.TRIAGED, S.RESOLVED_WITH_ADVICE, S.CLOSED, S.CANCELLED}),
     S.TRIAGED: frozenset(
         {
             S.ROUTED,

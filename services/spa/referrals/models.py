@@ -44,7 +44,7 @@ class Referral(Timestamped, Base):
     nhs_number_verification: Mapped[str] = mapped_column(String(2))
     given_name: Mapped[str | None] = mapped_column(String(100))
     family_name: Mapped[str | None] = mapped_column(String(100))
-    date_of_birth: Mapped[date] = mapped_column(Date)
+    date_of_birth: Mapped[date] = mapped_column(Date, index=True)
     postcode: Mapped[str | None] = mapped_column(String(8))
     registered_practice: Mapped[str | None] = mapped_column(String(12))
 
@@ -65,6 +65,26 @@ class Referral(Timestamped, Base):
     response_target_seconds: Mapped[int | None] = mapped_column()
     routing_reason: Mapped[str | None] = mapped_column(String(300))
     routing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    # What the channel adds: NHS 111's Pathways disposition, the county contact's outcome.
+    channel_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The locality whose call handlers work the case if it waits in the queue.
+    locality_code: Mapped[str | None] = mapped_column(String(16), index=True)
+    # Why the case waits for a call handler rather than being routed automatically.
+    queue_reason: Mapped[str | None] = mapped_column(String(32))
+    possible_duplicate_of: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("referrals.id"))
+    # Advice given at the county tier or by a call handler (topic codes and a note).
+    advice: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The call handler's contact assessment: who, when, and their note.
+    assessment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    assessed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancellation_note: Mapped[str | None] = mapped_column(Text)
+
+    # A call handler's claim on the case; it lapses at claim_expires_at.
+    claim_id: Mapped[uuid.UUID | None] = mapped_column()
+    claim_client_id: Mapped[str | None] = mapped_column(String(128))
+    claim_handler: Mapped[str | None] = mapped_column(String(64))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ReferralEvent(Base):
@@ -106,8 +126,26 @@ class ReferralAssignment(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class IdempotencyRecord(Base):
+    """The answer given to a client's first request with an Idempotency-Key, replayed to its
+    retries; a different request under the same key is refused."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("client_id", "key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(128))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
+    status_code: Mapped[int] = mapped_column()
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
 class OutboxJob(OutboxJobColumns, Base):
-    """Work to do after a commit: routing a referral."""
+    """Work to do after a commit: routing a referral, withdrawing it from a team, escalating."""
 
     __tablename__ = "outbox_jobs"
 

@@ -1,4 +1,11 @@
-from services.shared.problems import TYPE_PREFIX, Conflict, InsufficientScope, ResourceNotFound
+from services.shared.problems import (
+    TYPE_PREFIX,
+    BadRequest,
+    Conflict,
+    InsufficientScope,
+    Problem,
+    ResourceNotFound,
+)
 
 
 class ReferralNotFound(ResourceNotFound):
@@ -24,3 +31,14 @@ class AssignmentUnknown(ResourceNotFound):
 class UpdateOutOfOrder(Conflict):
     type = TYPE_PREFIX + "assignment-update-out-of-order"
     title = "An earlier change to this assignment has not been applied yet"
+
+
+class IdempotencyKeyRequired(BadRequest):
+    type = TYPE_PREFIX + "idempotency-key-required"
+    title = "An Idempotency-Key header of 1 to 255 visible ASCII characters is required"
+
+
+class IdempotencyKeyReused(Problem):
+    type = TYPE_PREFIX + "idempotency-key-reused"
+    title = "This Idempotency-Key was used for a different request"
+    status = 422

@@ -7,7 +7,15 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from services.shared.clock import Moment
 from services.shared.identifiers import NhsNumber, OdsCode, Postcode, format_nhs_number
@@ -21,6 +29,7 @@ from services.shared.vocabulary import (
     RedFlag,
     ReferralStatus,
     TeamType,
+    Tier,
     Urgency,
 )
 
@@ -155,6 +164,56 @@ class RiskMarkers(BaseModel):
     end_of_life: bool = False
 
 
+class Nhs111Details(BaseModel):
+    """What NHS 111 passes on: the NHS Pathways disposition and the Directory of Services entry."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dx_code: Annotated[str, Field(pattern=r"^Dx[0-9A-Z]{2,6}$", examples=["Dx05"])] | None = None
+    dos_service_id: Annotated[str, Field(pattern=r"^[0-9]{1,12}$")] | None = None
+    case_reference: (
+        Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")] | None
+    ) = None
+
+
+class AdviceTopic(StrEnum):
+    """What information, advice or guidance was given."""
+
+    SELF_CARE = "self_care"
+    COMMUNITY_SERVICES = "community_services"
+    VOLUNTARY_SECTOR = "voluntary_sector"
+    CARER_SUPPORT = "carer_support"
+    EQUIPMENT_PURCHASE = "equipment_purchase"
+    BENEFITS_AND_FINANCE = "benefits_and_finance"
+    HOUSING = "housing"
+    GP_APPOINTMENT = "gp_appointment"
+    PHARMACY = "pharmacy"
+    OTHER = "other"
+
+
+class AdviceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    topics: list[AdviceTopic] = Field(min_length=1, max_length=10)
+    note: ShortText | None = None
+
+
+class CountyContactIn(BaseModel):
+    """How the county contact centre left the contact: advice given, or a contact assessment
+    needed (the case then waits in the locality's call-handler queue)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["advice_given", "contact_assessment_needed"]
+    advice: AdviceIn | None = None
+
+    @model_validator(mode="after")
+    def _advice_with_advice_given(self) -> Self:
+        if (self.outcome == "advice_given") != (self.advice is not None):
+            raise ValueError("advice is given exactly when the outcome is advice_given")
+        return self
+
+
 class ReferrerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -177,6 +236,12 @@ class ReferralCreate(BaseModel):
     reason: FreeText | None = None
     referrer: ReferrerIn = Field(default_factory=ReferrerIn)
     risk: RiskMarkers = Field(default_factory=RiskMarkers)
+    nhs111: Nhs111Details | None = Field(default=None, description="Only on the nhs111 channel")
+    contact: CountyContactIn | None = Field(
+        default=None,
+        validate_default=True,
+        description="Required on the county channels, and only there",
+    )
 
     @model_validator(mode="after")
     def _something_to_triage(self) -> Self:
@@ -185,6 +250,55 @@ class ReferralCreate(BaseModel):
         self.needs = list(dict.fromkeys(self.needs))
         self.red_flags = list(dict.fromkeys(self.red_flags))
         return self
+
+    @field_validator("nhs111")
+    @classmethod
+    def _only_from_nhs111(
+        cls, value: Nhs111Details | None, info: ValidationInfo
+    ) -> Nhs111Details | None:
+        if value is not None and info.data.get("channel") is not Channel.NHS111:
+            raise ValueError("nhs111 details are only given on the nhs111 channel")
+        return value
+
+    @field_validator("contact")
+    @classmethod
+    def _on_county_channels(
+        cls, value: CountyContactIn | None, info: ValidationInfo
+    ) -> CountyContactIn | None:
+        channel = info.data.get("channel")
+        if channel is None:  # the channel itself was refused and is reported
+            return value
+        county = channel.tier is Tier.COUNTY
+        if county and value is None:
+            raise ValueError("a contact outcome is required on the county channels")
+        if not county and value is not None:
+            raise ValueError("a contact outcome is only given on the county channels")
+        if value is not None and value.outcome == "advice_given":
+            safeguarding = info.data.get("safeguarding")
+            if info.data.get("red_flags") or (safeguarding is not None and safeguarding.concern):
+                raise ValueError(
+                    "a contact with red flags or a safeguarding concern cannot end with advice"
+                )
+        return value
+
+
+class CancelReason(StrEnum):
+    NO_LONGER_NEEDED = "no_longer_needed"
+    PATIENT_DECLINED = "patient_declined"
+    PATIENT_ADMITTED = "patient_admitted"
+    PATIENT_DIED = "patient_died"
+    REFERRED_IN_ERROR = "referred_in_error"
+    DUPLICATE = "duplicate"
+    OTHER = "other"
+
+
+class CancellationCreate(BaseModel):
+    """The referrer withdraws its referral."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: CancelReason
+    note: ShortText | None = None
 
 
 class PatientRead(BaseModel):
@@ -246,6 +360,12 @@ class ReferralRead(BaseModel):
     routing: RoutingRead | None
     team: TeamRead | None = Field(description="The team holding the care pathway, once routed")
     assignments: list[AssignmentRead]
+    nhs111: Nhs111Details | None
+    contact: CountyContactIn | None
+    advice: AdviceIn | None = Field(description="Advice the case was resolved with")
+    locality_code: str | None = Field(description="The locality whose call handlers hold it")
+    queue_reason: str | None = Field(description="Why it waits for a call handler, if it does")
+    possible_duplicate_of: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from collections.abc import Callable
+from datetime import date, timedelta
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal
+from services.shared.clock import utcnow
 from services.shared.identifiers import postcode_district
 from services.shared.logging import current_request_id
 from services.shared.vocabulary import AssignmentKind, Pathway
@@ -18,21 +22,89 @@ from services.spa.referrals import lifecycle
 from services.spa.referrals.clients import Assignment, Decision, TeamRef
 from services.spa.referrals.models import OutboxJob, Referral, ReferralAssignment, ReferralEvent
 from services.spa.referrals.problems import ChannelNotPermitted
-from services.spa.referrals.schemas import ReferralCreate
+from services.spa.referrals.schemas import AdviceIn, CancellationCreate, ReferralCreate
 
 ROUTE_JOB = "route"
+WITHDRAW_JOB = "withdraw"
+ESCALATE_JOB = "escalate"
+
+# Statuses of a referral still being worked: a new one for the same need may be a duplicate.
+OPEN_STATUSES = (
+    S.RECEIVED,
+    S.AWAITING_ASSESSMENT,
+    S.TRIAGED,
+    S.ROUTED,
+    S.ACCEPTED,
+    S.DECLINED,
+    S.REROUTED,
+)
+
+
+# Told the id of a referral whose status may have changed (wakes requests waiting on it).
+ChangeListener = Callable[[uuid.UUID], None]
+
+
+class QueueReason(StrEnum):
+    """Why a case waits for a call handler."""
+
+    CONTACT_ASSESSMENT = "contact_assessment"
+    POSSIBLE_DUPLICATE = "possible_duplicate"
+    NO_TEAM = "no_team"
+    ROUTING_REFUSED = "routing_refused"
 
 
 async def create_referral(
-    session: AsyncSession, body: ReferralCreate, principal: Principal
+    session: AsyncSession,
+    body: ReferralCreate,
+    principal: Principal,
+    *,
+    duplicate_window: timedelta,
 ) -> Referral:
-    """Store the referral with its first timeline event and the job that will route it."""
+    """Store the referral with its first timeline event and what happens next: resolved at once
+    with the county's advice, or a job that routes it (or puts it in the call-handler queue)."""
     if body.channel not in principal.channels:
         raise ChannelNotPermitted(
             f"This client may not post referrals on the {body.channel} channel."
         )
+    referral = _new_referral(body, principal)
+    session.add(referral)
+    await session.flush()
+    detail: dict[str, Any] = {"channel": body.channel, "urgency": body.urgency}
+    if body.nhs111 is not None and body.nhs111.dx_code:
+        detail["dx_code"] = body.nhs111.dx_code
+    session.add(
+        lifecycle.record_event(
+            referral, "received", actor=principal.client_id, detail=detail, to_status=S.RECEIVED
+        )
+    )
+    if body.contact is not None and body.contact.advice is not None:
+        resolve_with_advice(session, referral, body.contact.advice, actor=principal.client_id)
+    else:
+        if body.contact is not None:
+            referral.queue_reason = QueueReason.CONTACT_ASSESSMENT
+        await _link_possible_duplicate(session, referral, duplicate_window, principal.client_id)
+        session.add(
+            OutboxJob(referral_id=referral.id, kind=ROUTE_JOB, request_id=current_request_id())
+        )
+    record_access(
+        session,
+        client_id=principal.client_id,
+        action="referral.create",
+        resource_type="referral",
+        resource_id=referral.id,
+    )
+    await session.flush()
+    return referral
+
+
+def _new_referral(body: ReferralCreate, principal: Principal) -> Referral:
     patient = body.patient
-    referral = Referral(
+    channel_details: dict[str, Any] = {}
+    if body.nhs111 is not None:
+        channel_details["nhs111"] = body.nhs111.model_dump(mode="json", exclude_none=True)
+    if body.contact is not None:
+        channel_details["contact"] = {"outcome": body.contact.outcome}
+    return Referral(
         id=uuid.uuid4(),
         status=S.RECEIVED,
         channel=body.channel,
@@ -53,36 +125,106 @@ async def create_referral(
         referrer_client_id=principal.client_id,
         referrer_organisation=body.referrer.organisation,
         referrer_reference=body.referrer.reference,
+        channel_details=channel_details,
     )
-    session.add(referral)
-    await session.flush()
-    detail = {"channel": body.channel, "urgency": body.urgency}
-    session.add(
-        lifecycle.record_event(
-            referral, "received", actor=principal.client_id, detail=detail, to_status=S.RECEIVED
+
+
+def resolve_with_advice(
+    session: AsyncSession, referral: Referral, advice: AdviceIn, *, actor: str
+) -> None:
+    referral.advice = advice.model_dump(mode="json", exclude_none=True)
+    release_from_queue(referral)
+    detail = {"topics": [topic.value for topic in advice.topics]}
+    session.add(lifecycle.transition(referral, S.RESOLVED_WITH_ADVICE, actor=actor, detail=detail))
+
+
+def release_from_queue(referral: Referral) -> None:
+    """The case no longer waits for a call handler: its queue place and any claim go."""
+    referral.queue_reason = None
+    referral.claim_id = None
+    referral.claim_client_id = None
+    referral.claim_handler = None
+    referral.claim_expires_at = None
+
+
+async def _link_possible_duplicate(
+    session: AsyncSession, referral: Referral, window: timedelta, actor: str
+) -> None:
+    """Link a referral for a patient and need already open here to that referral, and hold it
+    for a call handler to decide (unless it carries red flags, which must not wait)."""
+    earlier = await possible_duplicate(session, referral, window)
+    if earlier is None:
+        return
+    referral.possible_duplicate_of = earlier.id
+    if not referral.red_flags and referral.queue_reason is None:
+        referral.queue_reason = QueueReason.POSSIBLE_DUPLICATE
+    for one, other in ((referral, earlier), (earlier, referral)):
+        detail = {"other_referral_id": str(other.id)}
+        session.add(
+            lifecycle.record_event(one, "possible_duplicate_linked", actor=actor, detail=detail)
         )
+
+
+async def possible_duplicate(
+    session: AsyncSession, referral: Referral, window: timedelta
+) -> Referral | None:
+    """The oldest open referral within the window for the same person with a need in common.
+    The person is matched on NHS number, or without one on family name, birth date and postcode."""
+    if window <= timedelta(0):
+        return None
+    query = select(Referral).where(
+        Referral.id != referral.id,
+        Referral.status.in_(OPEN_STATUSES),
+        Referral.created_at >= utcnow() - window,
     )
-    session.add(OutboxJob(referral_id=referral.id, kind=ROUTE_JOB, request_id=current_request_id()))
-    record_access(
-        session,
-        client_id=principal.client_id,
-        action="referral.create",
-        resource_type="referral",
-        resource_id=referral.id,
+    if referral.nhs_number:
+        query = query.where(Referral.nhs_number == referral.nhs_number)
+    elif referral.family_name and referral.postcode:
+        query = query.where(
+            Referral.date_of_birth == referral.date_of_birth,
+            func.lower(Referral.family_name) == referral.family_name.lower(),
+            Referral.postcode == referral.postcode,
+        )
+    else:
+        return None
+    needs = set(referral.needs)
+    for candidate in await session.scalars(query.order_by(Referral.created_at).limit(50)):
+        if needs & set(candidate.needs):
+            return candidate
+    return None
+
+
+def cancel(session: AsyncSession, referral: Referral, body: CancellationCreate, actor: str) -> None:
+    """The referrer withdraws the referral; any team holding it for care is told. A safeguarding
+    escalation stays with the CRU: the duty to look into a concern does not end with a referral."""
+    detail = {"reason": body.reason.value}
+    session.add(lifecycle.transition(referral, S.CANCELLED, actor=actor, detail=detail))
+    if body.note:
+        referral.cancellation_note = body.note
+    release_from_queue(referral)
+    session.add(
+        OutboxJob(referral_id=referral.id, kind=WITHDRAW_JOB, request_id=current_request_id())
     )
-    await session.flush()
-    return referral
+
+
+def mark_withdrawn(assignments: list[ReferralAssignment]) -> None:
+    for assignment in assignments:
+        if assignment.kind == AssignmentKind.CARE and assignment.status in ("assigned", "accepted"):
+            assignment.status = "withdrawn"
 
 
 async def visible_referral(
     session: AsyncSession, referral_id: uuid.UUID, principal: Principal
 ) -> Referral | None:
-    """The referral if this client may see it: the referrer that made it, or a system acting for
-    a team the referral is assigned to (need to know)."""
+    """The referral if this client may see it (need to know): the referrer that made it, a
+    call-handler system working the locality whose queue it came to, or a system acting for a
+    team the referral is assigned to."""
     referral = await session.get(Referral, referral_id)
     if referral is None:
         return None
     if referral.referrer_client_id == principal.client_id:
+        return referral
+    if "queue:work" in principal.scopes and principal.works_locality(referral.locality_code):
         return referral
     if principal.teams:
         held = await session.scalar(
@@ -179,40 +321,50 @@ def apply_assignments(
     session: AsyncSession,
     referral: Referral,
     made: list[tuple[AssignmentKind, TeamRef, Assignment]],
+    existing: list[ReferralAssignment],
     actor: str,
 ) -> None:
     """Record the assignments and move the referral to where its pathway ends."""
     care_team = None
     for kind, team, assignment in made:
-        session.add(
-            ReferralAssignment(
-                referral_id=referral.id,
-                kind=kind,
-                team_id=team.id,
-                team_code=team.code,
-                team_name=team.name,
-                team_type=team.team_type,
-                assignment_id=assignment.id,
-                status=assignment.status,
-            )
-        )
-        if kind is AssignmentKind.SAFEGUARDING:
-            detail = {"team_id": str(team.id), "escalation": "safeguarding"}
-            session.add(
-                lifecycle.record_event(
-                    referral, "safeguarding_escalated", actor=actor, detail=detail
-                )
-            )
-        else:
+        record_assignment(session, referral, kind, team, assignment, existing, actor)
+        if kind is AssignmentKind.CARE:
             care_team = team
+    target = _final_status(referral, care_team)
+    if target is S.AWAITING_ASSESSMENT:
+        referral.queue_reason = QueueReason.NO_TEAM
+    session.add(lifecycle.transition(referral, target, actor=actor, detail=_team_detail(care_team)))
+
+
+def record_assignment(
+    session: AsyncSession,
+    referral: Referral,
+    kind: AssignmentKind,
+    team: TeamRef,
+    assignment: Assignment,
+    existing: list[ReferralAssignment],
+    actor: str,
+) -> None:
+    """Record one assignment teams made, once: teams answers a repeat with the same one."""
+    if any(row.assignment_id == assignment.id for row in existing):
+        return
     session.add(
-        lifecycle.transition(
-            referral,
-            _final_status(referral, care_team),
-            actor=actor,
-            detail=_team_detail(care_team),
+        ReferralAssignment(
+            referral_id=referral.id,
+            kind=kind,
+            team_id=team.id,
+            team_code=team.code,
+            team_name=team.name,
+            team_type=team.team_type,
+            assignment_id=assignment.id,
+            status=assignment.status,
         )
     )
+    if kind is AssignmentKind.SAFEGUARDING:
+        detail = {"team_id": str(team.id), "escalation": "safeguarding"}
+        session.add(
+            lifecycle.record_event(referral, "safeguarding_escalated", actor=actor, detail=detail)
+        )
 
 
 def _final_status(referral: Referral, care_team: TeamRef | None) -> S:

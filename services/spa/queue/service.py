@@ -1,0 +1,211 @@
+"""Working the queue: list, claim, assess, resolve with advice, close a duplicate, transfer to
+the CRU. They flush; the request edge commits.
+
+A claim is taken by one conditional UPDATE (the case is still waiting and nobody else holds a
+live claim), which the database applies to one request at a time, so two handlers never hold
+the same case. A claim lapses at its expiry, so a case is never stranded by a handler who left.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, case, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.shared.auth import ALL_LOCALITIES, Principal
+from services.shared.logging import current_request_id
+from services.shared.vocabulary import ReferralStatus as S
+from services.shared.vocabulary import Urgency
+from services.spa.audit import record_access
+from services.spa.queue.problems import CaseClaimed, CaseNotQueued, ClaimNotHeld, NoDuplicateLinked
+from services.spa.queue.schemas import ClaimRead, ContactAssessmentCreate, CruTransfer
+from services.spa.referrals import lifecycle
+from services.spa.referrals.models import OutboxJob, Referral
+from services.spa.referrals.service import ESCALATE_JOB, ROUTE_JOB, release_from_queue
+
+URGENCY_ORDER = case(
+    {Urgency.CRISIS.value: 0, Urgency.URGENT.value: 1, Urgency.ROUTINE.value: 2},
+    value=Referral.urgency,
+    else_=3,
+)
+
+
+def _waiting() -> list[ColumnElement[bool]]:
+    return [Referral.status == S.AWAITING_ASSESSMENT, Referral.queue_reason.is_not(None)]
+
+
+def _in_localities(principal: Principal) -> list[ColumnElement[bool]]:
+    if ALL_LOCALITIES in principal.localities:
+        return []
+    return [Referral.locality_code.in_(sorted(principal.localities))]
+
+
+async def list_queue(
+    session: AsyncSession, principal: Principal, *, locality: str | None, limit: int
+) -> list[Referral]:
+    """Waiting cases the client may work: most urgent first, then longest waiting."""
+    query = select(Referral).where(*_waiting(), *_in_localities(principal))
+    if locality is not None:
+        query = query.where(Referral.locality_code == locality)
+    query = query.order_by(URGENCY_ORDER, Referral.created_at, Referral.id).limit(limit)
+    return list(await session.scalars(query))
+
+
+def live_claim(referral: Referral, now: datetime) -> ClaimRead | None:
+    if referral.claim_id is None or referral.claim_expires_at is None:
+        return None
+    if referral.claim_expires_at <= now or referral.claim_handler is None:
+        return None
+    return ClaimRead(
+        claim_id=referral.claim_id,
+        handler=referral.claim_handler,
+        expires_at=referral.claim_expires_at,
+    )
+
+
+async def queued_case(
+    session: AsyncSession, referral_id: uuid.UUID, principal: Principal, action: str
+) -> Referral:
+    """The waiting case, locked, if the client works its locality; audited either way, and a
+    case elsewhere is answered as if it did not exist."""
+    referral = await session.get(Referral, referral_id, with_for_update=True)
+    visible = referral is not None and principal.works_locality(referral.locality_code)
+    record_access(
+        session,
+        client_id=principal.client_id,
+        action=action,
+        resource_type="referral",
+        resource_id=referral_id,
+        outcome="allowed" if visible else "denied",
+    )
+    if referral is None or not visible:
+        await session.commit()
+        raise CaseNotQueued(f"No case {referral_id} is in a queue this client works.")
+    if referral.status != S.AWAITING_ASSESSMENT or referral.queue_reason is None:
+        raise CaseNotQueued(f"Case {referral_id} is no longer waiting for a call handler.")
+    return referral
+
+
+async def claim(
+    session: AsyncSession,
+    referral: Referral,
+    principal: Principal,
+    handler: str,
+    now: datetime,
+    duration: timedelta,
+) -> ClaimRead:
+    """Claim the case for a handler; the same handler claiming again renews their claim."""
+    held = live_claim(referral, now)
+    mine = (
+        held is not None
+        and held.handler == handler
+        and referral.claim_client_id == (principal.client_id)
+    )
+    claim_id = held.claim_id if mine and held is not None else uuid.uuid4()
+    result = await session.execute(
+        update(Referral)
+        .where(
+            Referral.id == referral.id,
+            *_waiting(),
+            or_(
+                Referral.claim_expires_at.is_(None),
+                Referral.claim_expires_at <= now,
+                and_(
+                    Referral.claim_client_id == principal.client_id,
+                    Referral.claim_handler == handler,
+                ),
+            ),
+        )
+        .values(
+            claim_id=claim_id,
+            claim_client_id=principal.client_id,
+            claim_handler=handler,
+            claim_expires_at=now + duration,
+            version=Referral.version + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise CaseClaimed(f"Case {referral.id} is claimed by another handler.")
+    await session.refresh(referral)
+    detail = {"handler": handler, "expires_at": (now + duration).isoformat()}
+    session.add(
+        lifecycle.record_event(referral, "claimed", actor=principal.client_id, detail=detail)
+    )
+    return ClaimRead(claim_id=claim_id, handler=handler, expires_at=now + duration)
+
+
+def require_claim(
+    referral: Referral, claim_id: uuid.UUID, principal: Principal, now: datetime
+) -> str:
+    """The handler holding this live claim, or a refusal."""
+    held = live_claim(referral, now)
+    if held is None or held.claim_id != claim_id or referral.claim_client_id != principal.client_id:
+        raise ClaimNotHeld(f"Claim {claim_id} on case {referral.id} is not current.")
+    return held.handler
+
+
+def release(session: AsyncSession, referral: Referral, handler: str, actor: str) -> None:
+    referral.claim_id = None
+    referral.claim_client_id = None
+    referral.claim_handler = None
+    referral.claim_expires_at = None
+    session.add(
+        lifecycle.record_event(referral, "released", actor=actor, detail={"handler": handler})
+    )
+
+
+def assess(
+    session: AsyncSession,
+    referral: Referral,
+    body: ContactAssessmentCreate,
+    handler: str,
+    now: datetime,
+    actor: str,
+) -> None:
+    """Record the contact assessment and hand the case to triage on its findings."""
+    referral.urgency = body.urgency
+    referral.needs = list(body.needs)
+    referral.red_flags = list(body.red_flags)
+    referral.risk = body.risk.model_dump(exclude_defaults=True)
+    if body.safeguarding is not None:
+        referral.safeguarding = body.safeguarding.model_dump(mode="json")
+    referral.assessment = {"handler": handler, "at": now.isoformat(), "note": body.note}
+    referral.assessed_at = now
+    release_from_queue(referral)
+    detail = {
+        "handler": handler,
+        "urgency": body.urgency,
+        "needs": list(body.needs),
+        "red_flags": list(body.red_flags),
+    }
+    session.add(
+        lifecycle.record_event(referral, "contact_assessment_completed", actor=actor, detail=detail)
+    )
+    _add_job(session, referral, ROUTE_JOB)
+
+
+def close_as_duplicate(session: AsyncSession, referral: Referral, handler: str, actor: str) -> None:
+    if referral.possible_duplicate_of is None:
+        raise NoDuplicateLinked(f"Case {referral.id} is not linked to an earlier referral.")
+    release_from_queue(referral)
+    detail = {"handler": handler, "duplicate_of": str(referral.possible_duplicate_of)}
+    session.add(lifecycle.transition(referral, S.CLOSED, actor=actor, detail=detail))
+
+
+def transfer_to_cru(
+    session: AsyncSession, referral: Referral, body: CruTransfer, handler: str, actor: str
+) -> None:
+    """Escalate the concern to the CRU now; the handler keeps the case for its care needs."""
+    referral.safeguarding = body.safeguarding.model_dump(mode="json")
+    detail = {"handler": handler, "categories": [c.value for c in body.safeguarding.categories]}
+    session.add(
+        lifecycle.record_event(referral, "cru_transfer_requested", actor=actor, detail=detail)
+    )
+    _add_job(session, referral, ESCALATE_JOB)
+
+
+def _add_job(session: AsyncSession, referral: Referral, kind: str) -> None:
+    session.add(OutboxJob(referral_id=referral.id, kind=kind, request_id=current_request_id()))

@@ -1,0 +1,82 @@
+"""Idempotent intake: a client retrying a POST with the same Idempotency-Key gets the answer it
+was first given, and never a second referral.
+
+The key is unique per client in the database, and its record is written in the transaction
+that stores the referral, so of two concurrent requests with one key only one can commit; the
+other finds the winner's record and replays it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.spa.referrals.models import IdempotencyRecord
+from services.spa.referrals.problems import IdempotencyKeyRequired, IdempotencyKeyReused
+from services.spa.referrals.schemas import ReferralCreate
+
+HEADER = "Idempotency-Key"
+_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def require_key(value: str | None) -> str:
+    if value is None or not _KEY.match(value):
+        raise IdempotencyKeyRequired(
+            f"Send an {HEADER} header (for example a UUID) so that a retry cannot create a "
+            "second referral."
+        )
+    return value
+
+
+def request_hash(body: ReferralCreate) -> str:
+    """A digest of the request's meaning: key order and spacing in the JSON do not change it."""
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def find(
+    session: AsyncSession, client_id: str, key: str, now: datetime
+) -> IdempotencyRecord | None:
+    """The live record of this key; an expired one is removed so that the key can be reused."""
+    record = await session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.client_id == client_id, IdempotencyRecord.key == key
+        )
+    )
+    if record is not None and record.expires_at <= now:
+        await session.delete(record)
+        await session.flush()
+        return None
+    return record
+
+
+def new_record(
+    client_id: str, key: str, digest: str, referral_id: Any, now: datetime, retention: timedelta
+) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        client_id=client_id,
+        key=key,
+        request_hash=digest,
+        referral_id=referral_id,
+        status_code=201,
+        response={},
+        created_at=now,
+        expires_at=now + retention,
+    )
+
+
+def replay(record: IdempotencyRecord, digest: str) -> JSONResponse:
+    if record.request_hash != digest:
+        raise IdempotencyKeyReused(
+            f"The {HEADER} was first used with a different request body; use a new key for a "
+            "new referral."
+        )
+    headers = {"Location": f"/v1/referrals/{record.referral_id}", "Idempotent-Replayed": "true"}
+    return JSONResponse(record.response, status_code=record.status_code, headers=headers)
