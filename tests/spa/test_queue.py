@@ -75,6 +75,20 @@ async def test_handlers_see_only_their_own_localities(stack: Stack) -> None:
     assert read_own.status_code == 200
 
 
+async def test_a_county_desk_cannot_read_referrals_that_never_came_to_a_queue(
+    stack: Stack,
+) -> None:
+    async with stack.client("spa", "gp-system") as gp:
+        routed = (await gp.post("/v1/referrals", json=factories.referral(), headers=WAIT)).json()
+    async with stack.client("spa", "county-call-handlers") as handlers:
+        read = await handlers.get(f"/v1/referrals/{routed['id']}")
+        claim = await handlers.post(f"/v1/queue/{routed['id']}/claim", json={"handler": "h-1"})
+
+    assert routed["status"] == "routed"
+    assert read.status_code == 404
+    assert claim.status_code == 404
+
+
 async def test_only_call_handler_systems_work_the_queue(stack: Stack) -> None:
     async with stack.client("spa", "gp-system") as gp:
         response = await gp.get("/v1/queue")

@@ -23,7 +23,12 @@ from services.spa.queue.problems import CaseClaimed, CaseNotQueued, ClaimNotHeld
 from services.spa.queue.schemas import ClaimRead, ContactAssessmentCreate, CruTransfer
 from services.spa.referrals import lifecycle
 from services.spa.referrals.models import OutboxJob, Referral
-from services.spa.referrals.service import ESCALATE_JOB, ROUTE_JOB, release_from_queue
+from services.spa.referrals.service import (
+    ESCALATE_JOB,
+    ROUTE_JOB,
+    handled_by,
+    release_from_queue,
+)
 
 URGENCY_ORDER = case(
     {Urgency.CRISIS.value: 0, Urgency.URGENT.value: 1, Urgency.ROUTINE.value: 2},
@@ -71,7 +76,7 @@ async def queued_case(
     """The waiting case, locked, if the client works its locality; audited either way, and a
     case elsewhere is answered as if it did not exist."""
     referral = await session.get(Referral, referral_id, with_for_update=True)
-    visible = referral is not None and principal.works_locality(referral.locality_code)
+    visible = referral is not None and handled_by(referral, principal)
     record_access(
         session,
         client_id=principal.client_id,
@@ -80,11 +85,10 @@ async def queued_case(
         resource_id=referral_id,
         outcome="allowed" if visible else "denied",
     )
-    if referral is None or not visible:
+    waiting = visible and referral is not None and referral.queue_reason is not None
+    if referral is None or not waiting or referral.status != S.AWAITING_ASSESSMENT:
         await session.commit()
-        raise CaseNotQueued(f"No case {referral_id} is in a queue this client works.")
-    if referral.status != S.AWAITING_ASSESSMENT or referral.queue_reason is None:
-        raise CaseNotQueued(f"Case {referral_id} is no longer waiting for a call handler.")
+        raise CaseNotQueued(f"No case {referral_id} is waiting in a queue this client works.")
     return referral
 
 

@@ -207,6 +207,12 @@ def cancel(session: AsyncSession, referral: Referral, body: CancellationCreate, 
     )
 
 
+def handled_by(referral: Referral, principal: Principal) -> bool:
+    """Whether the referral came to a call-handler queue this client works."""
+    queued = referral.queue_reason is not None or referral.locality_code is not None
+    return queued and principal.works_locality(referral.locality_code)
+
+
 def mark_withdrawn(assignments: list[ReferralAssignment]) -> None:
     for assignment in assignments:
         if assignment.kind == AssignmentKind.CARE and assignment.status in ("assigned", "accepted"):
@@ -224,7 +230,7 @@ async def visible_referral(
         return None
     if referral.referrer_client_id == principal.client_id:
         return referral
-    if "queue:work" in principal.scopes and principal.works_locality(referral.locality_code):
+    if "queue:work" in principal.scopes and handled_by(referral, principal):
         return referral
     if principal.teams:
         held = await session.scalar(
