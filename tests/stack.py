@@ -119,6 +119,7 @@ CLIENTS = [
         "south-call-handlers", ["queue:work", "referrals:read"], ["spa"], localities=["south"]
     ),
     ClientSpec("county-call-handlers", ["queue:work", "referrals:read"], ["spa"], localities=["*"]),
+    ClientSpec("county-reports", ["reports:read"], ["spa"]),
     ClientSpec("clinical-lead", ["rules:admin"], ["routing"]),
     ClientSpec("no-scopes", [], ALL_AUDIENCES),
 ]
@@ -169,6 +170,7 @@ def stack_settings(
         service_client_secret=spa_spec.secret,
         token_url=f"{SPA}/oauth/token",
         outbox_poll_interval_seconds=0.05,
+        timer_poll_interval_seconds=0.5,
         log_level="INFO",
     )
     routing = RoutingSettings(
@@ -209,9 +211,14 @@ class Stack:
     """Three running apps and a way to call them as a given client."""
 
     def __init__(
-        self, apps: dict[str, FastAPI], transports: dict[str, Switchable], clock: SettableClock
+        self,
+        apps: dict[str, FastAPI],
+        transports: dict[str, Switchable],
+        clock: SettableClock,
+        mounts: dict[str, httpx.AsyncBaseTransport],
     ) -> None:
         self.apps = apps
+        self.mounts = mounts
         self.transports = transports
         self.clock = clock
         self._tokens: dict[tuple[str, str | None], str] = {}
@@ -297,10 +304,15 @@ async def running_stack(urls: Mapping[str, str], key_file: Path) -> AsyncIterato
     async with AsyncExitStack() as stack:
         for app in apps.values():
             await stack.enter_async_context(LifespanManager(app))
-        yield Stack(apps, transports, clock)
+        yield Stack(apps, transports, clock, mounts)
         # Stop every worker before any app shuts down: in-process, a worker of one app still
         # calling another that has already closed its database would reopen it.
-        workers = [app.state.worker for app in apps.values() if hasattr(app.state, "worker")]
+        workers = [
+            getattr(app.state, name)
+            for app in apps.values()
+            for name in ("worker", "timers")
+            if hasattr(app.state, name)
+        ]
         for worker in workers:
             worker.stop()
         await asyncio.wait_for(

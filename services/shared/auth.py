@@ -37,6 +37,7 @@ SCOPES: dict[str, str] = {
     "rules:admin": "Manage triage rule sets",
     "subscriptions:manage": "Manage webhook subscriptions",
     "audit:read": "Read the audit trail",
+    "reports:read": "Read response-time reports",
 }
 
 # The locality binding of a county-wide call-handler system: it works every locality's queue.

@@ -104,7 +104,7 @@ class ServiceClient:
         path: str,
         *,
         json: Any = None,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | httpx.QueryParams | None = None,
     ) -> httpx.Response:
         """Send a request; a transport failure, a timeout or a 5xx raises ``UpstreamUnavailable``."""
         started = time.perf_counter()

@@ -22,7 +22,7 @@ from sqlalchemy import BigInteger, Index, Integer, String, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, aliased, declared_attr, mapped_column
 
-from services.shared.clock import utcnow
+from services.shared.clock import Clock, utcnow
 from services.shared.db import Timestamped, UTCDateTime
 from services.shared.problems import UpstreamUnavailable
 
@@ -67,6 +67,7 @@ class OutboxWorker:
         service: str,
         in_order_of: str | None = None,
         failed_blocks: bool = True,
+        clock: Clock = utcnow,
         batch_size: int = 16,
         poll_interval: float = 1.0,
         lease_seconds: float = 60.0,
@@ -78,6 +79,8 @@ class OutboxWorker:
         # Jobs sharing a value of this column run one at a time, oldest first; a failed job
         # holds back the later ones until someone resolves it.
         self._in_order_of = in_order_of
+        # Due times are read on this clock, so a scheduled job (a timer) fires when it says.
+        self._clock = clock
         # Whether a failed job holds back later ones too, or only pending ones do (when a
         # failure has already been handed to people and later work must not wait on it).
         self._waiting_statuses = ("pending", "failed") if failed_blocks else ("pending",)
@@ -129,7 +132,7 @@ class OutboxWorker:
         return bool(claimed)
 
     async def _claim(self) -> list[tuple[int, int, str | None]]:
-        now = utcnow()
+        now = self._clock()
         model = self._model
         due = select(model).where(model.status == "pending", model.next_attempt_at <= now)
         if self._in_order_of is not None:
@@ -175,7 +178,7 @@ class OutboxWorker:
         async with self._sessionmaker() as session, session.begin():
             job = await session.get(self._model, job_id)
             if job is not None and job.status == "pending":
-                job.next_attempt_at = utcnow() + timedelta(seconds=delay)
+                job.next_attempt_at = self._clock() + timedelta(seconds=delay)
                 job.last_error = error[:64]
         log.warning(
             "outbox_job_deferred",

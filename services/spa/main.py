@@ -18,9 +18,12 @@ from services.spa.identity.keys import SigningKeys
 from services.spa.queue.api import router as queue_router
 from services.spa.referrals.api import router as referrals_router
 from services.spa.referrals.clients import RoutingClient, TeamsClient
-from services.spa.referrals.models import OutboxJob
+from services.spa.referrals.clock_keeper import ClockKeeper
+from services.spa.referrals.clocks import load_policy
+from services.spa.referrals.models import OutboxJob, ReferralTimer
 from services.spa.referrals.routing_job import ReferralRouter
 from services.spa.referrals.waiting import StatusWatch
+from services.spa.reports.api import router as reports_router
 from services.spa.settings import SpaSettings
 
 
@@ -39,10 +42,14 @@ def create_app(
                 keys = StaticKeySet(app.state.signing_keys.jwks())
         async with service_resources(app, settings, mounts=mounts, keys=keys):
             app.state.status_watch = StatusWatch()
+            app.state.clock_policy = policy = load_policy(settings.clock_policy_file)
+            teams = TeamsClient(ServiceClient(app.state.http, settings.teams_url, "teams"))
             router = ReferralRouter(
                 app.state.sessionmaker,
                 RoutingClient(ServiceClient(app.state.http, settings.routing_url, "routing")),
-                TeamsClient(ServiceClient(app.state.http, settings.teams_url, "teams")),
+                teams,
+                policy,
+                clock=clock,
                 on_change=app.state.status_watch.changed,
             )
             worker = OutboxWorker(
@@ -56,8 +63,26 @@ def create_app(
                 poll_interval=settings.outbox_poll_interval_seconds,
                 lease_seconds=settings.outbox_lease_seconds,
             )
-            async with running(worker, "spa-routing-worker"):
+            keeper = ClockKeeper(
+                app.state.sessionmaker,
+                teams,
+                policy,
+                clock,
+                on_change=app.state.status_watch.changed,
+            )
+            timers = OutboxWorker(
+                app.state.sessionmaker,
+                ReferralTimer,
+                keeper,
+                service="spa",
+                batch_size=settings.outbox_batch_size,
+                poll_interval=settings.timer_poll_interval_seconds,
+                lease_seconds=settings.outbox_lease_seconds,
+                clock=clock,
+            )
+            async with running(worker, "spa-routing-worker"), running(timers, "spa-timers"):
                 app.state.worker = worker
+                app.state.timers = timers
                 yield
 
     app = build_app(
@@ -71,6 +96,7 @@ def create_app(
         app.include_router(identity_router)
     app.include_router(referrals_router)
     app.include_router(queue_router)
+    app.include_router(reports_router)
     return app
 
 

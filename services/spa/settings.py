@@ -32,3 +32,8 @@ class SpaSettings(ServiceSettings):
     queue_claim_seconds: int = Field(default=900, ge=30, le=4 * 3600)
     # The longest a client may ask to wait for the routing outcome (Prefer: wait=N).
     max_prefer_wait_seconds: int = Field(default=30, ge=0, le=60)
+
+    # The response clocks (acceptance windows, at-risk share, safeguarding acknowledgement);
+    # the packaged clock_policy.yaml when unset.
+    clock_policy_file: Path | None = None
+    timer_poll_interval_seconds: float = Field(default=5.0, gt=0)

@@ -53,6 +53,10 @@ async def resolve_team(
     pathway: Pathway | None = None,
     escalation: Escalation | None = None,
     at: Annotated[Moment | None, Query(description="When the case arrives; now if absent")] = None,
+    exclude: Annotated[
+        list[uuid.UUID] | None,
+        Query(max_length=20, description="Teams already tried for this case, passed over"),
+    ] = None,
 ) -> ResolutionRead:
     if (pathway is None) == (escalation is None):
         error = {
@@ -66,6 +70,7 @@ async def resolve_team(
         at=at or now,
         capacity_max_age=_capacity_max_age(request),
         time_critical=frozenset(settings.time_critical_pathways),
+        excluded=frozenset(exclude or ()),
     )
     resolution = await resolver.resolve(
         session,

@@ -167,6 +167,18 @@ async def withdraw(
     return withdrawn
 
 
+def withdraw_one(session: AsyncSession, assignment: Assignment, reason: str, now: datetime) -> bool:
+    """Take back a case the team has not accepted (it let the acceptance window lapse). True
+    when withdrawn now, False when it already was; an accepted case is the team's and stays."""
+    if assignment.status == "withdrawn":
+        return False
+    _require_status(assignment, "withdrawn", "assigned", "declined")
+    assignment.status = "withdrawn"
+    assignment.decline_reason = assignment.decline_reason or reason[:32]
+    assignment.closed_at = now
+    return True
+
+
 def _require_status(assignment: Assignment, change: str, *allowed: str) -> None:
     if assignment.status not in allowed:
         raise AssignmentStateConflict(

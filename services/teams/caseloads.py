@@ -31,6 +31,7 @@ from services.teams.schemas import (
     AcceptBody,
     AssignmentCreate,
     AssignmentRead,
+    AssignmentWithdrawal,
     CaseloadRead,
     CloseBody,
     DeclineBody,
@@ -84,6 +85,26 @@ async def create_withdrawal(
     withdrawn = await assignments.withdraw(session, body, now)
     await session.flush()
     return [AssignmentRead.model_validate(assignment) for assignment in withdrawn]
+
+
+@router.post(
+    "/assignments/{assignment_id}/withdrawal",
+    summary="Take back a case the team has not accepted (its acceptance window lapsed)",
+    responses=problem_responses(AssignmentNotFound, AssignmentStateConflict),
+)
+async def withdraw_assignment(
+    assignment_id: uuid.UUID,
+    body: AssignmentWithdrawal,
+    session: SessionDep,
+    now: NowDep,
+    _: Annotated[Principal, requires("assignments:create")],
+) -> AssignmentRead:
+    assignment = await session.get(Assignment, assignment_id, with_for_update=True)
+    if assignment is None:
+        raise AssignmentNotFound(f"No assignment has the id {assignment_id}.")
+    assignments.withdraw_one(session, assignment, body.reason, now)
+    await session.flush()
+    return AssignmentRead.model_validate(assignment)
 
 
 @router.get(

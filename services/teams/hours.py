@@ -10,14 +10,12 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import date, datetime, time
-from functools import lru_cache
 from typing import Self
-from zoneinfo import ZoneInfo
 
-import holidays
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-LOCAL = ZoneInfo("Europe/London")
+from services.shared.calendar import LOCAL, is_bank_holiday
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
@@ -81,15 +79,6 @@ class ServiceHours(BaseModel):
             if start <= clock and (end is None or clock < end):
                 return True
         return False
-
-
-@lru_cache(maxsize=32)
-def _bank_holidays(year: int) -> frozenset[date]:
-    return frozenset(holidays.country_holidays("GB", subdiv="ENG", years=year))
-
-
-def is_bank_holiday(day: date) -> bool:
-    return day in _bank_holidays(day.year)
 
 
 def is_open(hours: dict[str, list[str]] | None, at: datetime) -> bool:

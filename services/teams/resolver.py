@@ -65,6 +65,8 @@ class Availability:
     capacity_max_age: timedelta
     time_critical: frozenset[Pathway] = frozenset({Pathway.RAPID_RESPONSE, Pathway.REABLEMENT})
     check_hours: bool = True
+    # Teams already tried for this case (they declined it or let it lapse): passed over.
+    excluded: frozenset[uuid.UUID] = frozenset()
 
     def for_case(self, pathway: Pathway | None, escalation: Escalation | None) -> Availability:
         return replace(self, check_hours=escalation is not None or pathway in self.time_critical)
@@ -73,6 +75,8 @@ class Availability:
         """Why ``team`` cannot take a case now, or None when it can."""
         if team.retired_at is not None:
             return "is retired"
+        if team.id in self.excluded:
+            return "has already been tried for this case"
         if team.operating_status == "closed":
             return "is closed"
         if self.check_hours and not is_open(team.hours, self.at):

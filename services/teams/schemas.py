@@ -117,6 +117,14 @@ class WithdrawalCreate(BaseModel):
     reason: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")]
 
 
+class AssignmentWithdrawal(BaseModel):
+    """spa takes back a case the team has not accepted in time, to offer it to the next team."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z_]+$")]
+
+
 class AssignmentRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -90,7 +90,9 @@ async def test_a_decline_reaches_spa_with_its_reason_code_but_not_its_note(stack
 
     assert declined.json()["decline_reason"] == "capacity_full"
     assert again.status_code == 409
-    declined_event = (await timeline(stack, referral["id"]))[-1]
+    declined_event = next(
+        e for e in await timeline(stack, referral["id"]) if e["event_type"] == "declined"
+    )
     assert declined_event["detail"]["decline_reason"] == "capacity_full"
     assert "sick" not in str(declined_event)
 

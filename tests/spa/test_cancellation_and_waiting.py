@@ -116,6 +116,28 @@ async def test_a_referral_cancelled_before_routing_is_never_routed(stack: Stack)
     assert final["assignments"] == []
 
 
+async def test_a_concern_cancelled_before_routing_still_reaches_the_cru(stack: Stack) -> None:
+    concern = {"concern": True, "categories": ["physical"], "adult_consents": True}
+    stack.transports["routing"].down = True
+    async with stack.client("spa", "gp-system") as gp:
+        referral = (
+            await gp.post("/v1/referrals", json=factories.referral(safeguarding=concern))
+        ).json()
+        await gp.post(f"/v1/referrals/{referral['id']}/cancellation", json={"reason": "other"})
+        stack.transports["routing"].down = False
+
+        async def escalated() -> dict[str, Any] | None:
+            read: dict[str, Any] = (await gp.get(f"/v1/referrals/{referral['id']}")).json()
+            return read if read["assignments"] else None
+
+        final = await stack.wait_for(escalated, within=10)
+
+    assert final["status"] == "cancelled"
+    assert [(a["kind"], a["team"]["code"]) for a in final["assignments"]] == [
+        ("safeguarding", "cru-county")
+    ]
+
+
 async def test_waiting_returns_the_routed_outcome(stack: Stack) -> None:
     body = factories.referral(channel="ambulance", urgency="crisis", needs=["fall"])
     async with stack.client("spa", "ambulance-cad") as cad:
@@ -152,6 +174,7 @@ async def test_a_retry_after_waiting_gets_the_outcome_the_first_answer_gave(stac
     assert first.status_code == again.status_code == 201
     assert again.json()["status"] == "routed"
     assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
 
 
 @pytest.mark.parametrize("prefer", ["wait=soon", "wait=-1", "handling=lenient"])

@@ -92,7 +92,7 @@ async def test_a_contact_needing_assessment_waits_in_the_locality_queue(
     assert response.status_code == 201, response.text
     referral = response.json()
     assert referral["status"] == "awaiting_assessment"
-    assert referral["queue_reason"] == "contact_assessment"
+    assert queue[0]["queue_reason"] == "contact_assessment"
     assert referral["locality_code"] == "north"
     assert referral["assignments"] == []
     assert [item["referral_id"] for item in queue] == [referral["id"]]
@@ -110,9 +110,18 @@ async def test_a_safeguarding_concern_from_the_county_goes_to_the_cru_while_it_w
         response = await spa.post("/v1/referrals", json=body, headers=WAIT)
 
     referral = response.json()
+    async with stack.client("spa", "county-contact") as spa:
+
+        async def escalated() -> dict[str, Any] | None:
+            read: dict[str, Any] = (await spa.get(f"/v1/referrals/{referral['id']}")).json()
+            return read if read["assignments"] else None
+
+        final = await stack.wait_for(escalated)
+
     assert referral["status"] == "awaiting_assessment"
     assert referral["locality_code"] == "south"
-    assert [(a["kind"], a["team"]["code"]) for a in referral["assignments"]] == [
+    assert final["status"] == "awaiting_assessment"
+    assert [(a["kind"], a["team"]["code"]) for a in final["assignments"]] == [
         ("safeguarding", "cru-county")
     ]
 

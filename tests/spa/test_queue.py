@@ -4,12 +4,14 @@ and an assessment, advice, a duplicate closure or a CRU transfer moves the case 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from services.spa.referrals.models import Referral
 from tests import factories
 from tests.stack import Stack
 
@@ -187,16 +189,28 @@ async def test_an_action_needs_the_current_claim(stack: Stack) -> None:
     assert again.status_code == 404
 
 
+async def _linked_to(stack: Stack, referral_id: str) -> str | None:
+    """The referral this one is recorded as possibly duplicating, read from spa's database."""
+    async with stack.apps["spa"].state.sessionmaker() as session:
+        referral = await session.get(Referral, uuid.UUID(referral_id))
+    assert referral is not None
+    return str(referral.possible_duplicate_of) if referral.possible_duplicate_of else None
+
+
 async def test_a_second_referral_for_the_same_need_is_linked_and_held(stack: Stack) -> None:
     first_body = factories.referral(needs=["mobility_assessment", "equipment"])
-    second_body = factories.referral(needs=["equipment"])
+    second_body = factories.referral(channel="ambulance", needs=["equipment"])
     second_body["patient"] = first_body["patient"]
     async with stack.client("spa", "gp-system") as gp:
         first = (await gp.post("/v1/referrals", json=first_body, headers=WAIT)).json()
-        second = (await gp.post("/v1/referrals", json=second_body, headers=WAIT)).json()
+    async with stack.client("spa", "ambulance-cad") as cad:
+        second = (await cad.post("/v1/referrals", json=second_body, headers=WAIT)).json()
+    async with stack.client("spa", "gp-system") as gp:
         first_timeline = (await gp.get(f"/v1/referrals/{first['id']}/timeline")).json()
     async with stack.client("spa", "north-call-handlers") as handlers:
         queue = (await handlers.get("/v1/queue")).json()["items"]
+        as_handler = (await handlers.get(f"/v1/referrals/{second['id']}")).json()
+        handler_timeline = (await handlers.get(f"/v1/referrals/{second['id']}/timeline")).json()
         claim_id = await _claim(handlers, second["id"])
         closed = await handlers.post(
             f"/v1/queue/{second['id']}/duplicate", json={"claim_id": claim_id}
@@ -204,14 +218,45 @@ async def test_a_second_referral_for_the_same_need_is_linked_and_held(stack: Sta
 
     assert first["status"] == "routed"
     assert second["status"] == "awaiting_assessment"
-    assert second["possible_duplicate_of"] == first["id"]
-    assert second["queue_reason"] == "possible_duplicate"
+    # Neither referrer learns of the other's referral.
+    assert second["possible_duplicate_of"] is None
+    assert second["queue_reason"] is None
+    assert first["id"] not in str(second)
+    assert second["id"] not in str(first_timeline)
+    # The call handler sees the link and why the case waits.
     assert [(i["referral_id"], i["possible_duplicate_of"]) for i in queue] == [
         (second["id"], first["id"])
     ]
-    linked = [e for e in first_timeline["events"] if e["event_type"] == "possible_duplicate_linked"]
-    assert linked[0]["detail"]["other_referral_id"] == second["id"]
+    assert as_handler["possible_duplicate_of"] == first["id"]
+    assert as_handler["queue_reason"] == "possible_duplicate"
+    linked = [
+        e for e in handler_timeline["events"] if e["event_type"] == "possible_duplicate_linked"
+    ]
+    assert linked[0]["detail"]["other_referral_id"] == first["id"]
+    assert linked[0]["actor"] == "spa"
+    assert closed.status_code == 200
     assert closed.json()["status"] == "closed"
+
+
+async def test_a_duplicate_of_a_referral_no_longer_open_cannot_be_closed_as_one(
+    stack: Stack,
+) -> None:
+    first_body = factories.referral(needs=["equipment"])
+    second_body = factories.referral(needs=["equipment"])
+    second_body["patient"] = first_body["patient"]
+    async with stack.client("spa", "gp-system") as gp:
+        first = (await gp.post("/v1/referrals", json=first_body, headers=WAIT)).json()
+        second = (await gp.post("/v1/referrals", json=second_body, headers=WAIT)).json()
+        await gp.post(f"/v1/referrals/{first['id']}/cancellation", json={"reason": "other"})
+    async with stack.client("spa", "north-call-handlers") as handlers:
+        claim_id = await _claim(handlers, second["id"])
+        refused = await handlers.post(
+            f"/v1/queue/{second['id']}/duplicate", json={"claim_id": claim_id}
+        )
+
+    assert second["status"] == "awaiting_assessment"
+    assert refused.status_code == 409
+    assert refused.json()["type"] == "urn:spa-platform:problem:no-duplicate-linked"
 
 
 async def test_a_possible_duplicate_with_red_flags_is_not_held(stack: Stack) -> None:
@@ -222,7 +267,7 @@ async def test_a_possible_duplicate_with_red_flags_is_not_held(stack: Stack) -> 
         first = (await gp.post("/v1/referrals", json=first_body, headers=WAIT)).json()
         second = (await gp.post("/v1/referrals", json=second_body, headers=WAIT)).json()
 
-    assert second["possible_duplicate_of"] == first["id"]
+    assert await _linked_to(stack, second["id"]) == first["id"]
     assert second["status"] == "redirected_emergency"
 
 
@@ -246,7 +291,7 @@ async def test_a_different_need_or_an_unmatched_person_is_not_a_duplicate(
         await gp.post("/v1/referrals", json=first_body, headers=WAIT)
         second = (await gp.post("/v1/referrals", json=second_body, headers=WAIT)).json()
 
-    assert second["possible_duplicate_of"] is None
+    assert await _linked_to(stack, second["id"]) is None
     assert second["status"] == "routed"
 
 
@@ -287,3 +332,43 @@ async def test_a_transfer_without_a_concern_is_refused(stack: Stack) -> None:
 
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "safeguarding"
+
+
+async def test_an_assessment_cannot_withdraw_a_concern_and_advice_cannot_close_one(
+    stack: Stack,
+) -> None:
+    concern = {"concern": True, "categories": ["neglect"], "adult_consents": True}
+    referral = await _queued(stack, safeguarding=concern)
+    async with stack.client("spa", "north-call-handlers") as handlers:
+        claim_id = await _claim(handlers, referral["id"])
+        assessed = await handlers.post(
+            f"/v1/queue/{referral['id']}/assessment",
+            json={
+                "claim_id": claim_id,
+                "urgency": "routine",
+                "needs": ["mobility_assessment"],
+                "safeguarding": {"concern": False},
+            },
+        )
+        advised = await handlers.post(
+            f"/v1/queue/{referral['id']}/advice",
+            json={"claim_id": claim_id, "advice": {"topics": ["self_care"]}},
+        )
+        still = (await handlers.get(f"/v1/referrals/{referral['id']}")).json()
+
+    assert assessed.status_code == 409
+    assert assessed.json()["type"] == "urn:spa-platform:problem:safeguarding-concern-stays"
+    assert advised.status_code == 409
+    assert advised.json()["type"] == "urn:spa-platform:problem:advice-not-enough"
+    assert still["status"] == "awaiting_assessment"
+    assert still["safeguarding"]["concern"] is True
+
+
+async def test_a_county_contact_with_red_flags_is_not_held_for_assessment(stack: Stack) -> None:
+    body = factories.referral(
+        channel="self", red_flags=["chest_pain"], urgency="crisis", contact=ASSESS
+    )
+    async with stack.client("spa", "county-contact") as spa:
+        response = await spa.post("/v1/referrals", json=body, headers=WAIT)
+
+    assert response.json()["status"] == "redirected_emergency"

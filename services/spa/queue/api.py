@@ -4,10 +4,11 @@ and each sees only the localities it is registered for."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
@@ -15,7 +16,14 @@ from services.shared.db import SessionDep
 from services.shared.problems import ConcurrentChange, problem_responses
 from services.spa.audit import record_access
 from services.spa.queue import service
-from services.spa.queue.problems import CaseClaimed, CaseNotQueued, ClaimNotHeld, NoDuplicateLinked
+from services.spa.queue.problems import (
+    AdviceNotEnough,
+    CaseClaimed,
+    CaseNotQueued,
+    ClaimNotHeld,
+    ConcernStays,
+    NoDuplicateLinked,
+)
 from services.spa.queue.schemas import (
     AdviceResolution,
     ClaimCreate,
@@ -28,34 +36,59 @@ from services.spa.queue.schemas import (
 )
 from services.spa.referrals.models import Referral
 from services.spa.referrals.problems import IllegalTransition
-from services.spa.referrals.service import age_on, resolve_with_advice
+from services.spa.referrals.service import age_on
 from services.spa.settings import SpaSettings
 
 router = APIRouter(prefix="/v1/queue", tags=["queue"])
 WorkerDep = Annotated[Principal, requires("queue:work")]
 CaseId = Annotated[uuid.UUID, "the referral id"]
+LocalityQuery = Annotated[
+    str | None, Query(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")
+]
 ACTION_PROBLEMS = problem_responses(CaseNotQueued, ClaimNotHeld, ConcurrentChange)
 
 
+@dataclass
+class Listing:
+    """What both lists take and give: the client's localities, audited as one read."""
+
+    session: SessionDep
+    now: NowDep
+    principal: WorkerDep
+    locality: LocalityQuery = None
+    limit: Annotated[int, Query(ge=1, le=200)] = 50
+
+    def answer(self, referrals: list[Referral], action: str) -> QueueRead:
+        record_access(
+            self.session,
+            client_id=self.principal.client_id,
+            action=action,
+            resource_type="queue",
+            resource_id=self.locality or "*",
+        )
+        return QueueRead(items=[_item(referral, self.now) for referral in referrals])
+
+
+ListingDep = Annotated[Listing, Depends()]
+
+
 @router.get("", summary="Cases waiting for a call handler: most urgent first, then oldest")
-async def list_queue(
-    session: SessionDep,
-    now: NowDep,
-    principal: WorkerDep,
-    locality: Annotated[
-        str | None, Query(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> QueueRead:
-    referrals = await service.list_queue(session, principal, locality=locality, limit=limit)
-    record_access(
-        session,
-        client_id=principal.client_id,
-        action="queue.list",
-        resource_type="queue",
-        resource_id=locality or "*",
+async def list_queue(listing: ListingDep) -> QueueRead:
+    referrals = await service.list_queue(
+        listing.session, listing.principal, locality=listing.locality, limit=listing.limit
     )
-    return QueueRead(items=[_item(referral, now) for referral in referrals])
+    return listing.answer(referrals, "queue.list")
+
+
+@router.get(
+    "/escalations",
+    summary="Open cases whose response deadline passed: the locality coordinator's list",
+)
+async def list_escalations(listing: ListingDep) -> QueueRead:
+    referrals = await service.list_escalations(
+        listing.session, listing.principal, locality=listing.locality, limit=listing.limit
+    )
+    return listing.answer(referrals, "queue.escalations")
 
 
 @router.post(
@@ -94,7 +127,7 @@ async def release_case(
 @router.post(
     "/{referral_id}/assessment",
     summary="Submit the contact assessment; the case is triaged and routed on it",
-    responses=ACTION_PROBLEMS,
+    responses={**ACTION_PROBLEMS, **problem_responses(ConcernStays)},
 )
 async def assess_case(
     referral_id: CaseId,
@@ -113,7 +146,9 @@ async def assess_case(
 
 
 @router.post(
-    "/{referral_id}/advice", summary="Resolve the case with advice", responses=ACTION_PROBLEMS
+    "/{referral_id}/advice",
+    summary="Resolve the case with advice",
+    responses={**ACTION_PROBLEMS, **problem_responses(AdviceNotEnough)},
 )
 async def resolve_case_with_advice(
     referral_id: CaseId,
@@ -124,7 +159,7 @@ async def resolve_case_with_advice(
 ) -> QueueItem:
     referral = await service.queued_case(session, referral_id, principal, "queue.advice")
     service.require_claim(referral, body.claim_id, principal, now)
-    resolve_with_advice(session, referral, body.advice, actor=principal.client_id)
+    service.resolve_with_advice(session, referral, body.advice, principal.client_id)
     return _item(referral, now)
 
 
@@ -138,7 +173,7 @@ async def close_duplicate(
 ) -> QueueItem:
     referral = await service.queued_case(session, referral_id, principal, "queue.duplicate")
     handler = service.require_claim(referral, body.claim_id, principal, now)
-    service.close_as_duplicate(session, referral, handler, principal.client_id)
+    await service.close_as_duplicate(session, referral, handler, principal.client_id)
     return _item(referral, now)
 
 
@@ -167,7 +202,7 @@ def _item(referral: Referral, now: NowDep) -> QueueItem:
     return QueueItem(
         referral_id=referral.id,
         status=referral.status,
-        queue_reason=referral.queue_reason or "",
+        queue_reason=referral.queue_reason or ("deadline_passed" if referral.escalated_at else ""),
         channel=referral.channel,
         urgency=referral.urgency,
         needs=referral.needs,

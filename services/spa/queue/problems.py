@@ -19,3 +19,13 @@ class ClaimNotHeld(Conflict):
 class NoDuplicateLinked(Conflict):
     type = TYPE_PREFIX + "no-duplicate-linked"
     title = "The case is not linked to an earlier referral"
+
+
+class AdviceNotEnough(Conflict):
+    type = TYPE_PREFIX + "advice-not-enough"
+    title = "A case with red flags or a safeguarding concern cannot be closed with advice"
+
+
+class ConcernStays(Conflict):
+    type = TYPE_PREFIX + "safeguarding-concern-stays"
+    title = "A safeguarding concern raised on a case cannot be withdrawn by an assessment"

@@ -19,12 +19,22 @@ from services.shared.logging import current_request_id
 from services.shared.vocabulary import ReferralStatus as S
 from services.shared.vocabulary import Urgency
 from services.spa.audit import record_access
-from services.spa.queue.problems import CaseClaimed, CaseNotQueued, ClaimNotHeld, NoDuplicateLinked
+from services.spa.queue.problems import (
+    AdviceNotEnough,
+    CaseClaimed,
+    CaseNotQueued,
+    ClaimNotHeld,
+    ConcernStays,
+    NoDuplicateLinked,
+)
 from services.spa.queue.schemas import ClaimRead, ContactAssessmentCreate, CruTransfer
 from services.spa.referrals import lifecycle
+from services.spa.referrals import service as referrals_service
 from services.spa.referrals.models import OutboxJob, Referral
+from services.spa.referrals.schemas import AdviceIn
 from services.spa.referrals.service import (
     ESCALATE_JOB,
+    OPEN_STATUSES,
     ROUTE_JOB,
     handled_by,
     release_from_queue,
@@ -55,6 +65,22 @@ async def list_queue(
     if locality is not None:
         query = query.where(Referral.locality_code == locality)
     query = query.order_by(URGENCY_ORDER, Referral.created_at, Referral.id).limit(limit)
+    return list(await session.scalars(query))
+
+
+async def list_escalations(
+    session: AsyncSession, principal: Principal, *, locality: str | None, limit: int
+) -> list[Referral]:
+    """Open cases whose response deadline passed: the locality coordinator's list, oldest
+    escalation first."""
+    query = select(Referral).where(
+        Referral.escalated_at.is_not(None),
+        Referral.status.in_(OPEN_STATUSES),
+        *_in_localities(principal),
+    )
+    if locality is not None:
+        query = query.where(Referral.locality_code == locality)
+    query = query.order_by(Referral.escalated_at, Referral.id).limit(limit)
     return list(await session.scalars(query))
 
 
@@ -175,6 +201,10 @@ def assess(
     referral.red_flags = list(body.red_flags)
     referral.risk = body.risk.model_dump(exclude_defaults=True)
     if body.safeguarding is not None:
+        if referral.safeguarding.get("concern") and not body.safeguarding.concern:
+            raise ConcernStays(
+                "A safeguarding concern raised on this case stays; the CRU decides on it."
+            )
         referral.safeguarding = body.safeguarding.model_dump(mode="json")
     referral.assessment = {"handler": handler, "at": now.isoformat(), "note": body.note}
     referral.assessed_at = now
@@ -191,12 +221,34 @@ def assess(
     _add_job(session, referral, ROUTE_JOB)
 
 
-def close_as_duplicate(session: AsyncSession, referral: Referral, handler: str, actor: str) -> None:
-    if referral.possible_duplicate_of is None:
-        raise NoDuplicateLinked(f"Case {referral.id} is not linked to an earlier referral.")
+async def close_as_duplicate(
+    session: AsyncSession, referral: Referral, handler: str, actor: str
+) -> None:
+    """Close the case as a duplicate, only while the referral it duplicates is still open:
+    otherwise nobody would be working the need."""
+    earlier = (
+        await session.get(Referral, referral.possible_duplicate_of)
+        if referral.possible_duplicate_of
+        else None
+    )
+    if earlier is None or earlier.status not in OPEN_STATUSES:
+        raise NoDuplicateLinked(
+            f"Case {referral.id} is not linked to an earlier referral that is still open."
+        )
     release_from_queue(referral)
     detail = {"handler": handler, "duplicate_of": str(referral.possible_duplicate_of)}
     session.add(lifecycle.transition(referral, S.CLOSED, actor=actor, detail=detail))
+
+
+def resolve_with_advice(
+    session: AsyncSession, referral: Referral, advice: AdviceIn, actor: str
+) -> None:
+    """Advice alone cannot close a case with red flags or a safeguarding concern."""
+    if referral.red_flags or referral.safeguarding.get("concern"):
+        raise AdviceNotEnough(
+            "A case with red flags or a safeguarding concern needs an assessment, not advice."
+        )
+    referrals_service.resolve_with_advice(session, referral, advice, actor=actor)
 
 
 def transfer_to_cru(

@@ -20,6 +20,7 @@ from services.spa.audit import record_access
 from services.spa.referrals import idempotency, service, team_updates, waiting
 from services.spa.referrals.models import IdempotencyRecord, Referral
 from services.spa.referrals.problems import (
+    AssignmentNoLongerHeld,
     AssignmentUnknown,
     ChannelNotPermitted,
     IdempotencyKeyRequired,
@@ -87,9 +88,11 @@ async def create_referral(
     digest = idempotency.request_hash(body)
     earlier = await idempotency.find(session, principal.client_id, key, now)
     if earlier is not None:
-        return idempotency.replay(earlier, digest)
+        return await _replay(session, earlier, digest, principal)
     window = timedelta(hours=settings.duplicate_window_hours)
-    referral = await service.create_referral(session, body, principal, duplicate_window=window)
+    referral = await service.create_referral(
+        session, body, principal, duplicate_window=window, now=now
+    )
     retention = timedelta(hours=settings.idempotency_retention_hours)
     record = idempotency.new_record(principal.client_id, key, digest, referral.id, now, retention)
     session.add(record)
@@ -101,51 +104,57 @@ async def create_referral(
         earlier = await idempotency.find(session, principal.client_id, key, now)
         if earlier is None:
             raise
-        return idempotency.replay(earlier, digest)
+        return await _replay(session, earlier, digest, principal)
     wait = waiting.preferred_wait(prefer, settings.max_prefer_wait_seconds)
-    read = await _answer(session, referral, record, waiting_on=wait is not None)
+    in_flight = wait is not None and referral.status in waiting.IN_FLIGHT
+    record.status_code = 202 if in_flight else 201
     await session.commit()
     request.app.state.worker.notify()
-    if wait is not None and read.status in waiting.IN_FLIGHT:
-        read = await _wait_for_outcome(request, session, referral, record, wait)
-    return JSONResponse(
-        record.response,
-        status_code=record.status_code,
-        headers={"Location": f"/v1/referrals/{referral.id}"},
+    if wait is not None and in_flight:
+        outcome = await _wait_for_outcome(request, referral.id, wait)
+        if outcome not in waiting.IN_FLIGHT:
+            # A retry of this request is answered as this one is.
+            record.status_code = 201
+            await session.refresh(referral)
+    read = await _read(session, referral, principal)
+    return _created(read, record.status_code)
+
+
+def _created(read: ReferralRead, status_code: int, replayed: bool = False) -> JSONResponse:
+    headers = {"Location": f"/v1/referrals/{read.id}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(read.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+
+async def _replay(
+    session: AsyncSession, record: IdempotencyRecord, digest: str, principal: Principal
+) -> JSONResponse:
+    """The first answer's status, with the referral as it is now; audited like any read."""
+    idempotency.check_same_request(record, digest)
+    referral = await session.get(Referral, record.referral_id)
+    assert referral is not None
+    record_access(
+        session,
+        client_id=principal.client_id,
+        action="referral.create_replayed",
+        resource_type="referral",
+        resource_id=referral.id,
     )
+    read = await _read(session, referral, principal)
+    return _created(read, record.status_code, replayed=True)
 
 
-async def _answer(
-    session: AsyncSession, referral: Referral, record: IdempotencyRecord, *, waiting_on: bool
-) -> ReferralRead:
-    """Build the answer and keep it as the one a retry of the request is given."""
-    read = await _read(session, referral)
-    in_flight = read.status in waiting.IN_FLIGHT
-    record.status_code = 202 if waiting_on and in_flight else 201
-    record.response = read.model_dump(mode="json")
-    return read
-
-
-async def _wait_for_outcome(
-    request: Request,
-    session: AsyncSession,
-    referral: Referral,
-    record: IdempotencyRecord,
-    wait: int,
-) -> ReferralRead:
+async def _wait_for_outcome(request: Request, referral_id: uuid.UUID, wait: int) -> str:
     sessionmaker = request.app.state.sessionmaker
 
     async def current_status() -> str:
         async with sessionmaker() as reader:
-            found = await reader.scalar(select(Referral.status).where(Referral.id == referral.id))
+            found = await reader.scalar(select(Referral.status).where(Referral.id == referral_id))
             return str(found)
 
     watch: waiting.StatusWatch = request.app.state.status_watch
-    outcome = await watch.wait(referral.id, wait, current_status)
-    if outcome in waiting.IN_FLIGHT:
-        return ReferralRead.model_validate(record.response)
-    await session.refresh(referral)
-    return await _answer(session, referral, record, waiting_on=True)
+    return await watch.wait(referral_id, wait, current_status)
 
 
 @router.post(
@@ -176,7 +185,7 @@ async def cancel_referral(
         raise ReferralNotFound(f"No referral {referral_id} made by this client.")
     service.cancel(session, referral, body, principal.client_id)
     background.add_task(request.app.state.worker.notify)
-    return await _read(session, referral)
+    return await _read(session, referral, principal)
 
 
 @router.get(
@@ -191,7 +200,7 @@ async def get_referral(
     principal: Annotated[Principal, requires("referrals:read")],
 ) -> ReferralRead:
     referral = await _visible(session, referral_id, principal, "referral.read")
-    return await _read(session, referral)
+    return await _read(session, referral, principal)
 
 
 @router.get(
@@ -207,6 +216,8 @@ async def get_timeline(
 ) -> Timeline:
     referral = await _visible(session, referral_id, principal, "referral.timeline.read")
     events = await service.timeline_of(session, referral.id)
+    if not service.is_call_handler(principal):
+        events = [event for event in events if event.event_type != service.DUPLICATE_LINKED]
     return Timeline(
         referral_id=referral.id,
         events=[TimelineEntry.model_validate(event, from_attributes=True) for event in events],
@@ -216,7 +227,9 @@ async def get_timeline(
 @router.post(
     "/{referral_id}/assignment-updates",
     summary="A team's change to its assignment, reported by the teams service",
-    responses=problem_responses(ReferralNotFound, AssignmentUnknown, UpdateOutOfOrder),
+    responses=problem_responses(
+        ReferralNotFound, AssignmentUnknown, UpdateOutOfOrder, AssignmentNoLongerHeld
+    ),
 )
 async def post_assignment_update(
     referral_id: uuid.UUID,
@@ -263,7 +276,8 @@ async def _visible(
     return referral
 
 
-async def _read(session: AsyncSession, referral: Referral) -> ReferralRead:
+async def _read(session: AsyncSession, referral: Referral, principal: Principal) -> ReferralRead:
+    handler = service.is_call_handler(principal)
     assignments = await service.assignments_of(session, referral.id)
     reads = [
         AssignmentRead(
@@ -277,7 +291,9 @@ async def _read(session: AsyncSession, referral: Referral) -> ReferralRead:
         )
         for a in assignments
     ]
-    care = next((read.team for read in reads if read.kind == "care"), None)
+    # The team holding the case for care: the latest one it was not withdrawn from.
+    holding = [read.team for read in reads if read.kind == "care" and read.status != "withdrawn"]
+    care = holding[-1] if holding else None
     return ReferralRead(
         id=referral.id,
         status=referral.status,
@@ -300,8 +316,10 @@ async def _read(session: AsyncSession, referral: Referral) -> ReferralRead:
         contact=_contact(referral),
         advice=AdviceIn.model_validate(referral.advice) if referral.advice else None,
         locality_code=referral.locality_code,
-        queue_reason=referral.queue_reason,
-        possible_duplicate_of=referral.possible_duplicate_of,
+        # Why a case waits, and what it may duplicate, are for call handlers only: a referrer
+        # must not learn of another referrer's referral.
+        queue_reason=referral.queue_reason if handler else None,
+        possible_duplicate_of=referral.possible_duplicate_of if handler else None,
         created_at=referral.created_at,
         updated_at=referral.updated_at,
     )

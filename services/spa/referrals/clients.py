@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
+import httpx
 from pydantic import BaseModel, ValidationError
 
 from services.shared.http import ServiceClient
@@ -106,6 +107,34 @@ class TeamsClient:
         if response.status_code != 200:
             raise UpstreamRefused("teams", response.status_code)
         return _parse(Resolution, "teams", response.content)
+
+    async def resolve_pathway(
+        self,
+        pathway: Pathway,
+        *,
+        practice: str | None,
+        district: str | None,
+        exclude: list[uuid.UUID],
+    ) -> Resolution:
+        """The next team for the pathway, passing over the teams already tried."""
+        params = httpx.QueryParams({**_place(practice, district), "pathway": pathway.value})
+        for team in exclude:
+            params = params.add("exclude", str(team))
+        response = await self._client.request("GET", "/v1/resolve", params=params)
+        if response.status_code != 200:
+            raise UpstreamRefused("teams", response.status_code)
+        return _parse(Resolution, "teams", response.content)
+
+    async def take_back(self, assignment_id: uuid.UUID, reason: str) -> bool:
+        """Withdraw a case its team has not accepted; False when the team accepted it first."""
+        response = await self._client.request(
+            "POST", f"/v1/assignments/{assignment_id}/withdrawal", json={"reason": reason}
+        )
+        if response.status_code == 409:
+            return False
+        if response.status_code != 200:
+            raise UpstreamRefused("teams", response.status_code)
+        return True
 
     async def locate(self, *, practice: str | None, district: str | None) -> str | None:
         """The code of the patient's locality, if the directory knows it."""

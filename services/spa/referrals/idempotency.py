@@ -1,5 +1,5 @@
-"""Idempotent intake: a client retrying a POST with the same Idempotency-Key gets the answer it
-was first given, and never a second referral.
+"""Idempotent intake: a client retrying a POST with the same Idempotency-Key gets the status it
+was first given with the referral as it now stands, and never a second referral.
 
 The key is unique per client in the database, and its record is written in the transaction
 that stores the referral, so of two concurrent requests with one key only one can commit; the
@@ -14,7 +14,6 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,23 +59,22 @@ async def find(
 def new_record(
     client_id: str, key: str, digest: str, referral_id: Any, now: datetime, retention: timedelta
 ) -> IdempotencyRecord:
+    """Only the request's digest, the referral and the status first answered are kept: a
+    replay reads the referral afresh, so no second copy of patient data is held here."""
     return IdempotencyRecord(
         client_id=client_id,
         key=key,
         request_hash=digest,
         referral_id=referral_id,
         status_code=201,
-        response={},
         created_at=now,
         expires_at=now + retention,
     )
 
 
-def replay(record: IdempotencyRecord, digest: str) -> JSONResponse:
+def check_same_request(record: IdempotencyRecord, digest: str) -> None:
     if record.request_hash != digest:
         raise IdempotencyKeyReused(
             f"The {HEADER} was first used with a different request body; use a new key for a "
             "new referral."
         )
-    headers = {"Location": f"/v1/referrals/{record.referral_id}", "Idempotent-Replayed": "true"}
-    return JSONResponse(record.response, status_code=record.status_code, headers=headers)

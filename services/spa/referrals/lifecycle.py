@@ -23,9 +23,15 @@ TRANSITIONS: dict[S, frozenset[S]] = {
             S.CANCELLED,
         }
     ),
-    S.ROUTED: frozenset({S.ACCEPTED, S.DECLINED, S.CANCELLED, S.CLOSED}),
-    S.DECLINED: frozenset({S.REROUTED, S.AWAITING_ASSESSMENT, S.CLOSED}),
-    S.REROUTED: frozenset({S.ACCEPTED, S.DECLINED, S.CANCELLED, S.CLOSED}),
+    # A team that lets its acceptance window lapse loses the case to the next team (rerouted);
+    # when no team is left the locality's call handlers take it.
+    S.ROUTED: frozenset(
+        {S.ACCEPTED, S.DECLINED, S.REROUTED, S.AWAITING_ASSESSMENT, S.CANCELLED, S.CLOSED}
+    ),
+    S.DECLINED: frozenset({S.REROUTED, S.AWAITING_ASSESSMENT, S.CANCELLED, S.CLOSED}),
+    S.REROUTED: frozenset(
+        {S.ACCEPTED, S.DECLINED, S.REROUTED, S.AWAITING_ASSESSMENT, S.CANCELLED, S.CLOSED}
+    ),
     S.ACCEPTED: frozenset({S.CLOSED}),
     S.CLOSED: frozenset(),
     S.RESOLVED_WITH_ADVICE: frozenset(),

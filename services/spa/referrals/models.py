@@ -80,6 +80,12 @@ class Referral(Timestamped, Base):
     assessed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancellation_note: Mapped[str | None] = mapped_column(Text)
 
+    # The response clock starts when the referral is received (on the service's clock) and stops
+    # at the first contact recorded by the team holding it for care.
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Set when a response deadline passed: the case is on the locality coordinator's list.
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
     # A call handler's claim on the case; it lapses at claim_expires_at.
     claim_id: Mapped[uuid.UUID | None] = mapped_column()
     claim_client_id: Mapped[str | None] = mapped_column(String(128))
@@ -121,14 +127,15 @@ class ReferralAssignment(Base):
     status: Mapped[str] = mapped_column(String(16), default="assigned")
     # The last change reported by teams that was applied here (see the assignment-updates API).
     update_seq: Mapped[int] = mapped_column(default=0)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     planned_first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class IdempotencyRecord(Base):
-    """The answer given to a client's first request with an Idempotency-Key, replayed to its
-    retries; a different request under the same key is refused."""
+    """A client's first request under an Idempotency-Key: its retries are answered with the
+    same status and referral; a different request under the same key is refused."""
 
     __tablename__ = "idempotency_records"
     __table_args__ = (UniqueConstraint("client_id", "key"),)
@@ -139,7 +146,6 @@ class IdempotencyRecord(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
     status_code: Mapped[int] = mapped_column()
-    response: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
@@ -150,3 +156,14 @@ class OutboxJob(OutboxJobColumns, Base):
     __tablename__ = "outbox_jobs"
 
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
+
+
+class ReferralTimer(OutboxJobColumns, Base):
+    """A durable timer: it fires once ``due_at`` has passed, whichever replica is running then.
+    ``next_attempt_at`` starts at ``due_at`` and moves only while a firing is leased or retried."""
+
+    __tablename__ = "referral_timers"
+
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
+    assignment_id: Mapped[uuid.UUID | None] = mapped_column()
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)

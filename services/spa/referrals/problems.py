@@ -42,3 +42,9 @@ class IdempotencyKeyReused(Problem):
     type = TYPE_PREFIX + "idempotency-key-reused"
     title = "This Idempotency-Key was used for a different request"
     status = 422
+
+
+class AssignmentNoLongerHeld(Problem):
+    type = TYPE_PREFIX + "assignment-change-not-applicable"
+    title = "The assignment cannot take this change (withdrawn, or not yet accepted)"
+    status = 422

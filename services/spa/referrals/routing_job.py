@@ -14,18 +14,27 @@ import uuid
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.shared.identifiers import postcode_district
+from services.shared.clock import Clock, utcnow
 from services.shared.problems import UpstreamUnavailable
 from services.shared.vocabulary import AssignmentKind, Escalation
 from services.shared.vocabulary import ReferralStatus as S
-from services.spa.referrals import lifecycle, service
-from services.spa.referrals.clients import RoutingClient, TeamsClient, UpstreamRefused
-from services.spa.referrals.models import OutboxJob, Referral
+from services.spa.referrals import clocks, lifecycle, service
+from services.spa.referrals.clients import (
+    Assignment,
+    RoutingClient,
+    TeamRef,
+    TeamsClient,
+    UpstreamRefused,
+)
+from services.spa.referrals.clocks import ClockPolicy
+from services.spa.referrals.models import OutboxJob, Referral, ReferralAssignment
 from services.spa.referrals.service import QueueReason
 
 log = structlog.get_logger(__name__)
 
 ACTOR = "spa-router"
+# Where a route job refused for good leaves the case: with the locality's call handlers.
+HANDED_TO_PEOPLE = (S.RECEIVED, S.TRIAGED, S.AWAITING_ASSESSMENT)
 
 
 class NoSafeguardingTeam(UpstreamUnavailable):
@@ -40,11 +49,15 @@ class ReferralRouter:
         sessionmaker: async_sessionmaker[AsyncSession],
         routing: RoutingClient,
         teams: TeamsClient,
+        policy: ClockPolicy,
+        clock: Clock = utcnow,
         on_change: service.ChangeListener | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._routing = routing
         self._teams = teams
+        self._policy = policy
+        self._clock = clock
         self._on_change = on_change
 
     async def __call__(self, job_id: int) -> None:
@@ -87,25 +100,55 @@ class ReferralRouter:
             service.apply_decision(session, referral, decision, ACTOR)
             await session.commit()
         if referral.status == S.TRIAGED:
-            existing = await service.assignments_of(session, referral.id)
+            await self._assign(session, referral)
+
+    async def _assign(self, session: AsyncSession, referral: Referral) -> None:
+        existing = await service.assignments_of(session, referral.id)
+        await session.commit()
+        care_team = None
+        for kind, team in service.assignments_wanted(referral):
+            assignment = await self._teams.assign(service.assignment_request(referral, kind, team))
+            # Recorded at once in its own transaction: a case a team holds is never unknown
+            # here, even when the referral changes (a cancellation) before routing finishes.
+            self._record(session, referral, kind, team, assignment, existing)
             await session.commit()
-            made = []
-            for kind, team in service.assignments_wanted(referral):
-                assignment = await self._teams.assign(
-                    service.assignment_request(referral, kind, team)
-                )
-                made.append((kind, team, assignment))
-            service.apply_assignments(session, referral, made, existing, ACTOR)
-            if referral.queue_reason is not None:
-                referral.locality_code = await self._locate(referral)
+            if kind is AssignmentKind.CARE:
+                care_team = team
+        target = service.final_status(referral, care_team)
+        if target is S.AWAITING_ASSESSMENT:
+            referral.queue_reason = QueueReason.NO_TEAM
+            referral.locality_code = await self._locate(referral)
+        service.finish_routing(session, referral, target, care_team, ACTOR)
+        if referral.status == S.ROUTED:
+            clocks.start_response_clock(session, self._policy, referral)
+
+    def _record(
+        self,
+        session: AsyncSession,
+        referral: Referral,
+        kind: AssignmentKind,
+        team: TeamRef,
+        assignment: Assignment,
+        existing: list[ReferralAssignment],
+    ) -> None:
+        """Record an assignment teams made and start its clock: the acceptance window of a
+        care team, or the CRU's acknowledgement."""
+        now = self._clock()
+        if not service.record_assignment(
+            session, referral, kind, team, assignment, existing, ACTOR, at=now
+        ):
+            return
+        if kind is AssignmentKind.SAFEGUARDING:
+            clocks.start_safeguarding_clock(session, self._policy, referral, assignment.id)
+        else:
+            clocks.start_acceptance_window(session, self._policy, referral, assignment.id, now)
 
     async def _hold(self, session: AsyncSession, referral: Referral) -> None:
         """Put the case in its locality's call-handler queue; a safeguarding concern goes to the
-        CRU at once, in parallel, rather than waiting for the handler."""
+        CRU by a job of its own, in parallel, rather than waiting for the handler."""
+        referral.locality_code = await self._locate(referral)
         if referral.safeguarding.get("concern"):
-            referral.locality_code = await self._escalate(session, referral)
-        else:
-            referral.locality_code = await self._locate(referral)
+            service.add_job(session, referral, service.ESCALATE_JOB)
         detail = {"queue_reason": referral.queue_reason, "locality_code": referral.locality_code}
         session.add(
             lifecycle.transition(referral, S.AWAITING_ASSESSMENT, actor=ACTOR, detail=detail)
@@ -115,7 +158,7 @@ class ReferralRouter:
         """Assign the case to the CRU; returns the patient's locality."""
         existing = await service.assignments_of(session, referral.id)
         await session.commit()
-        place = _place(referral)
+        place = service.patient_place(referral)
         resolution = await self._teams.resolve_escalation(Escalation.SAFEGUARDING, **place)
         if resolution.team is None:
             raise NoSafeguardingTeam("The directory names no team for safeguarding escalations.")
@@ -123,13 +166,18 @@ class ReferralRouter:
         assignment = await self._teams.assign(
             service.assignment_request(referral, AssignmentKind.SAFEGUARDING, team)
         )
-        service.record_assignment(
-            session, referral, AssignmentKind.SAFEGUARDING, team, assignment, existing, ACTOR
-        )
+        self._record(session, referral, AssignmentKind.SAFEGUARDING, team, assignment, existing)
         return resolution.locality_code
 
+    async def _try_locate(self, referral: Referral) -> str | None:
+        """The locality if the directory answers now; the case must reach people regardless."""
+        try:
+            return await self._locate(referral)
+        except (UpstreamRefused, UpstreamUnavailable):
+            return None
+
     async def _locate(self, referral: Referral) -> str | None:
-        return await self._teams.locate(**_place(referral))
+        return await self._teams.locate(**service.patient_place(referral))
 
     async def _hand_to_people(self, job_id: int, refusal: UpstreamRefused) -> uuid.UUID | None:
         """A refusal no retry can fix: stop trying and put the case where handlers see it."""
@@ -141,15 +189,15 @@ class ReferralRouter:
             job.status = "failed"
             job.last_error = f"{refusal.service}_refused_{refusal.status}"
             detail = {"reason": f"{refusal.service}_refused", "status": refusal.status}
-            if job.kind == service.ROUTE_JOB and lifecycle.can_transition(
-                S(referral.status), S.AWAITING_ASSESSMENT
-            ):
+            if job.kind == service.ROUTE_JOB and referral.status in HANDED_TO_PEOPLE:
                 referral.queue_reason = QueueReason.ROUTING_REFUSED
-                session.add(
-                    lifecycle.transition(
-                        referral, S.AWAITING_ASSESSMENT, actor=ACTOR, detail=detail
+                referral.locality_code = referral.locality_code or await self._try_locate(referral)
+                if referral.status != S.AWAITING_ASSESSMENT:
+                    session.add(
+                        lifecycle.transition(
+                            referral, S.AWAITING_ASSESSMENT, actor=ACTOR, detail=detail
+                        )
                     )
-                )
             else:
                 session.add(
                     lifecycle.record_event(referral, "job_failed", actor=ACTOR, detail=detail)
@@ -174,8 +222,3 @@ def _ready_for_triage(referral: Referral) -> bool:
         and referral.queue_reason is None
         and referral.assessed_at is not None
     )
-
-
-def _place(referral: Referral) -> dict[str, str | None]:
-    district = postcode_district(referral.postcode) if referral.postcode else None
-    return {"practice": referral.registered_practice, "district": district}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -25,6 +25,9 @@ from services.spa.referrals.problems import ChannelNotPermitted
 from services.spa.referrals.schemas import AdviceIn, CancellationCreate, ReferralCreate
 
 ROUTE_JOB = "route"
+SPA_ACTOR = "spa"
+# Seen only by call handlers: a referrer must not learn of another referrer's referral.
+DUPLICATE_LINKED = "possible_duplicate_linked"
 WITHDRAW_JOB = "withdraw"
 ESCALATE_JOB = "escalate"
 
@@ -59,6 +62,7 @@ async def create_referral(
     principal: Principal,
     *,
     duplicate_window: timedelta,
+    now: datetime,
 ) -> Referral:
     """Store the referral with its first timeline event and what happens next: resolved at once
     with the county's advice, or a job that routes it (or puts it in the call-handler queue)."""
@@ -67,6 +71,7 @@ async def create_referral(
             f"This client may not post referrals on the {body.channel} channel."
         )
     referral = _new_referral(body, principal)
+    referral.received_at = now
     session.add(referral)
     await session.flush()
     detail: dict[str, Any] = {"channel": body.channel, "urgency": body.urgency}
@@ -80,9 +85,10 @@ async def create_referral(
     if body.contact is not None and body.contact.advice is not None:
         resolve_with_advice(session, referral, body.contact.advice, actor=principal.client_id)
     else:
-        if body.contact is not None:
+        if body.contact is not None and not body.red_flags:
+            # A red flag must not wait for an assessment: triage redirects it at once.
             referral.queue_reason = QueueReason.CONTACT_ASSESSMENT
-        await _link_possible_duplicate(session, referral, duplicate_window, principal.client_id)
+        await _link_possible_duplicate(session, referral, duplicate_window)
         session.add(
             OutboxJob(referral_id=referral.id, kind=ROUTE_JOB, request_id=current_request_id())
         )
@@ -148,7 +154,7 @@ def release_from_queue(referral: Referral) -> None:
 
 
 async def _link_possible_duplicate(
-    session: AsyncSession, referral: Referral, window: timedelta, actor: str
+    session: AsyncSession, referral: Referral, window: timedelta
 ) -> None:
     """Link a referral for a patient and need already open here to that referral, and hold it
     for a call handler to decide (unless it carries red flags, which must not wait)."""
@@ -160,9 +166,7 @@ async def _link_possible_duplicate(
         referral.queue_reason = QueueReason.POSSIBLE_DUPLICATE
     for one, other in ((referral, earlier), (earlier, referral)):
         detail = {"other_referral_id": str(other.id)}
-        session.add(
-            lifecycle.record_event(one, "possible_duplicate_linked", actor=actor, detail=detail)
-        )
+        session.add(lifecycle.record_event(one, DUPLICATE_LINKED, actor=SPA_ACTOR, detail=detail))
 
 
 async def possible_duplicate(
@@ -202,15 +206,24 @@ def cancel(session: AsyncSession, referral: Referral, body: CancellationCreate, 
     if body.note:
         referral.cancellation_note = body.note
     release_from_queue(referral)
-    session.add(
-        OutboxJob(referral_id=referral.id, kind=WITHDRAW_JOB, request_id=current_request_id())
-    )
+    if referral.safeguarding.get("concern"):
+        # Idempotent: a CRU that already holds the concern keeps the one assignment.
+        add_job(session, referral, ESCALATE_JOB)
+    add_job(session, referral, WITHDRAW_JOB)
+
+
+def is_call_handler(principal: Principal) -> bool:
+    return "queue:work" in principal.scopes
 
 
 def handled_by(referral: Referral, principal: Principal) -> bool:
     """Whether the referral came to a call-handler queue this client works."""
     queued = referral.queue_reason is not None or referral.locality_code is not None
     return queued and principal.works_locality(referral.locality_code)
+
+
+def add_job(session: AsyncSession, referral: Referral, kind: str) -> None:
+    session.add(OutboxJob(referral_id=referral.id, kind=kind, request_id=current_request_id()))
 
 
 def mark_withdrawn(assignments: list[ReferralAssignment]) -> None:
@@ -230,7 +243,7 @@ async def visible_referral(
         return None
     if referral.referrer_client_id == principal.client_id:
         return referral
-    if "queue:work" in principal.scopes and handled_by(referral, principal):
+    if is_call_handler(principal) and handled_by(referral, principal):
         return referral
     if principal.teams:
         held = await session.scalar(
@@ -254,6 +267,12 @@ async def assignments_of(session: AsyncSession, referral_id: uuid.UUID) -> list[
 async def timeline_of(session: AsyncSession, referral_id: uuid.UUID) -> list[ReferralEvent]:
     query = select(ReferralEvent).where(ReferralEvent.referral_id == referral_id)
     return list(await session.scalars(query.order_by(ReferralEvent.id)))
+
+
+def patient_place(referral: Referral) -> dict[str, str | None]:
+    """Where the directory looks for the patient's teams: the practice, else the district."""
+    district = postcode_district(referral.postcode) if referral.postcode else None
+    return {"practice": referral.registered_practice, "district": district}
 
 
 def age_on(birth: date, day: date) -> int:
@@ -323,22 +342,14 @@ def assignment_request(
     }
 
 
-def apply_assignments(
+def finish_routing(
     session: AsyncSession,
     referral: Referral,
-    made: list[tuple[AssignmentKind, TeamRef, Assignment]],
-    existing: list[ReferralAssignment],
+    target: S,
+    care_team: TeamRef | None,
     actor: str,
 ) -> None:
-    """Record the assignments and move the referral to where its pathway ends."""
-    care_team = None
-    for kind, team, assignment in made:
-        record_assignment(session, referral, kind, team, assignment, existing, actor)
-        if kind is AssignmentKind.CARE:
-            care_team = team
-    target = _final_status(referral, care_team)
-    if target is S.AWAITING_ASSESSMENT:
-        referral.queue_reason = QueueReason.NO_TEAM
+    """Move the triaged referral to where its pathway ends."""
     session.add(lifecycle.transition(referral, target, actor=actor, detail=_team_detail(care_team)))
 
 
@@ -350,12 +361,16 @@ def record_assignment(
     assignment: Assignment,
     existing: list[ReferralAssignment],
     actor: str,
-) -> None:
-    """Record one assignment teams made, once: teams answers a repeat with the same one."""
+    *,
+    at: datetime,
+) -> bool:
+    """Record one assignment teams made, once (teams answers a repeat with the same one);
+    True when recorded now."""
     if any(row.assignment_id == assignment.id for row in existing):
-        return
+        return False
     session.add(
         ReferralAssignment(
+            created_at=at,
             referral_id=referral.id,
             kind=kind,
             team_id=team.id,
@@ -371,9 +386,10 @@ def record_assignment(
         session.add(
             lifecycle.record_event(referral, "safeguarding_escalated", actor=actor, detail=detail)
         )
+    return True
 
 
-def _final_status(referral: Referral, care_team: TeamRef | None) -> S:
+def final_status(referral: Referral, care_team: TeamRef | None) -> S:
     if referral.pathway == Pathway.REDIRECT_EMERGENCY:
         return S.REDIRECTED_EMERGENCY
     if referral.pathway == Pathway.ADVICE:

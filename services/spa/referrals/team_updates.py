@@ -16,9 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.vocabulary import AssignmentKind
 from services.shared.vocabulary import ReferralStatus as S
-from services.spa.referrals import lifecycle
+from services.spa.referrals import clocks, lifecycle
+from services.spa.referrals.clocks import TimerKind
 from services.spa.referrals.models import Referral, ReferralAssignment
-from services.spa.referrals.problems import AssignmentUnknown, UpdateOutOfOrder
+from services.spa.referrals.problems import (
+    AssignmentNoLongerHeld,
+    AssignmentUnknown,
+    UpdateOutOfOrder,
+)
 from services.spa.referrals.schemas import AssignmentChange, AssignmentUpdate
 
 CARE_STATUS = {
@@ -55,6 +60,7 @@ async def apply_update(
         raise UpdateOutOfOrder(
             f"Change {update.seq} arrived before change {assignment.update_seq + 1}."
         )
+    _require_fits(assignment, update)
     assignment.update_seq = update.seq
     _update_assignment(assignment, update)
     detail = _detail(update)
@@ -72,13 +78,61 @@ async def apply_update(
         session.add(
             lifecycle.record_event(referral, f"{prefix}{update.change}", actor=actor, detail=detail)
         )
+    await _move_clocks(session, referral, assignment, update)
     await session.flush()
     return True
+
+
+def _require_fits(assignment: ReferralAssignment, update: AssignmentUpdate) -> None:
+    """Refuse a change the assignment cannot take: nothing is applied and no clock moves."""
+    if assignment.status == "withdrawn":
+        raise AssignmentNoLongerHeld(
+            f"Assignment {assignment.assignment_id} was withdrawn; the case went to another team."
+        )
+    needs = {
+        AssignmentChange.ACCEPTED: ("assigned",),
+        AssignmentChange.DECLINED: ("assigned",),
+        AssignmentChange.FIRST_CONTACT: ("accepted",),
+        AssignmentChange.CLOSED: ("accepted",),
+    }[update.change]
+    if assignment.status not in needs:
+        raise AssignmentNoLongerHeld(
+            f"An assignment that is {assignment.status} cannot take the change {update.change}."
+        )
+
+
+async def _move_clocks(
+    session: AsyncSession,
+    referral: Referral,
+    assignment: ReferralAssignment,
+    update: AssignmentUpdate,
+) -> None:
+    """Acceptance stops the team's acceptance window; a care team's decline sends the case on
+    at once; the first contact (or closing) stops the response clock."""
+    if update.change is AssignmentChange.ACCEPTED:
+        await clocks.stop(
+            session, referral.id, (TimerKind.ACCEPTANCE_WINDOW,), assignment.assignment_id
+        )
+        if assignment.kind == AssignmentKind.SAFEGUARDING:
+            await clocks.stop(
+                session,
+                referral.id,
+                (TimerKind.SAFEGUARDING_ACKNOWLEDGEMENT,),
+                assignment.assignment_id,
+            )
+    elif update.change is AssignmentChange.DECLINED and assignment.kind == AssignmentKind.CARE:
+        await clocks.stop(
+            session, referral.id, (TimerKind.ACCEPTANCE_WINDOW,), assignment.assignment_id
+        )
+        clocks.schedule(session, referral, TimerKind.REROUTE, update.at, assignment.assignment_id)
+    elif assignment.kind == AssignmentKind.CARE:
+        await clocks.stop(session, referral.id, clocks.RESPONSE_TIMERS)
 
 
 def _update_assignment(assignment: ReferralAssignment, update: AssignmentUpdate) -> None:
     assignment.status = ASSIGNMENT_STATUS.get(update.change, assignment.status)
     if update.change is AssignmentChange.ACCEPTED:
+        assignment.accepted_at = update.at
         assignment.planned_first_contact_at = update.planned_first_contact_at
     if update.change is AssignmentChange.FIRST_CONTACT:
         assignment.first_contact_at = update.at
