@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from services.shared.calendar import add_working_days
 from services.shared.http import ServiceClient
 from services.shared.outbox import OutboxWorker
+from services.shared.problems import UpstreamUnavailable
 from services.spa.main import create_app as create_spa
 from services.spa.referrals.clients import TeamsClient
 from services.spa.referrals.clock_keeper import ClockKeeper
@@ -361,3 +362,140 @@ async def test_response_times_report_counts_shares_and_percentiles(stack: Stack)
     assert "Testperson" not in csv_text.text
     assert backwards.status_code == 422
     assert refused.status_code == 403
+
+
+async def _read(stack: Stack, referral_id: str) -> dict[str, Any]:
+    async with stack.client("spa", "gp-system") as gp:
+        read: dict[str, Any] = (await gp.get(f"/v1/referrals/{referral_id}")).json()
+    return read
+
+
+def _failing_once(stack: Stack, name: str, before: Any = None) -> dict[str, int]:
+    """Make the clock keeper's next call to teams' ``name`` fail once (a network blip, or
+    ``before`` run first), then reach the real service again."""
+    teams = stack.apps["spa"].state.timers._handle._teams
+    real = getattr(teams, name)
+    calls = {"count": 0}
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls["count"] += 1
+        if calls["count"] == 1:
+            if before is None:
+                raise UpstreamUnavailable("teams blip", upstream="teams")
+            await before()
+        return await real(*args, **kwargs)
+
+    setattr(teams, name, flaky)
+    return calls
+
+
+async def test_a_reroute_cut_short_by_a_failure_is_finished_on_retry(stack: Stack) -> None:
+    referral = await _crisis(stack)
+    calls = _failing_once(stack, "resolve_pathway")
+    await _tick(stack, timedelta(minutes=16))
+    await _tick(stack, timedelta(minutes=10))  # past the backoff: the retry
+    moved = await wait_for_status(stack, referral["id"], "rerouted")
+
+    assert calls["count"] == 2
+    assert moved["team"]["code"] != "lit-north"
+    assert {a["team"]["code"]: a["status"] for a in moved["assignments"]}["lit-north"] == (
+        "withdrawn"
+    )
+
+
+async def test_a_cancellation_during_a_reroute_leaves_no_team_holding_the_case(
+    stack: Stack,
+) -> None:
+    referral = await _crisis(stack)
+
+    async def cancel() -> None:
+        async with stack.client("spa", "gp-system") as gp:
+            await gp.post(
+                f"/v1/referrals/{referral['id']}/cancellation", json={"reason": "patient_admitted"}
+            )
+        await stack.worker.run_once()
+
+    _failing_once(stack, "resolve_pathway", before=cancel)
+    await _tick(stack, timedelta(minutes=16))
+    final = await wait_for_status(stack, referral["id"], "cancelled")
+
+    care = [a for a in final["assignments"] if a["kind"] == "care"]
+    assert len(care) == 2
+    assert {a["status"] for a in care} == {"withdrawn"}
+    for assignment in care:
+        status = await _caseload_status(stack, assignment["team"]["id"], referral["id"])
+        assert status == "withdrawn"
+
+
+async def test_when_every_team_lets_the_case_go_the_clock_still_breaches(stack: Stack) -> None:
+    referral = await _crisis(stack)
+    for _ in range(6):
+        await _tick(stack, timedelta(minutes=16))
+    fallen = await _read(stack, referral["id"])
+    for _ in range(2):
+        await _tick(stack, timedelta(minutes=30))
+    events = [e["event_type"] for e in await timeline(stack, referral["id"])]
+
+    assert fallen["status"] == "awaiting_assessment"
+    assert events.count("sla_at_risk") == 1
+    assert events.count("sla_breached") == 1
+
+
+async def test_an_assessed_case_is_not_sent_back_to_a_team_that_let_it_go(stack: Stack) -> None:
+    referral = await _crisis(stack)
+    for _ in range(6):
+        await _tick(stack, timedelta(minutes=16))
+    fallen = await _read(stack, referral["id"])
+    async with stack.client("spa", "north-call-handlers") as handlers:
+        claim = (
+            await handlers.post(f"/v1/queue/{referral['id']}/claim", json={"handler": "h-1"})
+        ).json()
+        await handlers.post(
+            f"/v1/queue/{referral['id']}/assessment",
+            json={"claim_id": claim["claim_id"], "urgency": "crisis", "needs": ["fall"]},
+        )
+
+        async def back_in_queue() -> list[Any] | None:
+            items = (await handlers.get("/v1/queue")).json()["items"]
+            return items or None
+
+        queue = await stack.wait_for(back_in_queue)
+    final = await _read(stack, referral["id"])
+    events = [e["event_type"] for e in await timeline(stack, referral["id"])]
+
+    # Every team that could take it has let it go: it comes back to the handlers, rather
+    # than to a team that no longer holds it.
+    assert fallen["status"] == "awaiting_assessment"
+    assert final["status"] == "awaiting_assessment"
+    assert final["team"] is None
+    assert queue[0]["queue_reason"] == "no_team"
+    assert {a["status"] for a in final["assignments"]} == {"withdrawn"}
+    assert events.count("routed") == 1
+
+
+async def test_the_cru_acknowledgement_runs_from_when_the_concern_reached_it(
+    stack: Stack,
+) -> None:
+    from tests.spa.test_queue import _claim, _queued
+
+    referral = await _queued(stack)
+    stack.clock.now += timedelta(days=1, hours=2)  # a handler transfers it on Wednesday
+    concern = {"concern": True, "categories": ["neglect"], "adult_consents": True}
+    async with stack.client("spa", "north-call-handlers") as handlers:
+        claim_id = await _claim(handlers, referral["id"])
+        await handlers.post(
+            f"/v1/queue/{referral['id']}/cru-transfer",
+            json={"claim_id": claim_id, "safeguarding": concern},
+        )
+    async with stack.apps["spa"].state.sessionmaker() as session:
+
+        async def scheduled() -> datetime | None:
+            due: datetime | None = await session.scalar(
+                select(ReferralTimer.due_at).where(ReferralTimer.kind == "safeguarding_ack")
+            )
+            await session.commit()
+            return due
+
+        due = await stack.wait_for(scheduled)
+
+    assert due == add_working_days(stack.clock(), 1)

@@ -22,7 +22,7 @@ from services.shared.clock import Clock
 from services.shared.vocabulary import AssignmentKind, Pathway
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals import clocks, lifecycle, service
-from services.spa.referrals.clients import TeamRef, TeamsClient
+from services.spa.referrals.clients import TeamsClient
 from services.spa.referrals.clocks import ClockPolicy, TimerKind
 from services.spa.referrals.models import Referral, ReferralAssignment, ReferralTimer
 from services.spa.referrals.service import QueueReason
@@ -30,7 +30,9 @@ from services.spa.referrals.service import QueueReason
 log = structlog.get_logger(__name__)
 
 ACTOR = "spa-clock"
-OPEN_CARE = (S.ROUTED, S.REROUTED, S.ACCEPTED, S.DECLINED)
+# Statuses in which the response clock runs: with a team, or with the locality's handlers
+# after every team let the case go.
+OPEN_CARE = (S.ROUTED, S.REROUTED, S.ACCEPTED, S.DECLINED, S.AWAITING_ASSESSMENT)
 
 
 class ClockKeeper:
@@ -75,8 +77,11 @@ class ClockKeeper:
         assignment: ReferralAssignment | None,
     ) -> bool:
         if kind in (TimerKind.ACCEPTANCE_WINDOW, TimerKind.REROUTE):
-            wanted_status = "assigned" if kind is TimerKind.ACCEPTANCE_WINDOW else "declined"
-            if assignment is None or assignment.status != wanted_status:
+            # "withdrawn" too: a reroute cut short after the take-back is finished on retry.
+            wanted = (
+                ("assigned", "withdrawn") if kind is TimerKind.ACCEPTANCE_WINDOW else ("declined",)
+            )
+            if assignment is None or assignment.status not in wanted:
                 return False
             if referral.status not in (S.ROUTED, S.REROUTED, S.DECLINED):
                 return False
@@ -109,47 +114,83 @@ class ClockKeeper:
         assignment: ReferralAssignment,
         kind: TimerKind,
     ) -> bool:
+        """Offer the case to the next team. Safe to run again after any failure: the take-back
+        and teams' assignment repeat harmlessly, a next team already recorded is kept, and
+        the referral's move is one transaction at the end."""
         reason = "acceptance_window_lapsed" if kind is TimerKind.ACCEPTANCE_WINDOW else "declined"
-        if kind is TimerKind.ACCEPTANCE_WINDOW:
-            if not await self._teams.take_back(assignment.assignment_id, reason):
-                return False  # the team accepted first; its acceptance is on its way
-            assignment.status = "withdrawn"
+        if kind is TimerKind.ACCEPTANCE_WINDOW and not await self._teams.take_back(
+            assignment.assignment_id, reason
+        ):
+            return False  # the team accepted first; its acceptance is on its way
         existing = await service.assignments_of(session, referral.id)
-        tried = [row.team_id for row in existing if row.kind == AssignmentKind.CARE]
         await session.commit()
+        care = [row for row in existing if row.kind == AssignmentKind.CARE]
+        later = [
+            row
+            for row in care
+            if row.created_at > assignment.created_at and row.status == "assigned"
+        ]
+        detail: dict[str, object] = {"reason": reason, "from_team_id": str(assignment.team_id)}
+        next_row = later[-1] if later else None
+        if next_row is None:
+            next_row = await self._offer(session, referral, [row.team_id for row in care], existing)
+        if await self._referral_moved_on(session, referral, next_row):
+            return False
+        if kind is TimerKind.ACCEPTANCE_WINDOW:
+            assignment.status = "withdrawn"
+        if next_row is None:
+            referral.queue_reason = QueueReason.NO_TEAM
+            referral.locality_code = referral.locality_code or await self._teams.locate(
+                **service.patient_place(referral)
+            )
+            target = S.AWAITING_ASSESSMENT
+        else:
+            detail["to_team_id"] = str(next_row.team_id)
+            target = S.REROUTED
+            if not later:
+                clocks.start_acceptance_window(
+                    session, self._policy, referral, next_row.assignment_id, self._clock()
+                )
+        session.add(lifecycle.transition(referral, target, actor=ACTOR, detail=detail))
+        return True
+
+    async def _offer(
+        self,
+        session: AsyncSession,
+        referral: Referral,
+        tried: list[uuid.UUID],
+        existing: list[ReferralAssignment],
+    ) -> ReferralAssignment | None:
+        """Assign the next team the directory names, recorded at once in its own transaction,
+        so that a case teams holds is never unknown here; None when no team is left."""
         assert referral.pathway is not None
         resolution = await self._teams.resolve_pathway(
             Pathway(referral.pathway), exclude=tried, **service.patient_place(referral)
         )
-        detail: dict[str, object] = {"reason": reason, "from_team_id": str(assignment.team_id)}
         team = resolution.team
         if team is None or team.id in tried:
-            referral.queue_reason = QueueReason.NO_TEAM
-            referral.locality_code = referral.locality_code or resolution.locality_code
-            session.add(
-                lifecycle.transition(referral, S.AWAITING_ASSESSMENT, actor=ACTOR, detail=detail)
-            )
-            return True
-        await self._assign(session, referral, team, existing, detail)
-        return True
-
-    async def _assign(
-        self,
-        session: AsyncSession,
-        referral: Referral,
-        team: TeamRef,
-        existing: list[ReferralAssignment],
-        detail: dict[str, object],
-    ) -> None:
-        request = service.assignment_request(referral, AssignmentKind.CARE, team)
-        made = await self._teams.assign(request)
-        now = self._clock()
-        service.record_assignment(
-            session, referral, AssignmentKind.CARE, team, made, existing, ACTOR, at=now
+            return None
+        made = await self._teams.assign(
+            service.assignment_request(referral, AssignmentKind.CARE, team)
         )
-        detail["to_team_id"] = str(team.id)
-        session.add(lifecycle.transition(referral, S.REROUTED, actor=ACTOR, detail=detail))
-        clocks.start_acceptance_window(session, self._policy, referral, made.id, now)
+        service.record_assignment(
+            session, referral, AssignmentKind.CARE, team, made, existing, ACTOR, at=self._clock()
+        )
+        await session.commit()
+        return await _assignment(session, made.id)
+
+    async def _referral_moved_on(
+        self, session: AsyncSession, referral: Referral, offered: ReferralAssignment | None
+    ) -> bool:
+        """Whether the referral changed meanwhile (cancelled, accepted): then the team just
+        offered the case is told it is not theirs after all."""
+        await session.refresh(referral, with_for_update=True)
+        if referral.status in (S.ROUTED, S.REROUTED, S.DECLINED):
+            return False
+        if offered is not None and offered.status == "assigned":
+            await self._teams.take_back(offered.assignment_id, "referral_changed")
+            offered.status = "withdrawn"
+        return True
 
 
 async def _assignment(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.calendar import add_working_days
@@ -96,11 +96,31 @@ def start_response_clock(session: AsyncSession, policy: ClockPolicy, referral: R
 
 
 def start_safeguarding_clock(
-    session: AsyncSession, policy: ClockPolicy, referral: Referral, assignment_id: uuid.UUID
+    session: AsyncSession,
+    policy: ClockPolicy,
+    referral: Referral,
+    assignment_id: uuid.UUID,
+    assigned_at: datetime,
 ) -> None:
+    """The CRU's acknowledgement runs from when the concern reached it."""
     days = policy.safeguarding_acknowledgement_working_days
-    due = add_working_days(referral.received_at, days)
+    due = add_working_days(assigned_at, days)
     schedule(session, referral, TimerKind.SAFEGUARDING_ACKNOWLEDGEMENT, due, assignment_id)
+
+
+async def running(
+    session: AsyncSession, referral_id: uuid.UUID, kinds: tuple[TimerKind, ...]
+) -> bool:
+    found = await session.scalar(
+        select(ReferralTimer.id)
+        .where(
+            ReferralTimer.referral_id == referral_id,
+            ReferralTimer.kind.in_([kind.value for kind in kinds]),
+            ReferralTimer.status == "pending",
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def stop(

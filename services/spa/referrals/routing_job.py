@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.shared.clock import Clock, utcnow
 from services.shared.problems import UpstreamUnavailable
-from services.shared.vocabulary import AssignmentKind, Escalation
+from services.shared.vocabulary import AssignmentKind, Escalation, Pathway
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals import clocks, lifecycle, service
 from services.spa.referrals.clients import (
@@ -106,8 +106,16 @@ class ReferralRouter:
         existing = await service.assignments_of(session, referral.id)
         await session.commit()
         care_team = None
-        for kind, team in service.assignments_wanted(referral):
+        for kind, wanted in service.assignments_wanted(referral):
+            team = wanted
             assignment = await self._teams.assign(service.assignment_request(referral, kind, team))
+            if kind is AssignmentKind.CARE and assignment.status in ("withdrawn", "declined"):
+                # The team already let this case go (it is being routed again after an
+                # assessment): the next team the directory names, passing over those tried.
+                offered = await self._next_team(referral, existing, wanted)
+                if offered is None:
+                    continue
+                team, assignment = offered
             # Recorded at once in its own transaction: a case a team holds is never unknown
             # here, even when the referral changes (a cancellation) before routing finishes.
             self._record(session, referral, kind, team, assignment, existing)
@@ -119,8 +127,25 @@ class ReferralRouter:
             referral.queue_reason = QueueReason.NO_TEAM
             referral.locality_code = await self._locate(referral)
         service.finish_routing(session, referral, target, care_team, ACTOR)
-        if referral.status == S.ROUTED:
+        if referral.status == S.ROUTED and not await clocks.running(
+            session, referral.id, clocks.RESPONSE_TIMERS
+        ):
             clocks.start_response_clock(session, self._policy, referral)
+
+    async def _next_team(
+        self, referral: Referral, existing: list[ReferralAssignment], declined_by: TeamRef
+    ) -> tuple[TeamRef, Assignment] | None:
+        tried = [row.team_id for row in existing if row.kind == AssignmentKind.CARE]
+        tried = list(dict.fromkeys([*tried, declined_by.id]))
+        assert referral.pathway is not None
+        resolution = await self._teams.resolve_pathway(
+            Pathway(referral.pathway), exclude=tried, **service.patient_place(referral)
+        )
+        team = resolution.team
+        if team is None or team.id in tried:
+            return None
+        request = service.assignment_request(referral, AssignmentKind.CARE, team)
+        return team, await self._teams.assign(request)
 
     def _record(
         self,
@@ -139,7 +164,7 @@ class ReferralRouter:
         ):
             return
         if kind is AssignmentKind.SAFEGUARDING:
-            clocks.start_safeguarding_clock(session, self._policy, referral, assignment.id)
+            clocks.start_safeguarding_clock(session, self._policy, referral, assignment.id, now)
         else:
             clocks.start_acceptance_window(session, self._policy, referral, assignment.id, now)
 

@@ -235,28 +235,30 @@ def mark_withdrawn(assignments: list[ReferralAssignment]) -> None:
 async def visible_referral(
     session: AsyncSession, referral_id: uuid.UUID, principal: Principal
 ) -> Referral | None:
-    """The referral if this client may see it (need to know): the referrer that made it, a
-    call-handler system working the locality whose queue it came to, or a system acting for a
-    team the referral is assigned to."""
+    """The referral if this client may see it (need to know)."""
     referral = await session.get(Referral, referral_id)
     if referral is None:
         return None
-    if referral.referrer_client_id == principal.client_id:
-        return referral
-    if is_call_handler(principal) and handled_by(referral, principal):
-        return referral
+    held: list[str] = []
     if principal.teams:
-        held = await session.scalar(
-            select(ReferralAssignment.id)
-            .where(
-                ReferralAssignment.referral_id == referral.id,
-                ReferralAssignment.team_code.in_(principal.teams),
+        held = list(
+            await session.scalars(
+                select(ReferralAssignment.team_code).where(
+                    ReferralAssignment.referral_id == referral.id
+                )
             )
-            .limit(1)
         )
-        if held is not None:
-            return referral
-    return None
+    return referral if may_see(referral, principal, held) else None
+
+
+def may_see(referral: Referral, principal: Principal, team_codes: list[str]) -> bool:
+    """The referrer that made it, a call-handler system working the locality whose queue it
+    came to, or a system acting for a team the referral is assigned to."""
+    if referral.referrer_client_id == principal.client_id:
+        return True
+    if is_call_handler(principal) and handled_by(referral, principal):
+        return True
+    return any(code in principal.teams for code in team_codes)
 
 
 async def assignments_of(session: AsyncSession, referral_id: uuid.UUID) -> list[ReferralAssignment]:

@@ -18,6 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.shared.vocabulary import AssignmentKind
 from services.spa.referrals.models import Referral, ReferralAssignment
 
+# A referral that ended without a visit (cancelled, redirected, advice, a duplicate) is not a miss.
+ENDED_UNSEEN = ("cancelled", "redirected_emergency", "resolved_with_advice", "closed")
+
 
 @dataclass(frozen=True)
 class ResponseTime:
@@ -76,7 +79,8 @@ async def _care_holders(
             .where(
                 ReferralAssignment.referral_id.in_(referral_ids[chunk : chunk + 500]),
                 ReferralAssignment.kind == AssignmentKind.CARE,
-                ReferralAssignment.status != "withdrawn",
+                # The team that holds (or held) the case, not one that let it go.
+                ReferralAssignment.status.not_in(("withdrawn", "declined")),
             )
             .order_by(ReferralAssignment.created_at)
         )
@@ -93,7 +97,7 @@ def _row(referral: Referral, holder: ReferralAssignment | None, now: datetime) -
         deadline = referral.received_at + timedelta(seconds=target)
         if first_contact is not None:
             within = first_contact <= deadline
-        elif now > deadline:
+        elif now > deadline and referral.status not in ENDED_UNSEEN:
             within = False
     assert referral.pathway is not None
     return ResponseTime(
