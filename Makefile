@@ -40,3 +40,4 @@ clean:
 # Speed is measured here, never by timed unit tests.
 bench: install
 	$(BIN)/python bench/triage.py --seconds 5 --json bench/results/triage.json
+	$(BIN)/python bench/webhooks.py --json bench/results/webhooks.json

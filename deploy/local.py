@@ -51,6 +51,9 @@ def service_environment() -> dict[str, str]:
             "TEAMS_TOKEN_URL": f"{URLS['spa']}/oauth/token",
             "SPA_TOKEN_URL": f"{URLS['spa']}/oauth/token",
             "ROUTING_TOKEN_URL": f"{URLS['spa']}/oauth/token",
+            # Webhooks to a receiver on this machine (examples/webhook_receiver.py).
+            "SPA_WEBHOOK_ALLOW_HTTP_HOSTS": json.dumps(["127.0.0.1", "localhost"]),
+            "SPA_WEBHOOK_ALLOWED_NETWORKS": json.dumps(["127.0.0.0/8", "::1/128"]),
         }
     )
     for prefix in ("SPA", "ROUTING", "TEAMS"):
@@ -106,7 +109,11 @@ def prepare(env: dict[str, str]) -> dict[str, str]:
     team_scopes = "caseload:manage directory:read decisions:read referrals:read"
     return {
         "demo-gp": register(
-            env, "demo-gp", "referrals:create referrals:read", "spa", channels="gp"
+            env,
+            "demo-gp",
+            "referrals:create referrals:read subscriptions:manage",
+            "spa",
+            channels="gp",
         ),
         "demo-team": register(env, "demo-team", team_scopes, "teams routing spa", teams=DEMO_TEAMS),
         "demo-call-handlers": register(

@@ -120,6 +120,18 @@ CLIENTS = [
     ),
     ClientSpec("county-call-handlers", ["queue:work", "referrals:read"], ["spa"], localities=["*"]),
     ClientSpec("county-reports", ["reports:read"], ["spa"]),
+    ClientSpec(
+        "other-engine",
+        ["referrals:create", "referrals:read", "subscriptions:manage"],
+        ["spa"],
+        ["gp"],
+    ),
+    ClientSpec(
+        "gp-engine",
+        ["referrals:create", "referrals:read", "subscriptions:manage"],
+        ["spa"],
+        ["gp"],
+    ),
     ClientSpec("clinical-lead", ["rules:admin"], ["routing"]),
     ClientSpec("no-scopes", [], ALL_AUDIENCES),
 ]
@@ -171,6 +183,10 @@ def stack_settings(
         token_url=f"{SPA}/oauth/token",
         outbox_poll_interval_seconds=0.05,
         timer_poll_interval_seconds=0.5,
+        webhook_poll_interval_seconds=0.2,
+        webhook_timeout_seconds=1.0,
+        webhook_allow_http_hosts=("127.0.0.1",),
+        webhook_allowed_networks=("127.0.0.0/8",),
         log_level="INFO",
     )
     routing = RoutingSettings(
@@ -310,7 +326,7 @@ async def running_stack(urls: Mapping[str, str], key_file: Path) -> AsyncIterato
         workers = [
             getattr(app.state, name)
             for app in apps.values()
-            for name in ("worker", "timers")
+            for name in ("worker", "timers", "webhook_dispatcher", "webhook_deliverer_worker")
             if hasattr(app.state, name)
         ]
         for worker in workers:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -25,6 +26,12 @@ from services.spa.referrals.routing_job import ReferralRouter
 from services.spa.referrals.waiting import StatusWatch
 from services.spa.reports.api import router as reports_router
 from services.spa.settings import SpaSettings
+from services.spa.webhooks import addresses
+from services.spa.webhooks.api import router as webhooks_router
+from services.spa.webhooks.delivery import Deliverer, Dispatcher
+from services.spa.webhooks.events import install as install_webhook_events
+from services.spa.webhooks.models import WebhookEvent, WebhookMessage
+from services.spa.webhooks.service import UrlPolicy
 
 
 def create_app(
@@ -80,7 +87,13 @@ def create_app(
                 lease_seconds=settings.outbox_lease_seconds,
                 clock=clock,
             )
-            async with running(worker, "spa-routing-worker"), running(timers, "spa-timers"):
+            async with (
+                _webhooks(app, settings, clock) as (dispatcher, deliverer),
+                running(worker, "spa-routing-worker"),
+                running(timers, "spa-timers"),
+                running(dispatcher, "spa-webhook-dispatcher"),
+                running(deliverer, "spa-webhook-deliverer"),
+            ):
                 app.state.worker = worker
                 app.state.timers = timers
                 yield
@@ -97,7 +110,55 @@ def create_app(
     app.include_router(referrals_router)
     app.include_router(queue_router)
     app.include_router(reports_router)
+    app.include_router(webhooks_router)
     return app
+
+
+@asynccontextmanager
+async def _webhooks(
+    app: FastAPI, settings: SpaSettings, clock: Clock
+) -> AsyncIterator[tuple[OutboxWorker, OutboxWorker]]:
+    """The two webhook workers, and their own HTTP client: subscribers' endpoints are not our
+    services, so no service credentials, no redirects, and a timeout of their own."""
+    install_webhook_events()
+    allowed = addresses.networks(settings.webhook_allowed_networks)
+    app.state.webhook_url_policy = UrlPolicy(settings.webhook_allow_http_hosts, allowed)
+    timeout = httpx.Timeout(settings.webhook_timeout_seconds)
+    # trust_env off: a proxy from the environment would carry requests past the address checks.
+    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as http:
+        dispatcher = OutboxWorker(
+            app.state.sessionmaker,
+            WebhookEvent,
+            Dispatcher(app.state.sessionmaker),
+            service="spa",
+            in_order_of="referral_id",
+            failed_blocks=False,
+            batch_size=settings.webhook_batch_size,
+            poll_interval=settings.webhook_poll_interval_seconds,
+        )
+        deliverer = OutboxWorker(
+            app.state.sessionmaker,
+            WebhookMessage,
+            Deliverer(
+                app.state.sessionmaker,
+                http,
+                clock=clock,
+                per_endpoint=settings.webhook_per_endpoint_concurrency,
+                allow_http_hosts=settings.webhook_allow_http_hosts,
+                allowed_networks=allowed,
+                disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+                timeout=settings.webhook_timeout_seconds,
+                lease=timedelta(seconds=settings.webhook_timeout_seconds * 4),
+            ),
+            service="spa",
+            batch_size=settings.webhook_batch_size,
+            poll_interval=settings.webhook_poll_interval_seconds,
+            lease_seconds=settings.webhook_timeout_seconds * 4,
+            clock=clock,
+        )
+        app.state.webhook_dispatcher = dispatcher
+        app.state.webhook_deliverer_worker = deliverer
+        yield dispatcher, deliverer
 
 
 def app_from_environment() -> FastAPI:

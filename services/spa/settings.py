@@ -37,3 +37,13 @@ class SpaSettings(ServiceSettings):
     # the packaged clock_policy.yaml when unset.
     clock_policy_file: Path | None = None
     timer_poll_interval_seconds: float = Field(default=5.0, gt=0)
+
+    # Webhooks. Only https, to public addresses, unless these allow more (for development and
+    # tests: http to localhost, and the loopback network).
+    webhook_timeout_seconds: float = Field(default=15.0, gt=0, le=60)
+    webhook_per_endpoint_concurrency: int = Field(default=4, ge=1, le=64)
+    webhook_batch_size: int = Field(default=64, ge=1, le=512)
+    webhook_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    webhook_allow_http_hosts: tuple[str, ...] = ()
+    webhook_allowed_networks: tuple[str, ...] = ()
+    webhook_disable_after_hours: float = Field(default=72.0, gt=0)

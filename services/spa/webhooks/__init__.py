@@ -1,0 +1,1 @@
+"""Webhooks to integration engines: subscriptions, signed at-least-once delivery, replay."""

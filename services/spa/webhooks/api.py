@@ -1,0 +1,229 @@
+"""HTTP API of webhook subscriptions (scope ``subscriptions:manage``); a client sees and
+changes only its own."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
+from sqlalchemy import or_, select
+
+from services.shared.auth import Principal, requires
+from services.shared.clock import NowDep, utcnow
+from services.shared.db import SessionDep
+from services.shared.problems import problem_responses
+from services.spa.webhooks import service
+from services.spa.webhooks.models import WebhookEndpoint
+from services.spa.webhooks.problems import (
+    EndpointRefused,
+    MessageNotFound,
+    MessageQueued,
+    SubscriptionNotFound,
+)
+from services.spa.webhooks.schemas import (
+    AttemptRead,
+    MessageLog,
+    MessagePage,
+    MessageRead,
+    RecoveryCreate,
+    RecoveryRead,
+    RotationCreate,
+    SubscriptionCreate,
+    SubscriptionRead,
+    SubscriptionUpdate,
+    SubscriptionWithSecret,
+)
+
+router = APIRouter(prefix="/v1/subscriptions", tags=["webhooks"])
+ManagerDep = Annotated[Principal, requires("subscriptions:manage")]
+NOT_FOUND = problem_responses(SubscriptionNotFound)
+MessageId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+
+
+def _policy(request: Request) -> service.UrlPolicy:
+    policy: service.UrlPolicy = request.app.state.webhook_url_policy
+    return policy
+
+
+def _notify(request: Request) -> None:
+    request.app.state.webhook_deliverer_worker.notify()
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Subscribe an endpoint; the signing secret is shown only in this answer",
+    responses=problem_responses(EndpointRefused),
+)
+async def create_subscription(
+    body: SubscriptionCreate, request: Request, session: SessionDep, principal: ManagerDep
+) -> SubscriptionWithSecret:
+    endpoint = await service.create(session, principal, body, _policy(request))
+    return _with_secret(endpoint, endpoint.secret)
+
+
+@router.get("", summary="This client's subscriptions")
+async def list_subscriptions(session: SessionDep, principal: ManagerDep) -> list[SubscriptionRead]:
+    rows = await session.scalars(
+        select(WebhookEndpoint)
+        .where(
+            WebhookEndpoint.client_id == principal.client_id,
+            or_(
+                WebhookEndpoint.disabled_reason.is_(None),
+                WebhookEndpoint.disabled_reason != service.DELETED,
+            ),
+        )
+        .order_by(WebhookEndpoint.created_at)
+    )
+    return [SubscriptionRead.model_validate(row) for row in rows]
+
+
+@router.get("/{subscription_id}", responses=NOT_FOUND)
+async def get_subscription(
+    subscription_id: uuid.UUID, session: SessionDep, principal: ManagerDep
+) -> SubscriptionRead:
+    return SubscriptionRead.model_validate(await service.owned(session, principal, subscription_id))
+
+
+@router.patch(
+    "/{subscription_id}",
+    summary="Change the URL, filters, or enable and disable",
+    responses=problem_responses(SubscriptionNotFound, EndpointRefused),
+)
+async def update_subscription(
+    subscription_id: uuid.UUID,
+    body: SubscriptionUpdate,
+    request: Request,
+    session: SessionDep,
+    principal: ManagerDep,
+) -> SubscriptionRead:
+    endpoint = await service.owned(session, principal, subscription_id)
+    await service.change(endpoint, body, _policy(request))
+    await session.flush()
+    return SubscriptionRead.model_validate(endpoint)
+
+
+@router.delete("/{subscription_id}", status_code=204, responses=NOT_FOUND)
+async def delete_subscription(
+    subscription_id: uuid.UUID, session: SessionDep, principal: ManagerDep
+) -> Response:
+    endpoint = await service.owned(session, principal, subscription_id)
+    # The delivery log stays; the endpoint stops receiving.
+    endpoint.enabled, endpoint.disabled_reason = False, service.DELETED
+    endpoint.url = "https://deleted.invalid/"
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{subscription_id}/secret-rotation",
+    summary="A new secret; the old one signs beside it until the overlap ends",
+    responses=NOT_FOUND,
+)
+async def rotate_secret(
+    subscription_id: uuid.UUID,
+    body: RotationCreate,
+    session: SessionDep,
+    now: NowDep,
+    principal: ManagerDep,
+) -> SubscriptionWithSecret:
+    endpoint = await service.owned(session, principal, subscription_id)
+    # Signatures are made on the wall clock, so the overlap is counted on it too.
+    secret = service.rotate(endpoint, timedelta(seconds=body.overlap_seconds), utcnow())
+    await session.flush()
+    return _with_secret(endpoint, secret)
+
+
+@router.post(
+    "/{subscription_id}/ping",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send a signed endpoint.ping to test the endpoint",
+    responses=NOT_FOUND,
+)
+async def ping(
+    subscription_id: uuid.UUID,
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    principal: ManagerDep,
+) -> MessageRead:
+    endpoint = await service.owned(session, principal, subscription_id)
+    message = await service.ping(session, endpoint)
+    background.add_task(_notify, request)
+    return MessageRead.model_validate(message)
+
+
+@router.get("/{subscription_id}/messages", summary="The delivery log", responses=NOT_FOUND)
+async def list_messages(
+    subscription_id: uuid.UUID,
+    session: SessionDep,
+    principal: ManagerDep,
+    status: Literal["pending", "done", "failed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> MessagePage:
+    endpoint = await service.owned(session, principal, subscription_id)
+    rows = await service.messages(session, endpoint, status, limit)
+    return MessagePage(items=[MessageRead.model_validate(row) for row in rows])
+
+
+@router.get(
+    "/{subscription_id}/messages/{message_id}",
+    summary="One message with every attempt at it",
+    responses=problem_responses(SubscriptionNotFound, MessageNotFound),
+)
+async def get_message(
+    subscription_id: uuid.UUID, message_id: MessageId, session: SessionDep, principal: ManagerDep
+) -> MessageLog:
+    endpoint = await service.owned(session, principal, subscription_id)
+    message, attempts = await service.message_of(session, endpoint, message_id)
+    return MessageLog(
+        **MessageRead.model_validate(message).model_dump(),
+        attempts_log=[AttemptRead.model_validate(attempt) for attempt in attempts],
+    )
+
+
+@router.post(
+    "/{subscription_id}/messages/{message_id}/replay",
+    summary="Send one delivered or failed message again",
+    responses=problem_responses(SubscriptionNotFound, MessageNotFound, MessageQueued),
+)
+async def replay_message(
+    subscription_id: uuid.UUID,
+    message_id: MessageId,
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    now: NowDep,
+    principal: ManagerDep,
+) -> MessageRead:
+    endpoint = await service.owned(session, principal, subscription_id)
+    message, _ = await service.message_of(session, endpoint, message_id)
+    service.replay(message, now)
+    background.add_task(_notify, request)
+    return MessageRead.model_validate(message)
+
+
+@router.post(
+    "/{subscription_id}/recovery",
+    summary="Send again every message that failed since a time",
+    responses=NOT_FOUND,
+)
+async def recover(
+    subscription_id: uuid.UUID,
+    body: RecoveryCreate,
+    request: Request,
+    background: BackgroundTasks,
+    session: SessionDep,
+    now: NowDep,
+    principal: ManagerDep,
+) -> RecoveryRead:
+    endpoint = await service.owned(session, principal, subscription_id)
+    requeued = await service.recover(session, endpoint, body.since, now)
+    background.add_task(_notify, request)
+    return RecoveryRead(requeued=requeued)
+
+
+def _with_secret(endpoint: WebhookEndpoint, secret: str) -> SubscriptionWithSecret:
+    read = SubscriptionRead.model_validate(endpoint)
+    return SubscriptionWithSecret(**read.model_dump(), secret=secret)

@@ -1,0 +1,364 @@
+"""Fan-out and delivery of webhook events.
+
+The dispatcher turns each event into one message per matching endpoint, one referral's events
+at a time and in order, numbering them per referral. The deliverer sends each message, signed
+per Standard Webhooks, at least once: a message counts as delivered only on a 2xx answer, and
+until then it is retried on RETRY_SCHEDULE (with jitter), about a day in all, before it fails
+for good. ``410 Gone`` disables the endpoint at once; so does failure sustained past
+``disable_after``. Each disabling and each final failure is itself an event, told to the
+client's other endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from standardwebhooks import Webhook
+
+from services.shared.auth import Principal
+from services.shared.clock import Clock, utcnow
+from services.spa.identity.models import Client
+from services.spa.referrals import service as referrals
+from services.spa.referrals.models import Referral, ReferralAssignment
+from services.spa.webhooks import addresses, events
+from services.spa.webhooks.models import (
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookMessage,
+)
+
+log = structlog.get_logger(__name__)
+
+RETRY_SCHEDULE = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=10),
+)
+BODY_KEPT = 1024
+
+
+def next_delay(attempts: int) -> timedelta | None:
+    """The wait before the next try after ``attempts`` tries, or None when none is left."""
+    if attempts > len(RETRY_SCHEDULE):
+        return None
+    base = RETRY_SCHEDULE[attempts - 1]
+    return base * random.uniform(0.9, 1.1)  # noqa: S311 - jitter, not security
+
+
+def sign(endpoint: WebhookEndpoint, message_id: str, at: datetime, body: str) -> str:
+    """The signature header: one signature per live secret, so a rotation loses nothing."""
+    secrets = [endpoint.secret]
+    if (
+        endpoint.previous_secret
+        and endpoint.previous_secret_until
+        and endpoint.previous_secret_until > at
+    ):
+        secrets.append(endpoint.previous_secret)
+    return " ".join(Webhook(secret).sign(message_id, at, body) for secret in secrets)
+
+
+class Dispatcher:
+    """The outbox handler of webhook events."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    async def __call__(self, job_id: int) -> None:
+        async with self._sessionmaker() as session:
+            event = await session.get(WebhookEvent, job_id)
+            if event is None or event.status != "pending":
+                return
+            if event.referral_id is not None:
+                await _number(session, event)
+            for endpoint in await _subscribers(session, event):
+                message = WebhookMessage(
+                    kind="deliver",
+                    endpoint_id=endpoint.id,
+                    event_id=event.event_id,
+                    event_type=event.event_type,
+                    payload=payload(event),
+                    request_id=event.request_id,
+                )
+                if not endpoint.enabled:
+                    # Kept, not sent: a recovery after the endpoint is enabled sends it.
+                    message.status, message.last_error = "failed", "endpoint_disabled"
+                session.add(message)
+            event.status = "done"
+            await session.commit()
+
+
+async def _number(session: AsyncSession, event: WebhookEvent) -> None:
+    """The referral's next sequence number: events of one referral are dispatched one at a
+    time, in order, so this cannot race."""
+    last = await session.scalar(
+        select(func.max(WebhookEvent.seq)).where(WebhookEvent.referral_id == event.referral_id)
+    )
+    event.seq = (last or 0) + 1
+
+
+def payload(event: WebhookEvent) -> str:
+    """A thin payload: ids, codes, status and links. Patient details only through an
+    authenticated, audited GET of the referral."""
+    data: dict[str, Any] = dict(event.data)
+    if event.referral_id is not None:
+        data = {
+            "referral_id": str(event.referral_id),
+            "seq": event.seq,
+            **data,
+            "links": {
+                "referral": f"/v1/referrals/{event.referral_id}",
+                "timeline": f"/v1/referrals/{event.referral_id}/timeline",
+            },
+        }
+    body = {"type": event.event_type, "timestamp": event.occurred_at.isoformat(), "data": data}
+    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+
+async def _subscribers(session: AsyncSession, event: WebhookEvent) -> list[WebhookEndpoint]:
+    query = select(WebhookEndpoint).where(
+        or_(WebhookEndpoint.disabled_reason.is_(None), WebhookEndpoint.disabled_reason != "deleted")
+    )
+    if event.client_id is not None:
+        query = query.where(WebhookEndpoint.client_id == event.client_id)
+    endpoints = [
+        endpoint
+        for endpoint in await session.scalars(query)
+        if not endpoint.event_types or event.event_type in endpoint.event_types
+    ]
+    if event.referral_id is None:
+        excluded = event.data.get("endpoint_id")
+        return [endpoint for endpoint in endpoints if str(endpoint.id) != excluded]
+    referral = await session.get(Referral, event.referral_id)
+    if referral is None:
+        return []
+    held = await referrals.assignments_of(session, referral.id)
+    return [
+        endpoint
+        for endpoint in endpoints
+        if _wanted(endpoint, referral, held) and await _may_see(session, endpoint, referral, held)
+    ]
+
+
+def _wanted(endpoint: WebhookEndpoint, referral: Referral, held: list[ReferralAssignment]) -> bool:
+    if endpoint.localities and referral.locality_code not in endpoint.localities:
+        return False
+    return not endpoint.teams or any(row.team_code in endpoint.teams for row in held)
+
+
+async def _may_see(
+    session: AsyncSession,
+    endpoint: WebhookEndpoint,
+    referral: Referral,
+    held: list[ReferralAssignment],
+) -> bool:
+    """Need to know holds for events as for reads: the referrer, a team holding the case, or
+    the call handlers of its locality."""
+    client = await session.scalar(select(Client).where(Client.client_id == endpoint.client_id))
+    # As for a read: the client must hold referrals:read for spa, as well as the relation.
+    if client is None or client.revoked_at is not None:
+        return False
+    if "referrals:read" not in client.scopes or "spa" not in client.audiences:
+        return False
+    principal = Principal(
+        client.client_id,
+        frozenset(client.scopes),
+        {"teams": client.teams, "localities": client.localities},
+    )
+    return referrals.may_see(referral, principal, [row.team_code for row in held])
+
+
+class Deliverer:
+    """The outbox handler of webhook messages."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        http: httpx.AsyncClient,
+        *,
+        clock: Clock = utcnow,
+        per_endpoint: int = 4,
+        allow_http_hosts: tuple[str, ...] = (),
+        allowed_networks: list[addresses.IpNetwork] | None = None,
+        disable_after: timedelta = timedelta(days=3),
+        timeout: float = 15.0,
+        lease: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._timeout = timeout
+        self._lease = lease
+        self._http = http
+        self._clock = clock
+        self._limits: dict[uuid.UUID, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(per_endpoint)
+        )
+        self._allow_http_hosts = allow_http_hosts
+        self._allowed_networks = allowed_networks or []
+        self._disable_after = disable_after
+
+    async def __call__(self, job_id: int) -> None:
+        async with self._sessionmaker() as session:
+            message = await session.get(WebhookMessage, job_id)
+            if message is None or message.status != "pending":
+                return
+            claimed = message.attempts
+            endpoint = await session.get(WebhookEndpoint, message.endpoint_id)
+            assert endpoint is not None
+            if not endpoint.enabled:
+                message.status, message.last_error = "failed", "endpoint_disabled"
+                await session.commit()
+                return
+            await session.commit()
+            async with self._limits[endpoint.id]:
+                # The wait for a turn may have outlasted the claim: renew it, or leave the
+                # message to the replica that claimed it since.
+                if not await self._renew(message.id, claimed):
+                    return
+                attempt = await self._send(endpoint, message)
+            session.add(attempt)
+            await self._settle(session, message.id, claimed, attempt)
+            await session.commit()
+
+    async def _renew(self, message_id: int, claimed: int) -> bool:
+        async with self._sessionmaker() as session, session.begin():
+            result = await session.execute(
+                update(WebhookMessage)
+                .where(
+                    WebhookMessage.id == message_id,
+                    WebhookMessage.attempts == claimed,
+                    WebhookMessage.status == "pending",
+                )
+                .values(next_attempt_at=self._clock() + self._lease)
+                .execution_options(synchronize_session=False)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _send(self, endpoint: WebhookEndpoint, message: WebhookMessage) -> WebhookAttempt:
+        started = time.perf_counter()
+        attempt = WebhookAttempt(message_id=message.id, attempted_at=self._clock())
+        try:
+            # One limit for the whole delivery (lookup, connect, send, answer), well inside
+            # the claim, so that no other replica takes the message while it is in flight.
+            async with asyncio.timeout(self._timeout):
+                await self._post(endpoint, message, attempt)
+        except addresses.AddressRefused:
+            attempt.error = "address_refused"
+        except (TimeoutError, httpx.TimeoutException):
+            attempt.error = "timeout"
+        except Exception as exc:
+            attempt.error = type(exc).__name__[:64]
+        attempt.latency_ms = round((time.perf_counter() - started) * 1000, 2)
+        return attempt
+
+    async def _post(
+        self, endpoint: WebhookEndpoint, message: WebhookMessage, attempt: WebhookAttempt
+    ) -> None:
+        url = addresses.parse_url(endpoint.url, self._allow_http_hosts)
+        address = await addresses.checked_address(url, self._allowed_networks)
+        message_id = f"msg_{message.event_id.hex}"
+        sent_at = utcnow()  # receivers check the timestamp against their own clock
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(int(sent_at.timestamp())),
+            "webhook-signature": sign(endpoint, message_id, sent_at, message.payload),
+            "host": url.netloc.decode("ascii"),
+        }
+        # Sent to the address just checked, not to a second lookup of the name (which could
+        # answer differently); TLS still verifies the certificate against the name.
+        request = self._http.build_request(
+            "POST",
+            url.copy_with(host=address),
+            content=message.payload,
+            headers=headers,
+            extensions={"sni_hostname": url.host},
+        )
+        response = await self._http.send(request, stream=True)
+        try:
+            attempt.response_status = response.status_code
+            kept = b""
+            async for chunk in response.aiter_raw():
+                kept += chunk
+                if len(kept) >= BODY_KEPT:
+                    break
+        finally:
+            await response.aclose()
+        # Whatever the receiver sent, kept as text a database can hold (no NUL).
+        text = kept[:BODY_KEPT].decode("utf-8", errors="replace")
+        attempt.response_body = text.replace("\x00", "\ufffd")
+
+    async def _settle(
+        self, session: AsyncSession, message_id: int, claimed: int, attempt: WebhookAttempt
+    ) -> None:
+        """Record the outcome, only if this replica still holds the claim."""
+        message = await session.get(
+            WebhookMessage, message_id, with_for_update=True, populate_existing=True
+        )
+        if message is None or message.status != "pending" or message.attempts != claimed:
+            return
+        endpoint = await session.get(
+            WebhookEndpoint, message.endpoint_id, with_for_update=True, populate_existing=True
+        )
+        assert endpoint is not None
+        now = self._clock()
+        status = attempt.response_status
+        if status is not None and 200 <= status < 300:
+            message.status, message.delivered_at, message.last_error = "done", now, None
+            endpoint.failing_since = None
+            return
+        message.last_error = attempt.error or f"status_{status}"
+        if status == 410:
+            message.status = "failed"
+            _disable(session, endpoint, "gone")
+            return
+        endpoint.failing_since = endpoint.failing_since or now
+        delay = next_delay(message.attempts)
+        if delay is None:
+            message.status = "failed"
+        if delay is None and message.event_type not in events.OPERATIONAL_EVENTS:
+            # Not for operational messages: failures would echo between dead endpoints.
+            events.operational(
+                session,
+                events.MESSAGE_FAILED,
+                endpoint.client_id,
+                {"endpoint_id": str(endpoint.id), "event_id": str(message.event_id)},
+            )
+        if delay is not None:
+            message.next_attempt_at = now + delay
+        if now - endpoint.failing_since >= self._disable_after:
+            _disable(session, endpoint, "failing")
+        log.warning(
+            "webhook_attempt_failed",
+            endpoint_id=str(endpoint.id),
+            message_id=message.id,
+            attempts=message.attempts,
+            error=message.last_error,
+        )
+
+
+def _disable(session: AsyncSession, endpoint: WebhookEndpoint, reason: str) -> None:
+    if not endpoint.enabled:
+        return
+    endpoint.enabled, endpoint.disabled_reason = False, reason
+    events.operational(
+        session,
+        events.ENDPOINT_DISABLED,
+        endpoint.client_id,
+        {"endpoint_id": str(endpoint.id), "reason": reason},
+    )
+    log.warning("webhook_endpoint_disabled", endpoint_id=str(endpoint.id), reason=reason)

@@ -1,0 +1,86 @@
+"""Subscriptions, the events they are told of, and each delivery and its attempts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from services.shared.clock import utcnow
+from services.shared.db import Timestamped, UTCDateTime
+from services.shared.outbox import OutboxJobColumns
+from services.spa.base import Base
+
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class WebhookEndpoint(Timestamped, Base):
+    """A client's subscription: where to send which events, and the secret that signs them."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    client_id: Mapped[str] = mapped_column(String(128), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str | None] = mapped_column(String(200))
+    # Empty means every event type.
+    event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Empty means every locality (or team).
+    localities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    teams: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Signing secrets ("whsec_..."); during a rotation the previous one signs too until it ends.
+    secret: Mapped[str] = mapped_column(String(128))
+    previous_secret: Mapped[str | None] = mapped_column(String(128))
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(32))
+    # When the current run of failed attempts began; cleared by any success.
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookEvent(OutboxJobColumns, Base):
+    """An event, written in the transaction of the change it reports. The dispatcher fans it
+    out to the matching endpoints, one referral's events in order."""
+
+    __tablename__ = "webhook_events"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
+    event_type: Mapped[str] = mapped_column(String(64))
+    referral_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    # For operational events: the client whose endpoints are told.
+    client_id: Mapped[str | None] = mapped_column(String(128))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Per referral, 1, 2, 3...: assigned when dispatched, in the referral's order of events.
+    seq: Mapped[int | None] = mapped_column()
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class WebhookMessage(OutboxJobColumns, Base):
+    """One event for one endpoint: delivered at least once, or failed for good."""
+
+    __tablename__ = "webhook_messages"
+    __table_args__ = (UniqueConstraint("endpoint_id", "event_id"),)
+
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_events.event_id"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[str] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebhookAttempt(Base):
+    """One try at delivering a message: the delivery log."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("webhook_messages.id"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    response_status: Mapped[int | None] = mapped_column()
+    latency_ms: Mapped[float] = mapped_column()
+    # The receiver's answer, cut short; or what went wrong on the way.
+    response_body: Mapped[str | None] = mapped_column(String(1024))
+    error: Mapped[str | None] = mapped_column(String(64))
