@@ -29,7 +29,6 @@ from services.spa.settings import SpaSettings
 from services.spa.webhooks import addresses
 from services.spa.webhooks.api import router as webhooks_router
 from services.spa.webhooks.delivery import Deliverer, Dispatcher
-from services.spa.webhooks.events import install as install_webhook_events
 from services.spa.webhooks.models import WebhookEvent, WebhookMessage
 from services.spa.webhooks.service import UrlPolicy
 
@@ -120,7 +119,6 @@ async def _webhooks(
 ) -> AsyncIterator[tuple[OutboxWorker, OutboxWorker]]:
     """The two webhook workers, and their own HTTP client: subscribers' endpoints are not our
     services, so no service credentials, no redirects, and a timeout of their own."""
-    install_webhook_events()
     allowed = addresses.networks(settings.webhook_allowed_networks)
     app.state.webhook_url_policy = UrlPolicy(settings.webhook_allow_http_hosts, allowed)
     timeout = httpx.Timeout(settings.webhook_timeout_seconds)

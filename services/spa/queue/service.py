@@ -178,10 +178,7 @@ def require_claim(
 
 
 def release(session: AsyncSession, referral: Referral, handler: str, actor: str) -> None:
-    referral.claim_id = None
-    referral.claim_client_id = None
-    referral.claim_handler = None
-    referral.claim_expires_at = None
+    referrals_service.clear_claim(referral)
     session.add(
         lifecycle.record_event(referral, "released", actor=actor, detail={"handler": handler})
     )

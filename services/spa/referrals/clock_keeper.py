@@ -19,12 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.shared.clock import Clock
-from services.shared.vocabulary import AssignmentKind, Pathway
+from services.shared.vocabulary import AssignmentKind
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals import clocks, lifecycle, service
 from services.spa.referrals.clients import TeamsClient
 from services.spa.referrals.clocks import ClockPolicy, TimerKind
 from services.spa.referrals.models import Referral, ReferralAssignment, ReferralTimer
+from services.spa.referrals.routing_job import next_team
 from services.spa.referrals.service import QueueReason
 
 log = structlog.get_logger(__name__)
@@ -163,16 +164,10 @@ class ClockKeeper:
     ) -> ReferralAssignment | None:
         """Assign the next team the directory names, recorded at once in its own transaction,
         so that a case teams holds is never unknown here; None when no team is left."""
-        assert referral.pathway is not None
-        resolution = await self._teams.resolve_pathway(
-            Pathway(referral.pathway), exclude=tried, **service.patient_place(referral)
-        )
-        team = resolution.team
-        if team is None or team.id in tried:
+        offered = await next_team(self._teams, referral, tried)
+        if offered is None:
             return None
-        made = await self._teams.assign(
-            service.assignment_request(referral, AssignmentKind.CARE, team)
-        )
+        team, made = offered
         service.record_assignment(
             session, referral, AssignmentKind.CARE, team, made, existing, ACTOR, at=self._clock()
         )

@@ -41,6 +41,24 @@ class NoSafeguardingTeam(UpstreamUnavailable):
     """The directory names no CRU for the patient: retried until it does, never dropped."""
 
 
+async def next_team(
+    teams: TeamsClient, referral: Referral, tried: list[uuid.UUID]
+) -> tuple[TeamRef, Assignment] | None:
+    """Assign the case to the next team the directory names for its pathway, passing over the
+    teams already tried; None when no team is left."""
+    assert referral.pathway is not None
+    resolution = await teams.resolve_pathway(
+        Pathway(referral.pathway),
+        exclude=list(dict.fromkeys(tried)),
+        **service.patient_place(referral),
+    )
+    team = resolution.team
+    if team is None or team.id in tried:
+        return None
+    request = service.assignment_request(referral, AssignmentKind.CARE, team)
+    return team, await teams.assign(request)
+
+
 class ReferralRouter:
     """The handler of spa's outbox jobs."""
 
@@ -112,7 +130,8 @@ class ReferralRouter:
             if kind is AssignmentKind.CARE and assignment.status in ("withdrawn", "declined"):
                 # The team already let this case go (it is being routed again after an
                 # assessment): the next team the directory names, passing over those tried.
-                offered = await self._next_team(referral, existing, wanted)
+                tried = [row.team_id for row in existing if row.kind == AssignmentKind.CARE]
+                offered = await next_team(self._teams, referral, [*tried, wanted.id])
                 if offered is None:
                     continue
                 team, assignment = offered
@@ -131,21 +150,6 @@ class ReferralRouter:
             session, referral.id, clocks.RESPONSE_TIMERS
         ):
             clocks.start_response_clock(session, self._policy, referral)
-
-    async def _next_team(
-        self, referral: Referral, existing: list[ReferralAssignment], declined_by: TeamRef
-    ) -> tuple[TeamRef, Assignment] | None:
-        tried = [row.team_id for row in existing if row.kind == AssignmentKind.CARE]
-        tried = list(dict.fromkeys([*tried, declined_by.id]))
-        assert referral.pathway is not None
-        resolution = await self._teams.resolve_pathway(
-            Pathway(referral.pathway), exclude=tried, **service.patient_place(referral)
-        )
-        team = resolution.team
-        if team is None or team.id in tried:
-            return None
-        request = service.assignment_request(referral, AssignmentKind.CARE, team)
-        return team, await self._teams.assign(request)
 
     def _record(
         self,

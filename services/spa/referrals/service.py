@@ -147,6 +147,10 @@ def resolve_with_advice(
 def release_from_queue(referral: Referral) -> None:
     """The case no longer waits for a call handler: its queue place and any claim go."""
     referral.queue_reason = None
+    clear_claim(referral)
+
+
+def clear_claim(referral: Referral) -> None:
     referral.claim_id = None
     referral.claim_client_id = None
     referral.claim_handler = None

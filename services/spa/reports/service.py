@@ -16,10 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.vocabulary import AssignmentKind
+from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals.models import Referral, ReferralAssignment
 
 # A referral that ended without a visit (cancelled, redirected, advice, a duplicate) is not a miss.
-ENDED_UNSEEN = ("cancelled", "redirected_emergency", "resolved_with_advice", "closed")
+ENDED_UNSEEN = (S.CANCELLED, S.REDIRECTED_EMERGENCY, S.RESOLVED_WITH_ADVICE, S.CLOSED)
 
 
 @dataclass(frozen=True)

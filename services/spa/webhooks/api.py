@@ -15,7 +15,7 @@ from services.shared.clock import NowDep, utcnow
 from services.shared.db import SessionDep
 from services.shared.problems import problem_responses
 from services.spa.webhooks import service
-from services.spa.webhooks.models import WebhookEndpoint
+from services.spa.webhooks.models import DELETED, WebhookEndpoint
 from services.spa.webhooks.problems import (
     EndpointRefused,
     MessageNotFound,
@@ -72,7 +72,7 @@ async def list_subscriptions(session: SessionDep, principal: ManagerDep) -> list
             WebhookEndpoint.client_id == principal.client_id,
             or_(
                 WebhookEndpoint.disabled_reason.is_(None),
-                WebhookEndpoint.disabled_reason != service.DELETED,
+                WebhookEndpoint.disabled_reason != DELETED,
             ),
         )
         .order_by(WebhookEndpoint.created_at)
@@ -111,7 +111,7 @@ async def delete_subscription(
 ) -> Response:
     endpoint = await service.owned(session, principal, subscription_id)
     # The delivery log stays; the endpoint stops receiving.
-    endpoint.enabled, endpoint.disabled_reason = False, service.DELETED
+    endpoint.enabled, endpoint.disabled_reason = False, DELETED
     endpoint.url = "https://deleted.invalid/"
     return Response(status_code=204)
 

@@ -33,6 +33,7 @@ from services.spa.referrals import service as referrals
 from services.spa.referrals.models import Referral, ReferralAssignment
 from services.spa.webhooks import addresses, events
 from services.spa.webhooks.models import (
+    DELETED,
     WebhookAttempt,
     WebhookEndpoint,
     WebhookEvent,
@@ -132,7 +133,10 @@ def payload(event: WebhookEvent) -> str:
 
 async def _subscribers(session: AsyncSession, event: WebhookEvent) -> list[WebhookEndpoint]:
     query = select(WebhookEndpoint).where(
-        or_(WebhookEndpoint.disabled_reason.is_(None), WebhookEndpoint.disabled_reason != "deleted")
+        or_(
+            WebhookEndpoint.disabled_reason.is_(None),
+            WebhookEndpoint.disabled_reason != DELETED,
+        )
     )
     if event.client_id is not None:
         query = query.where(WebhookEndpoint.client_id == event.client_id)
@@ -148,11 +152,15 @@ async def _subscribers(session: AsyncSession, event: WebhookEvent) -> list[Webho
     if referral is None:
         return []
     held = await referrals.assignments_of(session, referral.id)
-    return [
-        endpoint
-        for endpoint in endpoints
-        if _wanted(endpoint, referral, held) and await _may_see(session, endpoint, referral, held)
-    ]
+    wanted = [endpoint for endpoint in endpoints if _wanted(endpoint, referral, held)]
+    owners = {endpoint.client_id for endpoint in wanted}
+    clients = await session.scalars(select(Client).where(Client.client_id.in_(owners)))
+    readers = {
+        client.client_id
+        for client in clients
+        if _may_see(client, referral, [row.team_code for row in held])
+    }
+    return [endpoint for endpoint in wanted if endpoint.client_id in readers]
 
 
 def _wanted(endpoint: WebhookEndpoint, referral: Referral, held: list[ReferralAssignment]) -> bool:
@@ -161,17 +169,10 @@ def _wanted(endpoint: WebhookEndpoint, referral: Referral, held: list[ReferralAs
     return not endpoint.teams or any(row.team_code in endpoint.teams for row in held)
 
 
-async def _may_see(
-    session: AsyncSession,
-    endpoint: WebhookEndpoint,
-    referral: Referral,
-    held: list[ReferralAssignment],
-) -> bool:
+def _may_see(client: Client, referral: Referral, team_codes: list[str]) -> bool:
     """Need to know holds for events as for reads: the referrer, a team holding the case, or
-    the call handlers of its locality."""
-    client = await session.scalar(select(Client).where(Client.client_id == endpoint.client_id))
-    # As for a read: the client must hold referrals:read for spa, as well as the relation.
-    if client is None or client.revoked_at is not None:
+    the call handlers of its locality; and the client must hold referrals:read for spa."""
+    if client.revoked_at is not None:
         return False
     if "referrals:read" not in client.scopes or "spa" not in client.audiences:
         return False
@@ -180,7 +181,7 @@ async def _may_see(
         frozenset(client.scopes),
         {"teams": client.teams, "localities": client.localities},
     )
-    return referrals.may_see(referral, principal, [row.team_code for row in held])
+    return referrals.may_see(referral, principal, team_codes)
 
 
 class Deliverer:

@@ -17,6 +17,10 @@ from services.spa.base import Base
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
+# The disabled_reason of a subscription its client deleted: gone for good, its log kept.
+DELETED = "deleted"
+
+
 class WebhookEndpoint(Timestamped, Base):
     """A client's subscription: where to send which events, and the secret that signs them."""
 

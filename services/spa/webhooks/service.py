@@ -15,6 +15,7 @@ from services.shared.auth import Principal
 from services.spa.webhooks import addresses, events
 from services.spa.webhooks.delivery import payload
 from services.spa.webhooks.models import (
+    DELETED,
     WebhookAttempt,
     WebhookEndpoint,
     WebhookEvent,
@@ -27,8 +28,6 @@ from services.spa.webhooks.problems import (
     SubscriptionNotFound,
 )
 from services.spa.webhooks.schemas import SubscriptionCreate, SubscriptionUpdate
-
-DELETED = "deleted"
 
 
 def new_secret() -> str:
