@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import BigInteger, Index, Integer, String, exists, select
+from sqlalchemy import BigInteger, ColumnElement, Index, Integer, String, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, aliased, declared_attr, mapped_column
 
@@ -69,6 +69,8 @@ class OutboxWorker:
         failed_blocks: bool = True,
         clock: Clock = utcnow,
         batch_size: int = 16,
+        max_in_flight: int | None = None,
+        claim_filter: Callable[[], ColumnElement[bool] | None] | None = None,
         poll_interval: float = 1.0,
         lease_seconds: float = 60.0,
     ) -> None:
@@ -85,6 +87,13 @@ class OutboxWorker:
         # failure has already been handed to people and later work must not wait on it).
         self._waiting_statuses = ("pending", "failed") if failed_blocks else ("pending",)
         self._batch_size = batch_size
+        # Jobs running at once; the loop claims again once a quarter of them have finished.
+        self._max_in_flight = max(max_in_flight or 2 * batch_size, batch_size)
+        self._refill = max(1, self._max_in_flight // 4)
+        self._room = asyncio.Event()
+        # A condition the handler adds to each claim (say, to pass over the work it already
+        # has enough of in hand).
+        self._claim_filter = claim_filter
         self._poll_interval = poll_interval
         self._lease = timedelta(seconds=lease_seconds)
         self._wake = asyncio.Event()
@@ -99,6 +108,7 @@ class OutboxWorker:
         """Finish the jobs in hand, then return from ``run`` (no query is cut off mid-flight)."""
         self._stopping = True
         self._wake.set()
+        self._room.set()
 
     async def stopped(self) -> None:
         """Wait until ``run`` has returned after ``stop``."""
@@ -113,25 +123,61 @@ class OutboxWorker:
             self._stopped.set()
 
     async def _loop(self) -> None:
+        # Jobs run as tasks of their own, and the loop claims more as soon as there is room:
+        # one slow job (a subscriber taking its full timeout, say) holds up no other.
+        in_flight: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            in_flight.discard(task)
+            if self._max_in_flight - len(in_flight) >= self._refill:
+                self._room.set()
+
+        try:
+            await self._claim_while_running(in_flight, finished)
+            # Stopping: let the jobs in hand finish, so no query is cut off mid-flight.
+            if in_flight:
+                await asyncio.gather(*in_flight, return_exceptions=True)
+        except BaseException:
+            for task in in_flight:  # cancelled: the jobs in hand are cancelled with us
+                task.cancel()
+            raise
+
+    async def _claim_while_running(
+        self,
+        in_flight: set[asyncio.Task[None]],
+        finished: Callable[[asyncio.Task[None]], None],
+    ) -> None:
         while not self._stopping:
-            try:
-                busy = await self.run_once()
-            except Exception as exc:  # the loop must outlive any one failure
-                log.error("outbox_cycle_failed", error_type=type(exc).__name__)
-                busy = False
-            if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
-                self._wake.clear()
+            room = self._max_in_flight - len(in_flight)
+            claimed: list[tuple[int, int, str | None]] = []
+            if room >= self._refill:
+                try:
+                    claimed = await self._claim(min(room, self._batch_size))
+                except Exception as exc:  # the loop must outlive any one failure
+                    log.error("outbox_cycle_failed", error_type=type(exc).__name__)
+            for job in claimed:
+                task = asyncio.create_task(self._run_job(*job))
+                in_flight.add(task)
+                task.add_done_callback(finished)
+            if claimed and len(claimed) == min(room, self._batch_size) and room > len(claimed):
+                continue  # a full batch and room for more: there may be more due now
+            self._room.clear()
+            if self._max_in_flight - len(in_flight) < self._refill:
+                await self._room.wait()  # full: the next claim waits for room
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+            self._wake.clear()
 
     async def run_once(self) -> bool:
-        """Claim and run the jobs that are due; True when there were any."""
-        claimed = await self._claim()
+        """Claim the jobs that are due (one batch) and run them to the end; True when there
+        were any."""
+        claimed = await self._claim(self._batch_size)
         if claimed:
             await asyncio.gather(*(self._run_job(*job) for job in claimed))
         return bool(claimed)
 
-    async def _claim(self) -> list[tuple[int, int, str | None]]:
+    async def _claim(self, limit: int) -> list[tuple[int, int, str | None]]:
         now = self._clock()
         model = self._model
         due = select(model).where(model.status == "pending", model.next_attempt_at <= now)
@@ -145,10 +191,13 @@ class OutboxWorker:
                     earlier.id < model.id,
                 )
             )
+        condition = self._claim_filter() if self._claim_filter is not None else None
+        if condition is not None:
+            due = due.where(condition)
         async with self._sessionmaker() as session, session.begin():
             jobs = await session.scalars(
                 due.order_by(model.next_attempt_at, model.id)
-                .limit(self._batch_size)
+                .limit(limit)
                 .with_for_update(skip_locked=True)
             )
             claimed = []

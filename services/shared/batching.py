@@ -1,0 +1,76 @@
+"""One batch operation serving many concurrent callers: a group commit, for any work.
+
+Each caller awaits its own item; the items that arrive while a batch is being run are gathered
+and run together as the next batch. Under load, N callers cost a handful of round trips instead
+of N; alone, a caller waits for one round trip, as it would have anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class Batcher(Generic[Item, Result]):
+    """``await batcher(item)`` returns ``run(items)[i]`` for the batch its item went in.
+
+    ``run`` gets the items in the order they came and returns one result for each. If it
+    raises, every caller of that batch gets the exception (so each can retry its own item).
+    """
+
+    def __init__(
+        self, run: Callable[[list[Item]], Awaitable[Sequence[Result]]], *, max_batch: int = 500
+    ) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: Item) -> Result:
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                # One turn of the loop first, so that callers woken together share a batch.
+                await asyncio.sleep(0)
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                await self._run_batch(batch)
+        finally:
+            self._task = None
+            # Cancelled (the process is stopping): nobody may be left waiting for ever.
+            stranded, self._waiting = self._waiting, []
+            for _, future in stranded:
+                future.cancel()
+
+    async def _run_batch(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        try:
+            results = await self._run([item for item, _ in batch])
+        except asyncio.CancelledError:
+            for _, future in batch:
+                if not future.done():
+                    future.cancel()
+            raise
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        if len(results) != len(batch):
+            error = RuntimeError(f"a batch of {len(batch)} gave {len(results)} results")
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():  # its caller may have given up (cancelled)
+                future.set_result(result)
