@@ -1,5 +1,6 @@
 """Webhook delivery speed: deliveries per second to a local receiver, the time from an event
-being written to its first attempt, and the time to drain a backlog.
+being written to its first attempt, and the time to drain a backlog (as after a receiver's
+outage) spread over several endpoints, each with the service's default limit in flight.
 
     .venv/bin/python bench/webhooks.py [--database-url URL] [--json results.json]
 
@@ -24,14 +25,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import delete, select
 
 from services.shared.db import create_engine, create_sessionmaker
 from services.shared.migrations import upgrade_url
 from services.shared.outbox import OutboxWorker
 from services.spa.webhooks.addresses import networks
-from services.spa.webhooks.delivery import Deliverer
+from services.spa.webhooks.delivery import Deliverer, delivery_client
 from services.spa.webhooks.models import (
     WebhookAttempt,
     WebhookEndpoint,
@@ -55,16 +55,16 @@ async def receiver(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def enqueue(sessionmaker: Any, endpoint_id: uuid.UUID, count: int) -> None:
+async def enqueue(sessionmaker: Any, endpoints: list[uuid.UUID], count: int) -> None:
     async with sessionmaker() as session, session.begin():
-        for _ in range(count):
+        for index in range(count):
             event = WebhookEvent(kind="dispatch", status="done", event_type="referral.routed")
             event.event_id = uuid.uuid4()
             session.add(event)
             session.add(
                 WebhookMessage(
                     kind="deliver",
-                    endpoint_id=endpoint_id,
+                    endpoint_id=endpoints[index % len(endpoints)],
                     event_id=event.event_id,
                     event_type=event.event_type,
                     payload=BODY,
@@ -88,24 +88,29 @@ async def delivered(sessionmaker: Any) -> int:
         return sum(1 for status in rows if status == "done")
 
 
-async def run(database_url: str, backlog: int, rate: int, seconds: int) -> dict[str, Any]:
+async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
+    backlog, rate, seconds = args.backlog, args.rate, args.seconds
     await upgrade_url(database_url, "spa")
     engine = create_engine(database_url)
     sessionmaker = create_sessionmaker(engine)
-    endpoint = WebhookEndpoint(
-        id=uuid.uuid4(), client_id="bench", url="http://127.0.0.1:8765/hook", secret=new_secret()
-    )
+    endpoints = [uuid.uuid4() for _ in range(args.endpoints)]
     async with sessionmaker() as session, session.begin():
-        session.add(endpoint)
-    async with httpx.AsyncClient(timeout=15, limits=httpx.Limits(max_connections=64)) as http:
+        for number, endpoint_id in enumerate(endpoints):
+            url = f"http://127.0.0.1:8765/hook/{number}"
+            session.add(
+                WebhookEndpoint(id=endpoint_id, client_id="bench", url=url, secret=new_secret())
+            )
+    allowed = networks(["127.0.0.0/8"])
+    async with delivery_client(allowed) as http:
         deliverer = Deliverer(
-            sessionmaker, http, per_endpoint=32, allow_http_hosts=("127.0.0.1",),
-            allowed_networks=networks(["127.0.0.0/8"]),
+            sessionmaker, http, per_endpoint=args.per_endpoint, allow_http_hosts=("127.0.0.1",),
+            allowed_networks=allowed,
         )  # fmt: skip
         worker = OutboxWorker(sessionmaker, WebhookMessage, deliverer, service="bench",
-                              batch_size=128, poll_interval=0.02)  # fmt: skip
+                              batch_size=64, max_in_flight=256, poll_interval=0.02,
+                              claim_filter=deliverer.claim_filter)  # fmt: skip
         # A backlog (as after a receiver's outage): time to drain it.
-        await enqueue(sessionmaker, endpoint.id, backlog)
+        await enqueue(sessionmaker, endpoints, backlog)
         started = time.perf_counter()
         task = asyncio.create_task(worker.run())
         while await delivered(sessionmaker) < backlog:  # noqa: ASYNC110 - polls the database
@@ -115,7 +120,7 @@ async def run(database_url: str, backlog: int, rate: int, seconds: int) -> dict[
         async with sessionmaker() as session, session.begin():
             await session.execute(delete(WebhookAttempt))
         for _ in range(seconds * 10):
-            await enqueue(sessionmaker, endpoint.id, rate // 10)
+            await enqueue(sessionmaker, endpoints, rate // 10)
             await asyncio.sleep(0.1)
         while await delivered(sessionmaker) < backlog + seconds * rate:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
@@ -125,6 +130,8 @@ async def run(database_url: str, backlog: int, rate: int, seconds: int) -> dict[
     await engine.dispose()
     return {
         "database": database_url.split("+")[0],
+        "endpoints": args.endpoints,
+        "per_endpoint_concurrency": args.per_endpoint,
         "backlog": backlog,
         "backlog_drain_seconds": round(drain, 2),
         "deliveries_per_second": round(backlog / drain, 1),
@@ -158,13 +165,15 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=3000)
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--endpoints", type=int, default=8)
+    parser.add_argument("--per-endpoint", type=int, default=4, help="as the service's default")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     server = start_receiver(8765)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             url = args.database_url or f"sqlite+aiosqlite:///{scratch}/bench.db"
-            result = asyncio.run(run(url, args.backlog, args.rate, args.seconds))
+            result = asyncio.run(run(args, url))
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -28,6 +28,8 @@ class Receiver:
     base_url: str = ""
     received: list[Received] = field(default_factory=list)
     answers: deque[tuple[int, float, bytes]] = field(default_factory=deque)
+    # Paths that always answer this many seconds late (a slow subscriber).
+    slow: dict[str, float] = field(default_factory=dict)
 
     def answer(self, status: int, delay: float = 0.0, body: bytes = b"ok") -> None:
         self.answers.append((status, delay, body))
@@ -44,7 +46,10 @@ class Receiver:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        status, delay, reply = self.answers.popleft() if self.answers else (204, 0.0, b"")
+        if scope["path"] in self.slow:
+            status, delay, reply = 204, self.slow[scope["path"]], b""
+        else:
+            status, delay, reply = self.answers.popleft() if self.answers else (204, 0.0, b"")
         headers = {key.decode(): value.decode() for key, value in scope["headers"]}
         self.received.append(Received(scope["path"], headers, body))
         if delay:

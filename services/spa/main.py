@@ -28,7 +28,7 @@ from services.spa.reports.api import router as reports_router
 from services.spa.settings import SpaSettings
 from services.spa.webhooks import addresses
 from services.spa.webhooks.api import router as webhooks_router
-from services.spa.webhooks.delivery import Deliverer, Dispatcher
+from services.spa.webhooks.delivery import Deliverer, Dispatcher, delivery_client
 from services.spa.webhooks.models import WebhookEvent, WebhookMessage
 from services.spa.webhooks.service import UrlPolicy
 
@@ -121,9 +121,7 @@ async def _webhooks(
     services, so no service credentials, no redirects, and a timeout of their own."""
     allowed = addresses.networks(settings.webhook_allowed_networks)
     app.state.webhook_url_policy = UrlPolicy(settings.webhook_allow_http_hosts, allowed)
-    timeout = httpx.Timeout(settings.webhook_timeout_seconds)
-    # trust_env off: a proxy from the environment would carry requests past the address checks.
-    async with httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as http:
+    async with delivery_client(allowed) as http:
         dispatcher = OutboxWorker(
             app.state.sessionmaker,
             WebhookEvent,
@@ -134,22 +132,25 @@ async def _webhooks(
             batch_size=settings.webhook_batch_size,
             poll_interval=settings.webhook_poll_interval_seconds,
         )
+        deliver = Deliverer(
+            app.state.sessionmaker,
+            http,
+            clock=clock,
+            per_endpoint=settings.webhook_per_endpoint_concurrency,
+            allow_http_hosts=settings.webhook_allow_http_hosts,
+            allowed_networks=allowed,
+            disable_after=timedelta(hours=settings.webhook_disable_after_hours),
+            timeout=settings.webhook_timeout_seconds,
+            lease=timedelta(seconds=settings.webhook_timeout_seconds * 4),
+        )
         deliverer = OutboxWorker(
             app.state.sessionmaker,
             WebhookMessage,
-            Deliverer(
-                app.state.sessionmaker,
-                http,
-                clock=clock,
-                per_endpoint=settings.webhook_per_endpoint_concurrency,
-                allow_http_hosts=settings.webhook_allow_http_hosts,
-                allowed_networks=allowed,
-                disable_after=timedelta(hours=settings.webhook_disable_after_hours),
-                timeout=settings.webhook_timeout_seconds,
-                lease=timedelta(seconds=settings.webhook_timeout_seconds * 4),
-            ),
+            deliver,
             service="spa",
             batch_size=settings.webhook_batch_size,
+            max_in_flight=4 * settings.webhook_batch_size,
+            claim_filter=deliver.claim_filter,
             poll_interval=settings.webhook_poll_interval_seconds,
             lease_seconds=settings.webhook_timeout_seconds * 4,
             clock=clock,

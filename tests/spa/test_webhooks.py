@@ -7,12 +7,12 @@ import asyncio
 import base64
 import importlib.util
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
@@ -20,7 +20,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from services.shared.outbox import OutboxWorker
 from services.spa.main import create_app as create_spa
-from services.spa.webhooks.delivery import Deliverer, sign
+from services.spa.webhooks.delivery import Deliverer, delivery_client, sign
 from services.spa.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from tests import factories
 from tests.receiver import Receiver, running_receiver
@@ -307,7 +307,7 @@ async def test_two_replicas_never_send_one_attempt_twice(
         return bool(count == 8)
 
     await any_stack.wait_for(queued)
-    async with httpx.AsyncClient(timeout=5) as http:
+    async with delivery_client(app.state.webhook_url_policy.allowed) as http:
         replicas = [
             OutboxWorker(
                 app.state.sessionmaker,
@@ -387,3 +387,82 @@ def test_the_example_receiver_accepts_our_deliveries_and_refuses_forgeries() -> 
     assert example.verify(secret, body.encode(), headers)["type"] == "endpoint.ping"
     with pytest.raises(WebhookVerificationError):
         example.verify(secret, body.replace("ping", "pong").encode(), headers)
+
+
+async def test_a_slow_endpoint_holds_up_no_other(stack: Stack, receiver: Receiver) -> None:
+    receiver.slow["/slow"] = 0.8  # inside the 1 s limit, so every delivery succeeds
+    await _subscribe(stack, receiver, "/slow")
+    await _subscribe(stack, receiver, "/fast")
+    app = stack.apps["spa"]
+    app.state.webhook_deliverer_worker.stop()
+    await app.state.webhook_deliverer_worker.stopped()
+    for _ in range(6):
+        await _refer(stack)
+
+    async def queued() -> bool:
+        async with app.state.sessionmaker() as session:
+            count = await session.scalar(select(func.count()).select_from(WebhookMessage))
+        return bool(count == 36)
+
+    await stack.wait_for(queued)
+    async with delivery_client(app.state.webhook_url_policy.allowed) as http:
+        deliverer = Deliverer(
+            app.state.sessionmaker,
+            http,
+            allow_http_hosts=("127.0.0.1",),
+            allowed_networks=app.state.webhook_url_policy.allowed,
+            timeout=1.0,
+        )
+        worker = OutboxWorker(
+            app.state.sessionmaker,
+            WebhookMessage,
+            deliverer,
+            service="spa",
+            batch_size=8,
+            poll_interval=0.05,
+            claim_filter=deliverer.claim_filter,
+        )
+        task = asyncio.create_task(worker.run())
+        try:
+            await _arrived(stack, receiver, "/fast", 18)
+            # The slow endpoint takes 0.8 s per 4 deliveries: it is far from done, yet every
+            # message for the fast one has gone.
+            assert len(receiver.at("/slow")) <= 12
+            await _arrived(stack, receiver, "/slow", 18)
+        finally:
+            worker.stop()
+            await task
+
+
+async def test_a_name_is_checked_again_when_a_delivery_connects(
+    stack: Stack, receiver: Receiver
+) -> None:
+    """A name that passed when the subscription was saved, and now resolves to an address we
+    may not call (DNS rebinding), is refused at the moment of connecting."""
+    port = receiver.base_url.rsplit(":", 1)[1]
+    subscription = await _subscribe(stack, receiver, "/hook", event_types=["referral.received"])
+    app = stack.apps["spa"]
+    app.state.webhook_deliverer_worker.stop()
+    await app.state.webhook_deliverer_worker.stopped()
+    async with app.state.sessionmaker() as session, session.begin():
+        endpoint = await session.get(WebhookEndpoint, uuid.UUID(subscription["id"]))
+        assert endpoint is not None
+        endpoint.url = f"http://localhost:{port}/hook"
+    await _refer(stack)
+
+    async def queued() -> bool:
+        async with app.state.sessionmaker() as session:
+            count = await session.scalar(select(func.count()).select_from(WebhookMessage))
+        return bool(count == 1)
+
+    await stack.wait_for(queued)
+    async with delivery_client([]) as http:
+        deliverer = Deliverer(app.state.sessionmaker, http, allow_http_hosts=("localhost",))
+        worker = OutboxWorker(app.state.sessionmaker, WebhookMessage, deliverer, service="spa")
+        await worker.run_once()
+    async with app.state.sessionmaker() as session:
+        attempt = await session.scalar(select(WebhookAttempt))
+    assert attempt is not None
+    assert attempt.error == "address_refused"
+    assert attempt.response_status is None
+    assert receiver.at("/hook") == []

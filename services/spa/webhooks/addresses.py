@@ -1,42 +1,50 @@
 """Where we may send webhooks: HTTPS to public addresses, unless configuration allows more.
 
 A subscriber could otherwise point us at our own network (a database's admin port, a cloud
-metadata service). The host is resolved when a subscription is saved and again before each
-delivery; every address it resolves to must be public (globally routable) or in an allowed
-network, and the delivery goes to the address that was checked, never to a second lookup.
+metadata service). The host is resolved when a subscription is saved, and again whenever a
+delivery opens a connection: the delivery client's resolver (``CheckedResolver``) hands the
+connector only addresses that passed, so what was checked is what is connected to, and a name
+that later resolves elsewhere (DNS rebinding) is refused then. An address literal in the URL is
+checked before each delivery, as the connector never looks it up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from collections.abc import Sequence
 
-import httpx
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-_CONTROL = {chr(code) for code in range(0x21)} | {"\x7f"}
+_CONTROL = {chr(code) for code in range(0x21)} | {"\x7f", "\\"}
+_REFUSED = "the host resolves to a loopback, private, link-local or reserved address"
 
 
 class AddressRefused(ValueError):
     """The URL may not receive webhooks; the message says why, for the subscriber."""
 
 
-def parse_url(text: str, allow_http_hosts: Sequence[str]) -> httpx.URL:
-    """The URL as it will be requested, or AddressRefused."""
+@functools.lru_cache(maxsize=4096)
+def parse_url(text: str, allow_http_hosts: tuple[str, ...]) -> URL:
+    """The URL as it will be requested, or AddressRefused. The same parser reads it here and
+    when the request is made, so the host checked is the host connected to."""
     if any(character in _CONTROL for character in text):
-        raise AddressRefused("the URL must not contain spaces or control characters")
+        raise AddressRefused("the URL must not contain spaces, backslashes or control characters")
     try:
-        url = httpx.URL(text)
-    except (httpx.InvalidURL, ValueError, UnicodeError):
+        url = URL(text)
+        host = url.host
+    except (ValueError, UnicodeError, TypeError):
         raise AddressRefused("the URL is not valid; it must be an absolute https URL") from None
-    if url.scheme not in ("https", "http") or not url.host:
+    if url.scheme not in ("https", "http") or not host or not url.is_absolute():
         raise AddressRefused("the URL must be an absolute https URL")
-    if url.userinfo:
+    if url.user is not None or url.password is not None:
         raise AddressRefused("the URL must not carry credentials")
-    if url.scheme == "http" and url.host not in allow_http_hosts:
+    if url.scheme == "http" and host not in allow_http_hosts:
         raise AddressRefused("the URL must use https")
     return url
 
@@ -50,29 +58,84 @@ def _public(address: IpAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
-async def checked_address(url: httpx.URL, allowed: Sequence[IpNetwork]) -> str:
-    """The address to connect to, once every address of the host has passed."""
-    addresses = await _resolve(url.host, url.port or (443 if url.scheme == "https" else 80))
-    for address in addresses:
-        if not _public(address) and not any(address in network for network in allowed):
-            raise AddressRefused(
-                "the host resolves to a loopback, private, link-local or reserved address"
-            )
-    return str(addresses[0])
+def _check(address: IpAddress, allowed: Sequence[IpNetwork]) -> None:
+    if not _public(address) and not any(address in network for network in allowed):
+        raise AddressRefused(_REFUSED)
 
 
-async def _resolve(host: str, port: int) -> list[IpAddress]:
+def literal(host: str) -> IpAddress | None:
+    """The host as an IP address, if it is one (IPv6 without brackets, as URL parsers give)."""
     try:
-        return [ipaddress.ip_address(host)]  # an address literal needs no lookup
+        return ipaddress.ip_address(host)
     except ValueError:
-        pass
+        return None
+
+
+def check_literal(url: URL, allowed: Sequence[IpNetwork]) -> None:
+    """Refuse an address literal outside what is allowed; names are left to the resolver."""
+    address = literal(url.host or "")
+    if address is not None:
+        _check(address, allowed)
+
+
+async def check_url(url: URL, allowed: Sequence[IpNetwork]) -> None:
+    """Every address the URL's host has now must pass (when a subscription is saved)."""
+    host, port = url.host or "", url.port or 443
+    address = literal(host)
+    if address is not None:
+        _check(address, allowed)
+        return
+    for info in await _lookup(host, port, socket.AF_UNSPEC):
+        _check(_address_of(info[4][0]), allowed)
+
+
+class CheckedResolver(AbstractResolver):
+    """The delivery client's resolver: a name that resolves to any address outside what is
+    allowed is refused, so the connector never connects to one."""
+
+    def __init__(self, allowed: Sequence[IpNetwork]) -> None:
+        self._allowed = list(allowed)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results: list[ResolveResult] = []
+        for found_family, _, proto, _, sockaddr in await _lookup(host, port, family):
+            address = _address_of(sockaddr[0])
+            _check(address, self._allowed)
+            results.append(
+                ResolveResult(
+                    hostname=host,
+                    host=str(address),
+                    port=int(sockaddr[1]),
+                    family=found_family,
+                    proto=proto,
+                    flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+                )
+            )
+        return results
+
+    async def close(self) -> None:
+        return None
+
+
+async def _lookup(host: str, port: int, family: int) -> list[tuple[int, int, int, str, tuple]]:  # type: ignore[type-arg]
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, port, family=family, type=socket.SOCK_STREAM
+        )
     except (OSError, UnicodeError):
         raise AddressRefused("the host name does not resolve") from None
     if not infos:
         raise AddressRefused("the host name does not resolve")
-    return [ipaddress.ip_address(info[4][0]) for info in infos]
+    return infos  # type: ignore[return-value]
+
+
+def _address_of(text: str) -> IpAddress:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:  # a scoped link-local address, say: never public
+        raise AddressRefused(_REFUSED) from None
 
 
 def networks(values: Sequence[str]) -> list[IpNetwork]:

@@ -16,17 +16,21 @@ import json
 import random
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-import httpx
+import aiohttp
 import structlog
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
 from services.shared.auth import Principal
+from services.shared.batching import Batcher
 from services.shared.clock import Clock, utcnow
 from services.spa.identity.models import Client
 from services.spa.referrals import service as referrals
@@ -184,13 +188,33 @@ def _may_see(client: Client, referral: Referral, team_codes: list[str]) -> bool:
     return referrals.may_see(referral, principal, team_codes)
 
 
+@dataclass
+class _Outcome:
+    """One delivery's result, waiting to be recorded with the others that finished with it."""
+
+    message_id: int
+    claimed: int
+    attempt: WebhookAttempt
+
+    @property
+    def delivered(self) -> bool:
+        status = self.attempt.response_status
+        return status is not None and 200 <= status < 300
+
+
 class Deliverer:
-    """The outbox handler of webhook messages."""
+    """The outbox handler of webhook messages.
+
+    Each message is sent in its own task, but the database work is shared: the messages
+    claimed together are read in one query, and the outcomes that finish together are
+    recorded in one transaction (``Batcher``). That is what lets one process keep hundreds of
+    deliveries a second going.
+    """
 
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         *,
         clock: Clock = utcnow,
         per_endpoint: int = 4,
@@ -203,6 +227,9 @@ class Deliverer:
         self._sessionmaker = sessionmaker
         self._timeout = timeout
         self._lease = lease
+        # A claim lasts ``lease``; past this much of it, renew before sending, so the delivery
+        # (at most ``timeout``) still ends well inside the claim.
+        self._renew_after = max(0.0, lease.total_seconds() - 2 * timeout)
         self._http = http
         self._clock = clock
         self._limits: dict[uuid.UUID, asyncio.Semaphore] = defaultdict(
@@ -211,39 +238,74 @@ class Deliverer:
         self._allow_http_hosts = allow_http_hosts
         self._allowed_networks = allowed_networks or []
         self._disable_after = disable_after
+        # Messages in hand per endpoint (sending or waiting for a turn): an endpoint with
+        # twice its limit in hand is passed over by the next claim, so a slow endpoint's
+        # backlog never fills the worker and holds up the others.
+        self._per_endpoint = per_endpoint
+        self._in_hand: Counter[uuid.UUID] = Counter()
+        self._load = Batcher(self._load_all)
+        self._record = Batcher(self._record_all)
 
     async def __call__(self, job_id: int) -> None:
-        async with self._sessionmaker() as session:
-            message = await session.get(WebhookMessage, job_id)
-            if message is None or message.status != "pending":
-                return
-            claimed = message.attempts
-            endpoint = await session.get(WebhookEndpoint, message.endpoint_id)
-            assert endpoint is not None
-            if not endpoint.enabled:
-                message.status, message.last_error = "failed", "endpoint_disabled"
-                await session.commit()
-                return
-            await session.commit()
+        started = time.monotonic()
+        found = await self._load(job_id)
+        if found is None:
+            return
+        message, endpoint = found
+        claimed = message.attempts
+        if not endpoint.enabled:
+            await self._keep_for_recovery(message.id, claimed)
+            return
+        self._in_hand[endpoint.id] += 1
+        try:
             async with self._limits[endpoint.id]:
-                # The wait for a turn may have outlasted the claim: renew it, or leave the
-                # message to the replica that claimed it since.
-                if not await self._renew(message.id, claimed):
+                # The wait for a turn may have outlasted much of the claim: renew it, or leave
+                # the message to the replica that claimed it since.
+                waited = time.monotonic() - started
+                if waited > self._renew_after and not await self._renew(message.id, claimed):
                     return
                 attempt = await self._send(endpoint, message)
-            session.add(attempt)
-            await self._settle(session, message.id, claimed, attempt)
-            await session.commit()
+        finally:
+            self._in_hand[endpoint.id] -= 1
+            if not self._in_hand[endpoint.id]:
+                del self._in_hand[endpoint.id]
+        await self._record(_Outcome(message.id, claimed, attempt))
+
+    def claim_filter(self) -> ColumnElement[bool] | None:
+        """For the worker's claims: pass over the endpoints with enough in hand already."""
+        full = [
+            endpoint for endpoint, count in self._in_hand.items() if count >= 2 * self._per_endpoint
+        ]
+        return WebhookMessage.endpoint_id.not_in(full) if full else None
+
+    async def _load_all(
+        self, job_ids: list[int]
+    ) -> list[tuple[WebhookMessage, WebhookEndpoint] | None]:
+        async with self._sessionmaker() as session:
+            rows = await session.execute(
+                select(WebhookMessage, WebhookEndpoint)
+                .join(WebhookEndpoint, WebhookEndpoint.id == WebhookMessage.endpoint_id)
+                .where(WebhookMessage.id.in_(job_ids), WebhookMessage.status == "pending")
+            )
+            found = {message.id: (message, endpoint) for message, endpoint in rows}
+        return [found.get(job_id) for job_id in job_ids]
+
+    async def _keep_for_recovery(self, message_id: int, claimed: int) -> None:
+        """The endpoint was disabled since the message was made: keep it, unsent, for a
+        recovery after the endpoint is enabled."""
+        async with self._sessionmaker() as session, session.begin():
+            await session.execute(
+                update(WebhookMessage)
+                .where(*_held(message_id, claimed))
+                .values(status="failed", last_error="endpoint_disabled")
+                .execution_options(synchronize_session=False)
+            )
 
     async def _renew(self, message_id: int, claimed: int) -> bool:
         async with self._sessionmaker() as session, session.begin():
             result = await session.execute(
                 update(WebhookMessage)
-                .where(
-                    WebhookMessage.id == message_id,
-                    WebhookMessage.attempts == claimed,
-                    WebhookMessage.status == "pending",
-                )
+                .where(*_held(message_id, claimed))
                 .values(next_attempt_at=self._clock() + self._lease)
                 .execution_options(synchronize_session=False)
             )
@@ -259,7 +321,7 @@ class Deliverer:
                 await self._post(endpoint, message, attempt)
         except addresses.AddressRefused:
             attempt.error = "address_refused"
-        except (TimeoutError, httpx.TimeoutException):
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             attempt.error = "timeout"
         except Exception as exc:
             attempt.error = type(exc).__name__[:64]
@@ -270,7 +332,8 @@ class Deliverer:
         self, endpoint: WebhookEndpoint, message: WebhookMessage, attempt: WebhookAttempt
     ) -> None:
         url = addresses.parse_url(endpoint.url, self._allow_http_hosts)
-        address = await addresses.checked_address(url, self._allowed_networks)
+        # A name is checked by the client's resolver as it connects; a literal, here.
+        addresses.check_literal(url, self._allowed_networks)
         message_id = f"msg_{message.event_id.hex}"
         sent_at = utcnow()  # receivers check the timestamp against their own clock
         headers = {
@@ -278,51 +341,78 @@ class Deliverer:
             "webhook-id": message_id,
             "webhook-timestamp": str(int(sent_at.timestamp())),
             "webhook-signature": sign(endpoint, message_id, sent_at, message.payload),
-            "host": url.netloc.decode("ascii"),
         }
-        # Sent to the address just checked, not to a second lookup of the name (which could
-        # answer differently); TLS still verifies the certificate against the name.
-        request = self._http.build_request(
-            "POST",
-            url.copy_with(host=address),
-            content=message.payload,
-            headers=headers,
-            extensions={"sni_hostname": url.host},
-        )
-        response = await self._http.send(request, stream=True)
-        try:
-            attempt.response_status = response.status_code
+        async with self._http.post(
+            url, data=message.payload.encode(), headers=headers, allow_redirects=False
+        ) as response:
+            attempt.response_status = response.status
             kept = b""
-            async for chunk in response.aiter_raw():
-                kept += chunk
-                if len(kept) >= BODY_KEPT:
+            while len(kept) < BODY_KEPT:
+                chunk = await response.content.read(BODY_KEPT - len(kept))
+                if not chunk:
                     break
-        finally:
-            await response.aclose()
+                kept += chunk
         # Whatever the receiver sent, kept as text a database can hold (no NUL).
-        text = kept[:BODY_KEPT].decode("utf-8", errors="replace")
+        text = kept.decode("utf-8", errors="replace")
         attempt.response_body = text.replace("\x00", "\ufffd")
 
-    async def _settle(
-        self, session: AsyncSession, message_id: int, claimed: int, attempt: WebhookAttempt
-    ) -> None:
-        """Record the outcome, only if this replica still holds the claim."""
-        message = await session.get(
-            WebhookMessage, message_id, with_for_update=True, populate_existing=True
+    async def _record_all(self, outcomes: list[_Outcome]) -> list[None]:
+        """Every attempt goes in the log; a delivery marks its message done if this replica
+        still holds the claim; a failure is settled one by one (it is rare, and it may
+        disable an endpoint)."""
+        async with self._sessionmaker() as session, session.begin():
+            session.add_all([outcome.attempt for outcome in outcomes])
+            delivered = [outcome for outcome in outcomes if outcome.delivered]
+            if delivered:
+                await self._mark_delivered(session, delivered)
+            for outcome in outcomes:
+                if not outcome.delivered:
+                    await self._settle_failure(session, outcome)
+        return [None] * len(outcomes)
+
+    async def _mark_delivered(self, session: AsyncSession, delivered: list[_Outcome]) -> None:
+        now = self._clock()
+        messages = cast(Table, WebhookMessage.__table__)
+        connection = await session.connection()
+        await connection.execute(
+            update(messages)
+            .where(
+                messages.c.id == bindparam("message"),
+                messages.c.attempts == bindparam("claimed"),
+                messages.c.status == "pending",
+            )
+            .values(status="done", delivered_at=now, last_error=None, updated_at=now),
+            [{"message": outcome.message_id, "claimed": outcome.claimed} for outcome in delivered],
         )
-        if message is None or message.status != "pending" or message.attempts != claimed:
+        # Any success ends an endpoint's run of failures.
+        await session.execute(
+            update(WebhookEndpoint)
+            .where(
+                WebhookEndpoint.id.in_(
+                    select(WebhookMessage.endpoint_id).where(
+                        WebhookMessage.id.in_([outcome.message_id for outcome in delivered])
+                    )
+                ),
+                WebhookEndpoint.failing_since.is_not(None),
+            )
+            .values(failing_since=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _settle_failure(self, session: AsyncSession, outcome: _Outcome) -> None:
+        """Record a failed attempt, only if this replica still holds the claim."""
+        message = await session.get(
+            WebhookMessage, outcome.message_id, with_for_update=True, populate_existing=True
+        )
+        if message is None or message.status != "pending" or message.attempts != outcome.claimed:
             return
         endpoint = await session.get(
             WebhookEndpoint, message.endpoint_id, with_for_update=True, populate_existing=True
         )
         assert endpoint is not None
         now = self._clock()
-        status = attempt.response_status
-        if status is not None and 200 <= status < 300:
-            message.status, message.delivered_at, message.last_error = "done", now, None
-            endpoint.failing_since = None
-            return
-        message.last_error = attempt.error or f"status_{status}"
+        status = outcome.attempt.response_status
+        message.last_error = outcome.attempt.error or f"status_{status}"
         if status == 410:
             message.status = "failed"
             _disable(session, endpoint, "gone")
@@ -350,6 +440,37 @@ class Deliverer:
             attempts=message.attempts,
             error=message.last_error,
         )
+
+
+def _held(message_id: int, claimed: int) -> tuple[ColumnElement[bool], ...]:
+    """The message, while it is still pending under the claim this replica made."""
+    return (
+        WebhookMessage.id == message_id,
+        WebhookMessage.attempts == claimed,
+        WebhookMessage.status == "pending",
+    )
+
+
+@asynccontextmanager
+async def delivery_client(
+    allowed: list[addresses.IpNetwork],
+) -> AsyncIterator[aiohttp.ClientSession]:
+    """The HTTP client for subscribers' endpoints, which are not our services: no service
+    credentials, no cookies kept from one answer to the next, no proxy from the environment
+    (it would carry requests past the address checks), and every name checked as it is
+    resolved. Redirects are refused per request; the time limit is the deliverer's."""
+    connector = aiohttp.TCPConnector(
+        resolver=addresses.CheckedResolver(allowed), limit=256, ttl_dns_cache=60
+    )
+    async with aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trust_env=False,
+        timeout=aiohttp.ClientTimeout(total=None),
+        headers={"user-agent": "spa-webhooks/1"},
+        auto_decompress=False,
+    ) as http:
+        yield http
 
 
 def _disable(session: AsyncSession, endpoint: WebhookEndpoint, reason: str) -> None:

@@ -45,7 +45,7 @@ class UrlPolicy:
     async def check(self, url: str) -> None:
         try:
             parsed = addresses.parse_url(url, self.allow_http_hosts)
-            await addresses.checked_address(parsed, self.allowed)
+            await addresses.check_url(parsed, self.allowed)
         except addresses.AddressRefused as refusal:
             error = {"in": "body", "field": "url", "reason": str(refusal)}
             raise EndpointRefused("We may not send webhooks to that URL.", errors=[error]) from None
