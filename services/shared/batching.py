@@ -8,6 +8,7 @@ of N; alone, a caller waits for one round trip, as it would have anyway.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -34,7 +35,8 @@ class Batcher(Generic[Item, Result]):
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if self._task is None:
-            self._task = asyncio.create_task(self._drain())
+            # In a context of its own: not the first caller's (its request id, say).
+            self._task = asyncio.create_task(self._drain(), context=contextvars.Context())
         return await future
 
     async def _drain(self) -> None:

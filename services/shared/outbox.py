@@ -15,7 +15,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import BigInteger, ColumnElement, Index, Integer, String, exists, select
@@ -129,6 +129,9 @@ class OutboxWorker:
 
         def finished(task: asyncio.Task[None]) -> None:
             in_flight.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                # _run_job handles a job's own failure; this is a failure to record one.
+                log.error("outbox_job_crashed", error_type=type(task.exception()).__name__)
             if self._max_in_flight - len(in_flight) >= self._refill:
                 self._room.set()
 
@@ -138,8 +141,12 @@ class OutboxWorker:
             if in_flight:
                 await asyncio.gather(*in_flight, return_exceptions=True)
         except BaseException:
-            for task in in_flight:  # cancelled: the jobs in hand are cancelled with us
+            # Cancelled: the jobs in hand are cancelled with us, and given a moment to unwind
+            # before the resources they use are closed.
+            for task in in_flight:
                 task.cancel()
+            if in_flight:
+                await asyncio.wait(in_flight, timeout=5)
             raise
 
     async def _claim_while_running(
@@ -238,8 +245,19 @@ class OutboxWorker:
         )
 
 
+class Background(Protocol):
+    """A loop that runs until told to stop: an outbox worker, the audit sealer."""
+
+    async def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+Worker = TypeVar("Worker", bound=Background)
+
+
 @contextlib.asynccontextmanager
-async def running(worker: OutboxWorker, name: str) -> AsyncIterator[OutboxWorker]:
+async def running(worker: Worker, name: str) -> AsyncIterator[Worker]:
     """Run ``worker`` in the background for the duration of the block (an app's lifespan); on
     the way out let it finish what it holds, cancelling it only if that takes too long."""
     task = asyncio.create_task(worker.run(), name=name)
@@ -250,4 +268,4 @@ async def running(worker: OutboxWorker, name: str) -> AsyncIterator[OutboxWorker
         try:
             await asyncio.wait_for(task, timeout=10)
         except TimeoutError:
-            log.warning("outbox_worker_cancelled", worker=name)
+            log.warning("background_task_cancelled", worker=name)

@@ -224,6 +224,11 @@ async def test_after_rotation_both_secrets_verify_until_the_overlap_ends(
         ("https://[::ffff:10.0.0.1]/hook", "private"),
         ("https://127.0.0.1\t.example.org/hook", "control"),
         ("https://a..example.org/hook", "resolve"),
+        ("https://2130706433/hook", "four decimal numbers"),
+        ("https://127.1/hook", "four decimal numbers"),
+        ("https://0x7f.0.0.1/hook", "four decimal numbers"),
+        ("https://[64:ff9b::a9fe:a9fe]/hook", "private"),
+        ("https://[::7f00:1]/hook", "private"),
     ],
 )
 async def test_endpoints_we_may_not_call_are_refused(stack: Stack, url: str, reason: str) -> None:

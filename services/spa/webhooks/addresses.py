@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import re
 import socket
 from collections.abc import Sequence
 
@@ -44,15 +45,32 @@ def parse_url(text: str, allow_http_hosts: tuple[str, ...]) -> URL:
         raise AddressRefused("the URL must be an absolute https URL")
     if url.user is not None or url.password is not None:
         raise AddressRefused("the URL must not carry credentials")
+    if _numeric(host) and literal(host) is None:
+        # 127.1, 2130706433, 0x7f.1: forms some resolvers turn into addresses; only the
+        # canonical dotted quad is taken, so every check sees the address that is used.
+        raise AddressRefused("an IPv4 address must be written as four decimal numbers")
     if url.scheme == "http" and host not in allow_http_hosts:
         raise AddressRefused("the URL must use https")
     return url
 
 
+_NUMERIC_LABEL = re.compile(r"0[xX][0-9a-fA-F]*|[0-9]+")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def _numeric(host: str) -> bool:
+    """Whether every label is a number (decimal, octal or hex): an address, not a name."""
+    return all(_NUMERIC_LABEL.fullmatch(label) for label in host.rstrip(".").split("."))
+
+
 def _public(address: IpAddress) -> bool:
     if isinstance(address, ipaddress.IPv6Address):
-        # IPv4 carried inside IPv6 (mapped, 6to4, Teredo) is judged as the IPv4 address.
+        # IPv4 carried inside IPv6 (mapped, 6to4, Teredo, NAT64, the old compatible form) is
+        # judged as the IPv4 address.
         embedded = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if embedded is None and (address in _NAT64 or address in _IPV4_COMPATIBLE):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if embedded is not None:
             return _public(embedded)
     return address.is_global and not address.is_multicast

@@ -193,6 +193,7 @@ class _Outcome:
     """One delivery's result, waiting to be recorded with the others that finished with it."""
 
     message_id: int
+    endpoint_id: uuid.UUID
     claimed: int
     attempt: WebhookAttempt
 
@@ -257,19 +258,41 @@ class Deliverer:
             await self._keep_for_recovery(message.id, claimed)
             return
         self._in_hand[endpoint.id] += 1
+        limit = self._limits[endpoint.id]
         try:
-            async with self._limits[endpoint.id]:
-                # The wait for a turn may have outlasted much of the claim: renew it, or leave
-                # the message to the replica that claimed it since.
-                waited = time.monotonic() - started
-                if waited > self._renew_after and not await self._renew(message.id, claimed):
-                    return
+            # A long wait for a turn renews the claim as it goes, so no other claim takes the
+            # message meanwhile (which would count a try that never happened); a claim already
+            # lost leaves the message to whoever holds it now.
+            keeper = None
+            if limit.locked():
+                keeper = asyncio.create_task(self._keep_claim(message.id, claimed, started))
+            async with limit:
+                if keeper is not None:
+                    keeper.cancel()
+                    if keeper.done() and not keeper.cancelled() and not keeper.result():
+                        return
+                    if not await self._still_held(message.id, claimed, started):
+                        return
                 attempt = await self._send(endpoint, message)
         finally:
             self._in_hand[endpoint.id] -= 1
             if not self._in_hand[endpoint.id]:
                 del self._in_hand[endpoint.id]
-        await self._record(_Outcome(message.id, claimed, attempt))
+        await self._record(_Outcome(message.id, endpoint.id, claimed, attempt))
+
+    async def _keep_claim(self, message_id: int, claimed: int, since: float) -> bool:
+        """Renew the claim while the message waits for its turn; False once it is lost."""
+        while True:
+            await asyncio.sleep(max(since + self._renew_after - time.monotonic(), 0.5))
+            if not await self._renew(message_id, claimed):
+                return False
+            since = time.monotonic()
+
+    async def _still_held(self, message_id: int, claimed: int, since: float) -> bool:
+        """After a wait: renew once more if much of the claim has gone."""
+        if time.monotonic() - since <= self._renew_after:
+            return True
+        return await self._renew(message_id, claimed)
 
     def claim_filter(self) -> ColumnElement[bool] | None:
         """For the worker's claims: pass over the endpoints with enough in hand already."""
@@ -361,6 +384,14 @@ class Deliverer:
         still holds the claim; a failure is settled one by one (it is rare, and it may
         disable an endpoint)."""
         async with self._sessionmaker() as session, session.begin():
+            # Endpoint rows are locked first and in one order, so that two replicas recording
+            # at once never wait on each other's locks (a deadlock).
+            await session.execute(
+                select(WebhookEndpoint.id)
+                .where(WebhookEndpoint.id.in_({outcome.endpoint_id for outcome in outcomes}))
+                .order_by(WebhookEndpoint.id)
+                .with_for_update()
+            )
             session.add_all([outcome.attempt for outcome in outcomes])
             delivered = [outcome for outcome in outcomes if outcome.delivered]
             if delivered:
@@ -388,11 +419,7 @@ class Deliverer:
         await session.execute(
             update(WebhookEndpoint)
             .where(
-                WebhookEndpoint.id.in_(
-                    select(WebhookMessage.endpoint_id).where(
-                        WebhookMessage.id.in_([outcome.message_id for outcome in delivered])
-                    )
-                ),
+                WebhookEndpoint.id.in_({outcome.endpoint_id for outcome in delivered}),
                 WebhookEndpoint.failing_since.is_not(None),
             )
             .values(failing_since=None)
