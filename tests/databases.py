@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy import MetaData, make_url, text
 
 from services.routing.models import Base as RoutingBase
+from services.shared.audit import GENESIS
 from services.shared.db import create_engine
 from services.shared.migrations import upgrade_url
 from services.spa.models import Base as SpaBase
@@ -113,5 +114,10 @@ async def empty_tables(url: str, service: str) -> None:
                 await connection.execute(text("UPDATE localities SET out_of_hours_team_id = NULL"))
             for table in reversed(tables):
                 await connection.execute(table.delete())
+            # The audit chain starts again from its empty head, as after the migration.
+            await connection.execute(
+                text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :genesis)"),
+                {"genesis": GENESIS},
+            )
     finally:
         await engine.dispose()

@@ -19,7 +19,9 @@ from sqlalchemy import func, select
 
 from services.routing.main import create_app as create_routing
 from services.routing.settings import RoutingSettings
+from services.shared.auth import SCOPES
 from services.shared.db import create_engine, create_sessionmaker
+from services.shared.vocabulary import Channel
 from services.spa.identity import service as identity
 from services.spa.main import create_app as create_spa
 from services.spa.settings import SpaSettings
@@ -133,6 +135,16 @@ CLIENTS = [
         ["gp"],
     ),
     ClientSpec("clinical-lead", ["rules:admin"], ["routing"]),
+    ClientSpec("ig-auditor", ["audit:read"], ALL_AUDIENCES),
+    # Holds every scope, on every channel, team and locality: the fuzzer reaches every handler.
+    ClientSpec(
+        "fuzzer",
+        sorted(SCOPES),
+        ALL_AUDIENCES,
+        sorted(channel.value for channel in Channel),
+        teams=DEMO_TEAMS,
+        localities=["*"],
+    ),
     ClientSpec("no-scopes", [], ALL_AUDIENCES),
 ]
 

@@ -6,12 +6,15 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing import service
 from services.routing.clients import TeamsClient
+from services.routing.models import AuditEvent
 from services.routing.problems import DecisionNotFound, DirectoryUnavailable, NoActiveRuleSet
 from services.routing.rule_sets import RuleBook
 from services.routing.schemas import DecisionCreate, DecisionRead
+from services.shared import audit
 from services.shared.auth import Principal, requires
 from services.shared.db import SessionDep
 from services.shared.problems import problem_responses
@@ -43,6 +46,7 @@ async def create_decision(
     teams: Annotated[TeamsClient, Depends(_teams)],
 ) -> DecisionRead:
     decision = await service.decide(session, book, teams, body, principal.client_id)
+    _audit(session, principal, "decision.create", decision.id)
     return DecisionRead.from_row(decision)
 
 
@@ -54,6 +58,19 @@ async def create_decision(
 async def get_decision(
     decision_id: uuid.UUID,
     session: SessionDep,
-    _: Annotated[Principal, requires("decisions:read")],
+    principal: Annotated[Principal, requires("decisions:read")],
 ) -> DecisionRead:
-    return DecisionRead.from_row(await service.get_decision(session, decision_id))
+    decision = await service.get_decision(session, decision_id)
+    _audit(session, principal, "decision.read", decision.id)
+    return DecisionRead.from_row(decision)
+
+
+def _audit(session: AsyncSession, principal: Principal, action: str, decision_id: object) -> None:
+    audit.record(
+        session,
+        AuditEvent,
+        client_id=principal.client_id,
+        action=action,
+        resource_type="decision",
+        resource_id=decision_id,
+    )

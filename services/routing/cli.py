@@ -1,4 +1,4 @@
-"""``python -m services.routing``: migrate; check-rules."""
+"""``python -m services.routing``: migrate; check-rules; audit-verify."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 from services.routing.checks import check_rule_set, has_errors
+from services.routing.models import AuditEvent, AuditHead
 from services.routing.rules import RuleSetInvalid, describe_error, finding_error, parse_rule_set
 from services.routing.settings import RoutingSettings
+from services.shared.audit import verify_database
 from services.shared.migrations import upgrade_url
 
 CHECKS_PASSED, CHECKS_FAILED, UNREADABLE = 0, 1, 2
@@ -24,9 +26,13 @@ def main(argv: list[str] | None = None) -> int:
         help="check triage rule files; exit 1 on any error, 2 if a file cannot be read",
     )
     check.add_argument("files", nargs="+", metavar="FILE", type=Path)
+    commands.add_parser("audit-verify", help="check the audit trail's hash chain")
     args = parser.parse_args(argv)
     if args.command == "check-rules":
         return max(check_rules_file(path) for path in args.files)
+    if args.command == "audit-verify":
+        database_url = RoutingSettings().database_url
+        return asyncio.run(verify_database(database_url, AuditEvent, AuditHead))
     asyncio.run(upgrade_url(RoutingSettings().database_url, "routing"))
     return 0
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from services.routing.api import router
 from services.routing.clients import TeamsClient
+from services.routing.models import AuditEvent, AuditHead
 from services.routing.rule_sets import RuleBook, ensure_county_default
 from services.routing.rule_sets_api import router as rule_sets_router
 from services.routing.settings import RoutingSettings
@@ -26,7 +27,9 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_resources(app, settings, mounts=mounts):
+        async with service_resources(
+            app, settings, mounts=mounts, audit_models=(AuditEvent, AuditHead)
+        ):
             app.state.rule_book = RuleBook()
             await ensure_county_default(app.state.sessionmaker)
             app.state.teams = TeamsClient(
@@ -39,6 +42,7 @@ def create_app(
         settings=settings,
         lifespan=lifespan,
         clock=clock,
+        audit_model=AuditEvent,
         description="Triage rules and routing decisions.",
     )
     app.include_router(router)

@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.shared.audit import AuditColumns, AuditHeadColumns
 from services.shared.clock import utcnow
 from services.shared.db import NAMING_CONVENTION, Timestamped, UTCDateTime
 
@@ -117,3 +118,13 @@ class ShadowDisagreement(Base):
     active_escalations: Mapped[list[str]] = mapped_column(JSON)
     candidate_escalations: Mapped[list[str]] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuditEvent(AuditColumns, Base):
+    """Access to patient-related data (see services.shared.audit)."""
+
+    __tablename__ = "audit_events"
+
+
+class AuditHead(AuditHeadColumns, Base):
+    __tablename__ = "audit_head"

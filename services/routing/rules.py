@@ -129,7 +129,8 @@ class NoRuleMatched(Exception):
 
 class RuleSetInvalid(ValueError):
     """A rule set that must not be used; ``errors`` lists every problem found, one dict each:
-    ``{"file", "rule" (id, or ""), "field" (dotted path in the rule, or from the top), "reason"}``.
+    ``{"in", "file", "rule" (id, or ""), "field" (dotted path in the rule, or from the top),
+    "reason"}``.
     """
 
     def __init__(self, errors: list[dict[str, str]]) -> None:
@@ -174,7 +175,8 @@ def load_rule_set(text: str, source: str = "<rules>") -> RuleSet:
 
 
 def _error(source: str, rule: str, field: str, reason: str) -> dict[str, str]:
-    return {"file": source, "rule": rule, "field": field, "reason": reason}
+    # "in" as every problem's errors have it: the rule document is the request's body.
+    return {"in": "body", "file": source, "rule": rule, "field": field, "reason": reason}
 
 
 def _parse_yaml(text: str, source: str) -> object:

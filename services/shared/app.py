@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -9,14 +10,21 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from services.shared import hardening
+from services.shared.audit import AuditSealer
+from services.shared.audit_api import audit_router
 from services.shared.auth import KeySet, RemoteKeySet, TokenVerifier
 from services.shared.clock import Clock, utcnow
 from services.shared.db import create_engine, create_sessionmaker
+from services.shared.hardening import TooManyRequests
 from services.shared.health import router as health_router
 from services.shared.http import create_http_client
 from services.shared.logging import RequestContextMiddleware, configure_logging
+from services.shared.outbox import running
 from services.shared.problems import (
     AuthenticationRequired,
+    BadRequest,
+    ContentTooLarge,
     InsufficientScope,
     ValidationFailed,
     install_problem_handlers,
@@ -33,6 +41,7 @@ def build_app(
     lifespan: Lifespan,
     description: str,
     clock: Clock = utcnow,
+    audit_model: type[Any] | None = None,
 ) -> FastAPI:
     configure_logging(settings.log_level, settings.log_format)
     app = FastAPI(
@@ -47,8 +56,11 @@ def build_app(
     app.state.settings = settings
     app.state.clock = clock
     install_problem_handlers(app)
+    hardening.install(app, settings)
     app.add_middleware(RequestContextMiddleware, service=service)
     app.include_router(health_router)
+    if audit_model is not None:
+        app.include_router(audit_router(audit_model))
     _install_problem_openapi(app)
     return app
 
@@ -60,6 +72,7 @@ async def service_resources(
     *,
     mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     keys: KeySet | None = None,
+    audit_models: tuple[type[Any], type[Any]] | None = None,
 ) -> AsyncIterator[None]:
     """Engine, sessions, the one HTTP client and the token verifier, for the app's lifetime."""
     engine = create_engine(settings.database_url)
@@ -79,7 +92,17 @@ async def service_resources(
         leeway_seconds=settings.auth_leeway_seconds,
     )
     try:
-        yield
+        async with contextlib.AsyncExitStack() as stack:
+            if audit_models is not None:
+                sealer = AuditSealer(
+                    app.state.sessionmaker,
+                    *audit_models,
+                    interval=settings.audit_seal_interval_seconds,
+                )
+                app.state.audit_sealer = await stack.enter_async_context(
+                    running(sealer, "audit-sealer")
+                )
+            yield
     finally:
         await http.aclose()
         await engine.dispose()
@@ -138,6 +161,11 @@ def _install_problem_openapi(app: FastAPI) -> None:
                 if operation.get("security"):
                     responses.setdefault("401", _problem_content(AuthenticationRequired.title))
                     responses.setdefault("403", _problem_content(InsufficientScope.title))
+                    responses.setdefault("429", _problem_content(TooManyRequests.title))
+                if "requestBody" in operation:
+                    # A body that cannot be read at all (not UTF-8, say), or one too large.
+                    responses.setdefault("400", _problem_content(BadRequest.title))
+                    responses.setdefault("413", _problem_content(ContentTooLarge.title))
         app.openapi_schema = document
         return document
 

@@ -197,6 +197,7 @@ async def authenticate(
     principal = await verifier.verify(token)
     request.state.client_id = principal.client_id
     structlog.contextvars.bind_contextvars(client_id=principal.client_id)
+    await request.app.state.rate_limits.check("api", principal.client_id)
     missing = sorted(set(security_scopes.scopes) - principal.scopes)
     if missing:
         raise InsufficientScope(

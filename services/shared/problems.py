@@ -115,6 +115,12 @@ class UpstreamUnavailable(Problem):
     status = 503
 
 
+class ContentTooLarge(Problem):
+    type = TYPE_PREFIX + "content-too-large"
+    title = "The request body is larger than this service takes"
+    status = 413
+
+
 class InternalError(Problem):
     pass
 
@@ -158,6 +164,7 @@ _STATUS_PROBLEMS: dict[int, type[Problem]] = {
     403: InsufficientScope,
     404: ResourceNotFound,
     405: MethodNotAllowed,
+    413: ContentTooLarge,
 }
 
 

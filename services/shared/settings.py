@@ -28,5 +28,16 @@ class ServiceSettings(BaseSettings):
     service_client_secret: SecretStr | None = None
     token_url: str | None = None
 
+    # Hardening. The largest request body taken (bytes); each client's request rate (per
+    # process, unless the store is shared, e.g. redis://host:6379); origins a browser may call
+    # from (none by default: the APIs are for systems, not pages).
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    rate_limit: str = "200/second;6000/minute"
+    rate_limit_storage_uri: str = "memory://"
+    cors_origins: tuple[str, ...] = ()
+
+    # How often the audit trail's new records are sealed into its hash chain.
+    audit_seal_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
+
     http_connect_timeout_seconds: float = Field(default=2.0, gt=0)
     http_timeout_seconds: float = Field(default=5.0, gt=0)

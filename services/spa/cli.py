@@ -9,8 +9,10 @@ import os
 import sys
 from pathlib import Path
 
+from services.shared.audit import verify_database
 from services.shared.db import create_engine, create_sessionmaker
 from services.shared.migrations import upgrade_url
+from services.spa.audit import AuditEvent, AuditHead
 from services.spa.identity import service as identity
 from services.spa.identity.keys import write_new_key
 from services.spa.settings import SpaSettings
@@ -45,6 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     register.add_argument(
         "--replace", action="store_true", help="replace an existing client's settings and secret"
     )
+    rotate = commands.add_parser(
+        "rotate-secret", help="give a client a new secret (printed once); the old one stops"
+    )
+    rotate.add_argument("--client-id", required=True)
+    rotate.add_argument("--secret-env", help="take the secret from this environment variable")
+    revoke = commands.add_parser(
+        "revoke-client", help="stop a client: no new tokens; its subscriptions get no events"
+    )
+    revoke.add_argument("--client-id", required=True)
+    commands.add_parser("audit-verify", help="check the audit trail's hash chain")
     return parser
 
 
@@ -56,15 +68,53 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "issuer-key":
         if not args.path.exists():
             write_new_key(args.path)
+    elif args.command == "audit-verify":
+        return asyncio.run(verify_database(settings.database_url, AuditEvent, AuditHead))
+    elif args.command in ("rotate-secret", "revoke-client"):
+        return asyncio.run(_change_client(settings, args))
     else:
         return asyncio.run(_register(settings, args))
     return 0
 
 
-async def _register(settings: SpaSettings, args: argparse.Namespace) -> int:
+async def _change_client(settings: SpaSettings, args: argparse.Namespace) -> int:
+    secret = None
+    if args.command == "rotate-secret":
+        secret = _secret(args)
+        if secret is None:
+            return 2
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            if secret is not None:
+                changed = await identity.rotate_secret(session, args.client_id, secret)
+            else:
+                changed = await identity.revoke_client(session, args.client_id)
+    finally:
+        await engine.dispose()
+    if not changed:
+        print(f"no active client {args.client_id}", file=sys.stderr)
+        return 1
+    output = {"client_id": args.client_id}
+    if secret is not None and not args.secret_env:
+        output["client_secret"] = secret
+    if args.command == "revoke-client":
+        output["revoked"] = "true"
+    print(json.dumps(output))
+    return 0
+
+
+def _secret(args: argparse.Namespace) -> str | None:
     secret = os.environ.get(args.secret_env, "") if args.secret_env else identity.generate_secret()
     if len(secret) < 16:
         print("the secret must be at least 16 characters", file=sys.stderr)
+        return None
+    return secret
+
+
+async def _register(settings: SpaSettings, args: argparse.Namespace) -> int:
+    secret = _secret(args)
+    if secret is None:
         return 2
     engine = create_engine(settings.database_url)
     try:

@@ -12,8 +12,10 @@ from fastapi import FastAPI
 from services.shared.app import build_app, service_resources
 from services.shared.auth import KeySet, StaticKeySet
 from services.shared.clock import Clock, utcnow
+from services.shared.hardening import RateLimits
 from services.shared.http import ServiceClient
 from services.shared.outbox import OutboxWorker, running
+from services.spa.audit import AuditEvent, AuditHead
 from services.spa.identity.api import router as identity_router
 from services.spa.identity.keys import SigningKeys
 from services.spa.queue.api import router as queue_router
@@ -44,9 +46,14 @@ def create_app(
         keys: KeySet | None = None
         if settings.issuer_enabled:
             app.state.signing_keys = SigningKeys.from_files(settings.issuer_key_files)
+            app.state.token_limits = RateLimits(
+                settings.token_rate_limit, settings.rate_limit_storage_uri
+            )
             if not settings.auth_jwks_url:
                 keys = StaticKeySet(app.state.signing_keys.jwks())
-        async with service_resources(app, settings, mounts=mounts, keys=keys):
+        async with service_resources(
+            app, settings, mounts=mounts, keys=keys, audit_models=(AuditEvent, AuditHead)
+        ):
             app.state.status_watch = StatusWatch()
             app.state.clock_policy = policy = load_policy(settings.clock_policy_file)
             teams = TeamsClient(ServiceClient(app.state.http, settings.teams_url, "teams"))
@@ -102,6 +109,7 @@ def create_app(
         settings=settings,
         lifespan=lifespan,
         clock=clock,
+        audit_model=AuditEvent,
         description="Single Point of Access: referral intake and lifecycle; the built-in token issuer.",
     )
     if settings.issuer_enabled:

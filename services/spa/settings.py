@@ -19,6 +19,8 @@ class SpaSettings(ServiceSettings):
     issuer_enabled: bool = True
     issuer_key_files: tuple[Path, ...] = (Path("var/issuer-key.pem"),)
     token_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
+    # Token requests per claimed client id: a system fetches one every few minutes.
+    token_rate_limit: str = "30/minute"  # noqa: S105 - a rate, not a secret
 
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=16, ge=1, le=256)

@@ -42,9 +42,13 @@ LATEST_PLANNED_CONTACT = timedelta(days=60)
 OPEN = ("assigned", "accepted")
 
 
-def require_team(principal: Principal, team: Team) -> None:
+def may_manage(principal: Principal, team: Team) -> bool:
     """Only a client acting for the team (or a directory administrator) may manage it."""
-    if team.code not in principal.teams and "directory:admin" not in principal.scopes:
+    return team.code in principal.teams or "directory:admin" in principal.scopes
+
+
+def require_team(principal: Principal, team: Team) -> None:
+    if not may_manage(principal, team):
         raise TeamNotPermitted(f"This client does not act for {team.name}.")
 
 
@@ -94,12 +98,12 @@ async def _find(session: AsyncSession, request: AssignmentCreate) -> Assignment 
 async def get_for(
     session: AsyncSession, assignment_id: uuid.UUID, principal: Principal
 ) -> tuple[Assignment, Team]:
+    """The assignment, if the client acts for its team. Another team's assignment is answered
+    exactly as a missing one, so a probe learns nothing of which cases a team holds."""
     assignment = await session.get(Assignment, assignment_id, with_for_update=True)
-    if assignment is None:
+    team = await session.get(Team, assignment.team_id) if assignment is not None else None
+    if assignment is None or team is None or not may_manage(principal, team):
         raise AssignmentNotFound(f"No assignment has the id {assignment_id}.")
-    team = await session.get(Team, assignment.team_id)
-    assert team is not None
-    require_team(principal, team)
     return assignment, team
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.shared import audit
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
@@ -18,7 +19,7 @@ from services.shared.outbox import OutboxWorker
 from services.shared.problems import problem_responses
 from services.shared.vocabulary import AssignmentKind
 from services.teams import assignments, service
-from services.teams.models import Assignment
+from services.teams.models import Assignment, AuditEvent, Team
 from services.teams.problems import (
     AssignmentNotFound,
     AssignmentStateConflict,
@@ -67,6 +68,7 @@ async def create_assignment(
 ) -> AssignmentRead:
     assignment, created = await assignments.assign(session, body, principal.client_id)
     await session.flush()
+    _audit(session, principal, "assignment.create", assignment.id)
     if not created:
         response.status_code = status.HTTP_200_OK
     return AssignmentRead.model_validate(assignment)
@@ -80,10 +82,12 @@ async def create_withdrawal(
     body: WithdrawalCreate,
     session: SessionDep,
     now: NowDep,
-    _: Annotated[Principal, requires("assignments:create")],
+    principal: Annotated[Principal, requires("assignments:create")],
 ) -> list[AssignmentRead]:
     withdrawn = await assignments.withdraw(session, body, now)
     await session.flush()
+    for assignment in withdrawn:
+        _audit(session, principal, "assignment.withdraw", assignment.id)
     return [AssignmentRead.model_validate(assignment) for assignment in withdrawn]
 
 
@@ -97,13 +101,14 @@ async def withdraw_assignment(
     body: AssignmentWithdrawal,
     session: SessionDep,
     now: NowDep,
-    _: Annotated[Principal, requires("assignments:create")],
+    principal: Annotated[Principal, requires("assignments:create")],
 ) -> AssignmentRead:
     assignment = await session.get(Assignment, assignment_id, with_for_update=True)
     if assignment is None:
         raise AssignmentNotFound(f"No assignment has the id {assignment_id}.")
     assignments.withdraw_one(session, assignment, body.reason, now)
     await session.flush()
+    _audit(session, principal, "assignment.withdraw", assignment.id)
     return AssignmentRead.model_validate(assignment)
 
 
@@ -112,6 +117,7 @@ async def withdraw_assignment(
 )
 async def get_caseload(
     team_id: uuid.UUID,
+    request: Request,
     session: SessionDep,
     principal: ManagerDep,
     status_filter: Annotated[
@@ -119,9 +125,9 @@ async def get_caseload(
     ] = None,
     kind: AssignmentKind | None = None,
 ) -> CaseloadRead:
-    team = await service.get_team(session, team_id)
-    assignments.require_team(principal, team)
+    team = await _team_for(request, session, principal, team_id, "caseload.read")
     items = await assignments.caseload(session, team, status=status_filter, kind=kind)
+    _audit(session, principal, "caseload.read", team.id, resource_type="caseload")
     return CaseloadRead(
         team=TeamSummary.model_validate(team),
         items=[AssignmentRead.model_validate(i) for i in items],
@@ -137,8 +143,8 @@ async def get_worklist(
     team_id: uuid.UUID, request: Request, session: SessionDep, principal: ManagerDep
 ) -> WorklistRead:
     settings: TeamsSettings = request.app.state.settings
-    team = await service.get_team(session, team_id)
-    assignments.require_team(principal, team)
+    team = await _team_for(request, session, principal, team_id, "worklist.read")
+    _audit(session, principal, "worklist.read", team.id, resource_type="caseload")
     items = []
     for case in await assignments.open_cases(session, team):
         reasons = assignments.worklist_reasons(
@@ -169,9 +175,15 @@ class AssignmentChanger:
     principal: ManagerDep
 
     async def apply(self, assignment_id: uuid.UUID, body: Any, change: Change) -> AssignmentRead:
-        assignment, _ = await assignments.get_for(self.session, assignment_id, self.principal)
+        action = f"assignment.{change.__name__}"
+        try:
+            assignment, _ = await assignments.get_for(self.session, assignment_id, self.principal)
+        except AssignmentNotFound:
+            await _refused(self.request, self.principal, action, assignment_id)
+            raise
         change(self.session, assignment, body, self.now)
         await self.session.flush()
+        _audit(self.session, self.principal, action, assignment.id)
         worker: OutboxWorker = self.request.app.state.worker
         # Runs after the response, so after the commit: the report to spa goes out at once.
         self.background.add_task(worker.notify)
@@ -219,3 +231,49 @@ async def first_contact(
 )
 async def close(assignment_id: uuid.UUID, body: CloseBody, changer: ChangerDep) -> AssignmentRead:
     return await changer.apply(assignment_id, body, assignments.close)
+
+
+def _audit(
+    session: AsyncSession,
+    principal: Principal,
+    action: str,
+    resource_id: object,
+    resource_type: str = "assignment",
+) -> None:
+    audit.record(
+        session,
+        AuditEvent,
+        client_id=principal.client_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+    )
+
+
+async def _team_for(
+    request: Request, session: AsyncSession, principal: Principal, team_id: uuid.UUID, action: str
+) -> Team:
+    """The team whose caseload the client asks for; a refusal is audited."""
+    team = await service.get_team(session, team_id)
+    if not assignments.may_manage(principal, team):
+        await _refused(request, principal, action, team.id, resource_type="caseload")
+        assignments.require_team(principal, team)
+    return team
+
+
+async def _refused(
+    request: Request,
+    principal: Principal,
+    action: str,
+    resource_id: object,
+    resource_type: str = "assignment",
+) -> None:
+    await audit.record_apart(
+        request.app.state.sessionmaker,
+        AuditEvent,
+        client_id=principal.client_id,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        outcome="refused",
+    )

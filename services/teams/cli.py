@@ -9,10 +9,12 @@ import json
 import sys
 from pathlib import Path
 
+from services.shared.audit import verify_database
 from services.shared.db import create_engine, create_sessionmaker
 from services.shared.migrations import upgrade_url
 from services.shared.problems import Problem
 from services.teams.directory import load_directory, read_directory_file
+from services.teams.models import AuditEvent, AuditHead
 from services.teams.settings import TeamsSettings
 
 
@@ -24,11 +26,14 @@ def main(argv: list[str] | None = None) -> int:
         "load-directory", help="load or replace the whole directory from YAML"
     )
     load.add_argument("path", type=Path)
+    commands.add_parser("audit-verify", help="check the audit trail's hash chain")
     args = parser.parse_args(argv)
     settings = TeamsSettings()
     if args.command == "migrate":
         asyncio.run(upgrade_url(settings.database_url, "teams"))
         return 0
+    if args.command == "audit-verify":
+        return asyncio.run(verify_database(settings.database_url, AuditEvent, AuditHead))
     try:
         counts = asyncio.run(_load(settings, args.path))
     except Problem as problem:

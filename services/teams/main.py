@@ -15,7 +15,7 @@ from services.shared.outbox import OutboxWorker, running
 from services.teams.admin import router as admin_router
 from services.teams.api import router
 from services.teams.caseloads import router as caseloads_router
-from services.teams.models import OutboxJob
+from services.teams.models import AuditEvent, AuditHead, OutboxJob
 from services.teams.openreferral import router as openreferral_router
 from services.teams.reporting import AssignmentReporter
 from services.teams.settings import TeamsSettings
@@ -29,7 +29,9 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with service_resources(app, settings, mounts=mounts):
+        async with service_resources(
+            app, settings, mounts=mounts, audit_models=(AuditEvent, AuditHead)
+        ):
             reporter = AssignmentReporter(
                 app.state.sessionmaker, ServiceClient(app.state.http, settings.spa_url, "spa")
             )
@@ -50,6 +52,7 @@ def create_app(
         settings=settings,
         lifespan=lifespan,
         clock=clock,
+        audit_model=AuditEvent,
         description="Directory of localities, practices and teams; team caseloads.",
     )
     app.include_router(router)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, MetaData, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from services.shared.audit import AuditColumns, AuditHeadColumns
 from services.shared.clock import utcnow
 from services.shared.db import NAMING_CONVENTION, Timestamped, UTCDateTime
 from services.shared.outbox import OutboxJobColumns
@@ -158,3 +159,13 @@ class OutboxJob(OutboxJobColumns, Base):
 
     assignment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assignments.id"), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class AuditEvent(AuditColumns, Base):
+    """Access to patient-related data (see services.shared.audit)."""
+
+    __tablename__ = "audit_events"
+
+
+class AuditHead(AuditHeadColumns, Base):
+    __tablename__ = "audit_head"

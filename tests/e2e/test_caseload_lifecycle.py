@@ -137,7 +137,11 @@ async def test_a_team_client_acts_only_for_its_own_teams(stack: Stack) -> None:
             f"/v1/teams/{team_id}/capacity", json={"available": 1, "maximum": 2, "unit": "cases"}
         )
 
-    for response in (accept, caseload, capacity):
+    # Another team's case is answered as one that does not exist; the team itself is in the
+    # directory for all to see, so managing it is refused openly.
+    assert accept.status_code == 404
+    assert accept.json()["type"] == "urn:spa-platform:problem:assignment-not-found"
+    for response in (caseload, capacity):
         assert response.status_code == 403
         assert response.json()["type"] == "urn:spa-platform:problem:team-not-permitted"
 

@@ -75,6 +75,9 @@ async def issue_token(
         raise InvalidClient(
             error="invalid_client", headers={"WWW-Authenticate": 'Basic realm="token"'}
         )
+    # Guessing a secret costs a token request: the same limit holds per claimed client id,
+    # known or not, before the (deliberately slow) hash check.
+    await request.app.state.token_limits.check("token", credentials[0])
     client = await service.authenticate_client(session, *credentials)
     if client is None:
         raise InvalidClient(

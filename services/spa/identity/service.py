@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import SCOPES
+from services.shared.clock import utcnow
 from services.shared.vocabulary import Channel
 from services.spa.identity.keys import SigningKeys
 from services.spa.identity.models import Client
@@ -72,6 +73,25 @@ async def register_client(
     client.revoked_at = None
     await session.flush()
     return client
+
+
+async def rotate_secret(session: AsyncSession, client_id: str, secret: str) -> bool:
+    """A new secret for an active client; the old one stops at once (tokens already issued
+    run out within their short lifetime). False if there is no such active client."""
+    client = await session.scalar(select(Client).where(Client.client_id == client_id))
+    if client is None or client.revoked_at is not None:
+        return False
+    client.secret_hash = await asyncio.to_thread(_hasher.hash, secret)
+    return True
+
+
+async def revoke_client(session: AsyncSession, client_id: str) -> bool:
+    """Stop a client: no token is issued to it again. False if there is no such active client."""
+    client = await session.scalar(select(Client).where(Client.client_id == client_id))
+    if client is None or client.revoked_at is not None:
+        return False
+    client.revoked_at = utcnow()
+    return True
 
 
 async def authenticate_client(session: AsyncSession, client_id: str, secret: str) -> Client | None:

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from services.shared.audit import SERVICE_MANAGEMENT
 from services.shared.auth import Principal, requires
 from services.shared.clock import Moment, NowDep
 from services.shared.db import SessionDep
@@ -60,6 +61,7 @@ async def response_times(
         session,
         client_id=principal.client_id,
         action="report.response_times",
+        purpose=SERVICE_MANAGEMENT,
         resource_type="report",
         resource_id=f"{start.isoformat()}/{end.isoformat()}",
     )

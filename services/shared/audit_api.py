@@ -1,0 +1,84 @@
+"""``GET /v1/audit``: the audit trail, for those holding ``audit:read``; reading it is audited
+too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import select
+
+from services.shared import audit
+from services.shared.auth import Principal, requires
+from services.shared.clock import Moment
+from services.shared.db import SessionDep
+
+Code = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@*-]+$")]
+
+
+class AuditRecord(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    client_id: str
+    purpose: str
+    action: str
+    resource_type: str
+    resource_id: str
+    request_id: str | None
+    outcome: str
+    seq: int | None
+    prev_hash: str | None
+    hash: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditRecord]
+    # Pass as ``after`` for the next page; absent on the last one.
+    next_after: int | None = None
+
+
+def audit_router(model: type[Any]) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["audit"])
+
+    @router.get("/audit", summary="The audit trail of access to patient data, oldest first")
+    async def list_audit(
+        session: SessionDep,
+        principal: Annotated[Principal, requires("audit:read")],
+        client_id: Code | None = None,
+        resource_id: Code | None = None,
+        action: Code | None = None,
+        since: Annotated[Moment | None, Query(alias="from")] = None,
+        until: Annotated[Moment | None, Query(alias="to")] = None,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> AuditPage:
+        query = select(model).where(model.id > after)
+        if client_id is not None:
+            query = query.where(model.client_id == client_id)
+        if resource_id is not None:
+            query = query.where(model.resource_id == resource_id)
+        if action is not None:
+            query = query.where(model.action == action)
+        if since is not None:
+            query = query.where(model.at >= since)
+        if until is not None:
+            query = query.where(model.at < until)
+        rows = list(await session.scalars(query.order_by(model.id).limit(limit + 1)))
+        session.add(
+            audit.entry(
+                model,
+                client_id=principal.client_id,
+                action="audit.read",
+                resource_type="audit",
+                resource_id=resource_id or client_id or "*",
+                purpose=audit.AUDIT,
+            )
+        )
+        items = [AuditRecord.model_validate(row) for row in rows[:limit]]
+        return AuditPage(items=items, next_after=items[-1].id if len(rows) > limit else None)
+
+    return router
