@@ -58,6 +58,8 @@ def build_app(
     install_problem_handlers(app)
     hardening.install(app, settings)
     app.add_middleware(RequestContextMiddleware, service=service)
+    # Outermost, so that even the bare 500 of an unexpected failure carries them.
+    app.add_middleware(hardening.SecurityHeaders)
     app.include_router(health_router)
     if audit_model is not None:
         app.include_router(audit_router(audit_model))

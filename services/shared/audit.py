@@ -96,15 +96,6 @@ def record(session: AsyncSession, model: type[Any], **fields: Any) -> None:
     session.add(entry(model, **fields))
 
 
-async def record_apart(
-    sessionmaker: async_sessionmaker[AsyncSession], model: type[Any], **fields: Any
-) -> None:
-    """Record in a transaction of its own: for a refusal, whose request's transaction is
-    about to be rolled back with the error."""
-    async with sessionmaker() as session, session.begin():
-        record(session, model, **fields)
-
-
 def digest(record: Any, seq: int, prev_hash: str) -> str:
     fields = {
         "seq": seq,
@@ -175,20 +166,30 @@ class Verification:
 async def verify(
     session: AsyncSession, model: type[Any], head_model: type[Any], *, page: int = 5000
 ) -> Verification:
-    """Walk the chain from the start: every hash recomputed, every link and number checked."""
+    """Walk the chain from the start to its recorded head: every hash recomputed, every link
+    and number checked. Records sealed while the walk runs are past the head read at its
+    start and are left for the next walk; a sealed record outside 1..head is a break."""
     head = await session.get(head_model, 1)
     head_seq, head_hash = (head.seq, head.hash) if head is not None else (0, GENESIS)
+    outside = await session.scalar(
+        select(func.min(model.seq)).where(model.seq.is_not(None), model.seq <= 0)
+    )
+    if head is None and await session.scalar(select(func.count()).where(model.seq.is_not(None))):
+        return _broken(0, 1, "the chain's head is missing", head_seq)
+    if outside is not None:
+        return _broken(0, outside, "a record is numbered outside the chain", head_seq)
     expected_seq, prev, checked = 1, GENESIS, 0
-    last_seq = 0
-    while True:
+    while expected_seq <= head_seq:
         records = list(
             await session.scalars(
                 select(model)
-                .where(model.seq.is_not(None), model.seq > last_seq)
+                .where(model.seq >= expected_seq, model.seq <= head_seq)
                 .order_by(model.seq)
                 .limit(page)
             )
         )
+        if not records:
+            break
         for record in records:
             if record.seq != expected_seq:
                 return _broken(checked, expected_seq, "a record is missing", head_seq)
@@ -199,9 +200,6 @@ async def verify(
             if record.hash != digest(record, record.seq, prev):
                 return _broken(checked, record.seq, "the record was changed", head_seq)
             prev, expected_seq, checked = record.hash, expected_seq + 1, checked + 1
-            last_seq = record.seq
-        if len(records) < page:
-            break
     if checked != head_seq or prev != head_hash:
         return _broken(checked, checked + 1, "the chain does not reach its recorded head", head_seq)
     unsealed = await session.scalar(

@@ -3,6 +3,7 @@ too."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -53,7 +54,7 @@ def audit_router(model: type[Any]) -> APIRouter:
         action: Code | None = None,
         since: Annotated[Moment | None, Query(alias="from")] = None,
         until: Annotated[Moment | None, Query(alias="to")] = None,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> AuditPage:
         query = select(model).where(model.id > after)
@@ -74,7 +75,7 @@ def audit_router(model: type[Any]) -> APIRouter:
                 client_id=principal.client_id,
                 action="audit.read",
                 resource_type="audit",
-                resource_id=resource_id or client_id or "*",
+                resource_id=_searched(resource_id, client_id),
                 purpose=audit.AUDIT,
             )
         )
@@ -82,3 +83,14 @@ def audit_router(model: type[Any]) -> APIRouter:
         return AuditPage(items=items, next_after=items[-1].id if len(rows) > limit else None)
 
     return router
+
+
+def _searched(resource_id: str | None, client_id: str | None) -> str:
+    """What the auditor looked at, as recorded: an id we minted or a client id, never a value
+    that could identify a person (a search by anything else is recorded as such)."""
+    if resource_id is not None:
+        try:
+            return str(uuid.UUID(resource_id))
+        except ValueError:
+            return "search"
+    return f"client:{client_id}" if client_id else "*"

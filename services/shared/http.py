@@ -125,7 +125,8 @@ class ServiceClient:
             status=response.status_code,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )
-        if response.status_code >= 500 or response.status_code in (401, 403):
+        # A 429 (this service's client is over its rate) passes like an outage: retried later.
+        if response.status_code >= 500 or response.status_code in (401, 403, 429):
             log.warning("upstream_failed", upstream=self.service, status=response.status_code)
             raise UpstreamUnavailable(
                 f"The {self.service} service answered {response.status_code}.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -46,9 +47,13 @@ def create_app(
         keys: KeySet | None = None
         if settings.issuer_enabled:
             app.state.signing_keys = SigningKeys.from_files(settings.issuer_key_files)
-            app.state.token_limits = RateLimits(
-                settings.token_rate_limit, settings.rate_limit_storage_uri
-            )
+            app.state.hash_checks = asyncio.Semaphore(settings.concurrent_secret_checks)
+            app.state.token_limits = {
+                "client": RateLimits(settings.token_rate_limit, settings.rate_limit_storage_uri),
+                "address": RateLimits(
+                    settings.token_address_rate_limit, settings.rate_limit_storage_uri
+                ),
+            }
             if not settings.auth_jwks_url:
                 keys = StaticKeySet(app.state.signing_keys.jwks())
         async with service_resources(

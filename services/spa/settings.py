@@ -21,6 +21,11 @@ class SpaSettings(ServiceSettings):
     token_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
     # Token requests per claimed client id: a system fetches one every few minutes.
     token_rate_limit: str = "30/minute"  # noqa: S105 - a rate, not a secret
+    # Client secrets checked at once (argon2: 64 MiB each while it runs), which bounds the
+    # memory a burst of token requests can take.
+    concurrent_secret_checks: int = Field(default=1, ge=1, le=16)
+    # Token requests per calling address, whatever client id they claim.
+    token_address_rate_limit: str = "300/minute"  # noqa: S105 - a rate, not a secret
 
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=16, ge=1, le=256)

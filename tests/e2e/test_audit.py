@@ -72,7 +72,8 @@ async def test_the_chain_is_intact_until_a_record_is_edited(any_stack: Stack) ->
     assert (after.broken_at, after.reason) == (2, "the record was changed")
 
 
-async def test_a_deleted_or_forged_record_breaks_the_chain(stack: Stack) -> None:
+async def test_a_deleted_or_forged_record_breaks_the_chain(any_stack: Stack) -> None:
+    stack = any_stack
     await _three_records(stack)
     async with stack.apps["spa"].state.sessionmaker() as session, session.begin():
         await session.execute(delete(AuditEvent).where(AuditEvent.seq == 2))
@@ -113,7 +114,10 @@ async def test_the_command_verifies_the_chain_and_fails_on_a_change(
     assert broken_report["broken_at"] == 1
 
 
-async def test_every_service_audits_access_to_a_case_including_refusals(stack: Stack) -> None:
+async def test_every_service_audits_access_to_a_case_including_refusals(
+    any_stack: Stack,
+) -> None:
+    stack = any_stack
     referral = await post_and_wait_routed(stack, factories.referral(needs=["fall"]))
     team_code = referral["team"]["code"]
     async with stack.client("teams", "team-app") as team:
@@ -143,13 +147,12 @@ async def test_every_service_audits_access_to_a_case_including_refusals(stack: S
     teams_actions = {(row.client_id, row.action, row.outcome) for row in teams_rows}
     assert ("spa-service", "assignment.create", "allowed") in teams_actions
     assert ("team-app", "caseload.read", "allowed") in teams_actions
-    assert ("lit-north-app", "assignment.decline", "refused") in teams_actions
+    assert ("lit-north-app", "assignment.decline", "denied") in teams_actions
     routing_actions = {(row.client_id, row.action) for row in routing_rows}
     assert routing_actions >= {("spa-service", "decision.create"), ("team-app", "decision.read")}
-    # Ids and codes only: nothing that names the person.
-    patient = referral["patient"]
+    # Ids we minted only: nothing that names the person.
     for row in [*teams_rows, *routing_rows]:
-        assert patient["nhs_number"] not in row.resource_id
+        assert uuid.UUID(row.resource_id)
 
 
 async def test_the_trail_is_read_with_audit_read_and_reading_it_is_audited(stack: Stack) -> None:
@@ -181,3 +184,35 @@ async def test_the_trail_is_read_with_audit_read_and_reading_it_is_audited(stack
     assert teams_page.status_code == 200
     records = await _spa_records(stack)
     assert any(r.action == "audit.read" and r.client_id == "ig-auditor" for r in records)
+
+
+async def test_a_record_numbered_outside_the_chain_is_a_break(stack: Stack) -> None:
+    await _three_records(stack)
+    first = (await _spa_records(stack))[0]
+    async with stack.apps["spa"].state.sessionmaker() as session, session.begin():
+        stray = audit.entry(
+            AuditEvent, client_id="gp-system", action="referral.read", resource_type="referral",
+            resource_id=uuid.uuid4(),
+        )  # fmt: skip
+        stray.seq, stray.prev_hash, stray.hash = 0, audit.GENESIS, first.hash
+        session.add(stray)
+    result = await _verify(stack)
+
+    assert not result.intact
+    assert (result.broken_at, result.reason) == (0, "a record is numbered outside the chain")
+
+
+async def test_records_sealed_during_a_walk_do_not_break_it(stack: Stack) -> None:
+    """The walk stops at the head it read first; records sealed meanwhile wait for the next."""
+    await _three_records(stack)
+    sessionmaker = stack.apps["spa"].state.sessionmaker
+    async with sessionmaker() as reader:
+        head = await reader.get(AuditHead, 1)
+        assert head is not None
+        async with stack.client("spa", "gp-system") as gp:
+            await gp.post("/v1/referrals", json=factories.referral())
+        await _sealed(stack, "spa")
+        result = await audit.verify(reader, AuditEvent, AuditHead)
+
+    assert result.intact
+    assert result.checked == result.head_seq

@@ -539,6 +539,7 @@ def test_load_refuses_unknown_keys(where: str, rule_id: str, field: str) -> None
         load_rule_set(as_yaml(data))
     assert raised.value.errors == [
         {
+            "in": "body",
             "file": "<rules>",
             "rule": rule_id,
             "field": field,

@@ -89,22 +89,40 @@ async def test_a_client_over_its_rate_gets_429_with_retry_after_and_others_carry
     assert theirs.status_code == 200
 
 
-async def test_guessing_a_secret_is_rate_limited_per_client_id(stack: Stack) -> None:
+async def test_guessing_a_secret_is_rate_limited_without_locking_the_client_out(
+    stack: Stack,
+) -> None:
     app = stack.apps["spa"]
     kept = app.state.token_limits
-    app.state.token_limits = RateLimits("2/minute")
+    app.state.token_limits = {"client": RateLimits("2/minute"), "address": RateLimits("4/minute")}
     guess = {"grant_type": "client_credentials", "client_id": "gp-system"}
+
+    def from_address(host: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(host, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://spa")
+
     try:
-        async with stack.raw("spa") as spa:
-            answers = [
-                await spa.post("/oauth/token", data={**guess, "client_secret": f"guess-{n}"})
+        async with from_address("203.0.113.9") as attacker, from_address("198.51.100.7") as real:
+            guesses = [
+                await attacker.post("/oauth/token", data={**guess, "client_secret": f"guess-{n}"})
                 for n in range(3)
+            ]
+            genuine = await real.post(
+                "/oauth/token", data={**guess, "client_secret": "test-secret-0123456789"}
+            )
+            other = {"grant_type": "client_credentials", "client_secret": "x"}
+            other_ids = [
+                await attacker.post("/oauth/token", data={**other, "client_id": f"id-{n}"})
+                for n in range(2)
             ]
     finally:
         app.state.token_limits = kept
 
-    assert [response.status_code for response in answers] == [401, 401, 429]
-    assert "retry-after" in answers[2].headers
+    assert [response.status_code for response in guesses] == [401, 401, 429]
+    assert "retry-after" in guesses[2].headers
+    assert genuine.status_code == 200
+    # Changing the claimed id does not escape the limit of the address (4 a minute here).
+    assert [response.status_code for response in other_ids] == [401, 429]
 
 
 async def test_cross_origin_calls_are_allowed_only_from_configured_origins(stack: Stack) -> None:

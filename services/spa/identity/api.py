@@ -75,10 +75,16 @@ async def issue_token(
         raise InvalidClient(
             error="invalid_client", headers={"WWW-Authenticate": 'Basic realm="token"'}
         )
-    # Guessing a secret costs a token request: the same limit holds per claimed client id,
-    # known or not, before the (deliberately slow) hash check.
-    await request.app.state.token_limits.check("token", credentials[0])
-    client = await service.authenticate_client(session, *credentials)
+    # Guessing a secret costs a token request, before the (deliberately slow) hash check: a
+    # limit per calling address, and a tighter one per claimed client id from that address
+    # (so that guesses from elsewhere cannot lock a real client out).
+    address = request.client.host if request.client else "unknown"
+    limits = request.app.state.token_limits
+    await limits["address"].check("token-address", address)
+    await limits["client"].check("token-client", f"{credentials[0][:128]}@{address}")
+    # Each argon2 check holds 64 MiB for its duration: a few at a time, however many ask.
+    async with request.app.state.hash_checks:
+        client = await service.authenticate_client(session, *credentials)
     if client is None:
         raise InvalidClient(
             error="invalid_client", headers={"WWW-Authenticate": 'Basic realm="token"'}
