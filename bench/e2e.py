@@ -1,0 +1,362 @@
+"""End-to-end benchmark: the three services as real processes on PostgreSQL, driven by a load
+generator in its own process, against a bare-stack ceiling measured in the same run.
+
+    .venv/bin/python bench/e2e.py [--rates 50 100] [--seconds 20] [--saturation-seconds 20]
+                                  [--soak-seconds 600] [--profile]
+
+Each service runs as one uvicorn process (uvloop, httptools) on a fresh PostgreSQL database with
+the demo directory loaded. Each phase posts realistic referrals (mixed channels, pathways and
+practices; synthetic patients, each once): at fixed arrival rates, then at saturation. A phase
+reports the POST latency (p50/p95/p99) and errors from the load generator; from spa's own
+records, how many referrals were fully routed (assigned to a team) per second and the time from
+receipt to routing; and each service's CPU (share of one core) and peak memory. The ceiling is
+``bench/ceiling.py`` (FastAPI + asyncpg, one insert per POST) at saturation with the same server
+settings. Results go to ``bench/results/e2e.json`` and ``bench/results/e2e.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+PG = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+PORTS = {"spa": 18001, "routing": 18002, "teams": 18003}
+CEILING_PORT = 18010
+SERVER = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+CHANNELS = "gp ambulance hospital_discharge care_home community_team lspa"
+TARGETS = {
+    "routed_per_second_at_saturation": 300,
+    "post_p99_ms_at_100_per_second": 100,
+    "errors": 0,
+    "peak_memory_mib_per_service": 200,
+}
+
+
+class Sampler(threading.Thread):
+    """Peak resident memory of each process, sampled every 0.2 s."""
+
+    def __init__(self, processes: dict[str, psutil.Process]) -> None:
+        super().__init__(daemon=True)
+        self.processes = processes
+        self.peak = dict.fromkeys(processes, 0)
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            for name, process in self.processes.items():
+                self.peak[name] = max(self.peak[name], process.memory_info().rss)
+            self.halt.wait(0.2)
+
+
+def rss_mib(process: psutil.Process) -> float:
+    return round(float(process.memory_info().rss) / 2**20, 1)
+
+
+async def fresh_databases(names: list[str]) -> None:
+    connection = await asyncpg.connect(f"{PG}/postgres")
+    try:
+        for name in names:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+async def drop_databases(names: list[str]) -> None:
+    connection = await asyncpg.connect(f"{PG}/postgres")
+    try:
+        for name in names:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+async def routing_outcome(ids: list[str], within: float = 120.0) -> dict[str, Any]:
+    """From spa's records: how many of ``ids`` were routed, how fast, and at what rate."""
+    connection = await asyncpg.connect(f"{PG}/bench_spa")
+    try:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            waiting = await connection.fetchval(
+                "SELECT count(*) FROM referrals WHERE id = ANY($1::uuid[]) AND status = 'received'",
+                ids,
+            )
+            if not waiting:
+                break
+            await asyncio.sleep(0.5)
+        rows = await connection.fetch(
+            "SELECT r.created_at, e.at FROM referrals r JOIN referral_events e"
+            " ON e.referral_id = r.id AND e.event_type = 'routed' WHERE r.id = ANY($1::uuid[])",
+            ids,
+        )
+        statuses = await connection.fetch(
+            "SELECT status, count(*) FROM referrals WHERE id = ANY($1::uuid[]) GROUP BY status",
+            ids,
+        )
+    finally:
+        await connection.close()
+    delays = sorted((routed - created).total_seconds() for created, routed in rows)
+    span = (max(r[1] for r in rows) - min(r[0] for r in rows)).total_seconds() if rows else 0
+
+    def percentile(share: float) -> float | None:
+        return (
+            round(delays[min(len(delays) - 1, int(share * len(delays)))] * 1000, 1)
+            if delays
+            else None
+        )
+
+    return {
+        "routed": len(rows),
+        "statuses": {row[0]: row[1] for row in statuses},
+        "routed_per_second": round(len(rows) / span, 1) if span else None,
+        "post_to_routed_ms": {
+            "p50": percentile(0.5),
+            "p95": percentile(0.95),
+            "p99": percentile(0.99),
+            "mean": round(statistics.fmean(delays) * 1000, 1) if delays else None,
+        },
+    }
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, scratch: Path) -> None:
+        self.args = args
+        self.scratch = scratch
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.seed = 0
+
+    def environment(self) -> dict[str, str]:
+        os.environ["SPA_PLATFORM_VAR"] = str(self.scratch)
+        for service, port in PORTS.items():
+            os.environ[f"{service.upper()}_PORT"] = str(port)
+        sys.path.insert(0, str(ROOT / "deploy"))
+        import local  # deploy/local.py: the same set-up as `make run`
+
+        self.local = local
+        env = local.service_environment()
+        for service in PORTS:
+            prefix = service.upper()
+            env[f"{prefix}_DATABASE_URL"] = (
+                f"{PG.replace('postgresql', 'postgresql+asyncpg', 1)}/bench_{service}"
+            )
+            env[f"{prefix}_LOG_FORMAT"] = "json"
+            env[f"{prefix}_LOG_LEVEL"] = "WARNING"
+            # The load generator is one client posting far faster than any real system.
+            env[f"{prefix}_RATE_LIMIT"] = "1000000/second"
+        return env
+
+    def start(self, env: dict[str, str]) -> None:
+        for service, port in PORTS.items():
+            command = [sys.executable, "-m", "uvicorn", "--factory",
+                       f"services.{service}.main:app_from_environment",
+                       "--host", "127.0.0.1", "--port", str(port), *SERVER]  # fmt: skip
+            log = (self.scratch / f"{service}.log").open("ab")
+            self.processes[service] = subprocess.Popen(  # noqa: S603 - our own fixed command
+                command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            )
+        self.local.wait_ready(list(self.processes.values()))
+
+    def start_ceiling(self) -> psutil.Process:
+        env = {**os.environ, "CEILING_DATABASE_URL": f"{PG}/bench_ceiling"}
+        command = [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "ceiling:app",
+                   "--host", "127.0.0.1", "--port", str(CEILING_PORT), *SERVER]  # fmt: skip
+        self.processes["ceiling"] = subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: S603
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{CEILING_PORT}/docs", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        return psutil.Process(self.processes["ceiling"].pid)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def token(self, client_id: str, secret: str) -> str:
+        data = urllib.parse.urlencode({"grant_type": "client_credentials"}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{PORTS['spa']}/oauth/token", data=data)
+        credentials = f"{client_id}:{secret}".encode()
+        import base64
+
+        request.add_header("Authorization", "Basic " + base64.b64encode(credentials).decode())
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            token: str = json.load(response)["access_token"]
+        return token
+
+    def load(
+        self, url: str, token: str | None, *extra: str, kind: str = "referral"
+    ) -> dict[str, Any]:
+        self.seed += 1
+        command = [sys.executable, str(ROOT / "bench" / "load.py"), "--url", url, "--kind", kind,
+                   "--seed", str(self.seed % 10), *extra]  # fmt: skip
+        if token:
+            command += ["--token", token]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    def phase(self, name: str, token: str, *extra: str) -> dict[str, Any]:
+        watched = {s: psutil.Process(p.pid) for s, p in self.processes.items() if s in PORTS}
+        sampler = Sampler(watched)
+        sampler.start()
+        cpu_before = {s: sum(p.cpu_times()[:2]) for s, p in watched.items()}
+        memory_before = {s: rss_mib(p) for s, p in watched.items()}
+        started = time.monotonic()
+        posted = self.load(f"http://127.0.0.1:{PORTS['spa']}/v1/referrals", token, *extra)
+        outcome = asyncio.run(routing_outcome(posted.pop("ids")))
+        wall = time.monotonic() - started
+        sampler.halt.set()
+        sampler.join()
+        result = {
+            "phase": name,
+            **posted,
+            **outcome,
+            "cpu_share_of_one_core": {
+                s: round((sum(p.cpu_times()[:2]) - cpu_before[s]) / wall, 2)
+                for s, p in watched.items()
+            },
+            "memory_mib_start": memory_before,
+            "memory_mib_end": {s: rss_mib(p) for s, p in watched.items()},
+            "peak_memory_mib": {s: round(v / 2**20, 1) for s, v in sampler.peak.items()},
+        }
+        print(json.dumps({k: v for k, v in result.items() if k != "answers"}), flush=True)
+        return result
+
+    def run(self) -> dict[str, Any]:
+        env = self.environment()
+        asyncio.run(fresh_databases([f"bench_{s}" for s in PORTS] + ["bench_ceiling"]))
+        self.local.prepare(env)
+        secret = self.local.register(env, "bench-load", "referrals:create referrals:read", "spa",
+                                     channels=CHANNELS)  # fmt: skip
+        self.start(env)
+        token = self.token("bench-load", secret)
+        phases = [self.phase("warm-up", token, "--rate", "20", "--seconds", "5")]
+        for rate in self.args.rates:
+            phases.append(self.phase(f"{rate}/s", token, "--rate", str(rate),
+                                     "--seconds", str(self.args.seconds)))  # fmt: skip
+        phases.append(self.phase("saturation", token, "--concurrency", str(self.args.concurrency),
+                                 "--seconds", str(self.args.saturation_seconds)))  # fmt: skip
+        if self.args.profile:
+            phases[-1]["profile"] = self.profile(token)
+        if self.args.soak_seconds:
+            phases.append(self.phase("soak", token, "--rate", "100",
+                                     "--seconds", str(self.args.soak_seconds)))  # fmt: skip
+        ceiling_process = self.start_ceiling()
+        ceiling = self.load(f"http://127.0.0.1:{CEILING_PORT}/rows", None, "--concurrency",
+                            str(self.args.concurrency), "--seconds",
+                            str(self.args.saturation_seconds), kind="row")  # fmt: skip
+        ceiling["peak_memory_mib"] = rss_mib(ceiling_process)
+        ceiling.pop("ids")
+        saturation = next(p for p in phases if p["phase"] == "saturation")
+        return {
+            "machine": machine(),
+            "phases": phases,
+            "ceiling": ceiling,
+            "routed_share_of_ceiling": round(
+                (saturation["routed_per_second"] or 0) / ceiling["per_second"], 3
+            ),
+            "targets": TARGETS,
+        }
+
+    def profile(self, token: str) -> str:
+        """py-spy on spa during a second saturation run: the top functions by own time."""
+        out = self.scratch / "spa-profile.txt"
+        spy = subprocess.Popen(  # noqa: S603
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+             str(self.processes["spa"].pid), "--format", "raw", "--output", str(out),
+             "--duration", str(int(self.args.saturation_seconds)), "--rate", "100"],
+        )  # fmt: skip
+        self.load(f"http://127.0.0.1:{PORTS['spa']}/v1/referrals", token, "--concurrency",
+                  str(self.args.concurrency), "--seconds", str(self.args.saturation_seconds))  # fmt: skip
+        spy.wait(timeout=120)
+        return str(out)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": psutil.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "note": "services, PostgreSQL and the load generator all on this machine",
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    lines = [
+        f"Machine: {m['cpus']} CPUs, {m['memory_gib']} GiB, {m['processor']}, Python {m['python']},"
+        f" {m['system']}; {m['note']}.",
+        "",
+        "| phase | posted/s | routed/s | errors | POST p50/p95/p99 ms | received→routed p50/p95/p99 ms"
+        " | CPU spa/routing/teams | peak MiB spa/routing/teams |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for p in result["phases"]:
+        post, routed = p["post_ms"], p["post_to_routed_ms"]
+        cpu, peak = p["cpu_share_of_one_core"], p["peak_memory_mib"]
+        lines.append(
+            f"| {p['phase']} | {p['per_second']} | {p['routed_per_second']} | {p['errors']} | "
+            f"{post['p50']}/{post['p95']}/{post['p99']} | {routed['p50']}/{routed['p95']}/{routed['p99']} | "
+            f"{cpu['spa']}/{cpu['routing']}/{cpu['teams']} | {peak['spa']}/{peak['routing']}/{peak['teams']} |"
+        )
+    c = result["ceiling"]
+    lines += [
+        "",
+        f"Ceiling (FastAPI + asyncpg, one insert per POST, same server settings): {c['per_second']}"
+        f" POST/s, p99 {c['post_ms']['p99']} ms. Referrals fully routed at saturation are"
+        f" {result['routed_share_of_ceiling']:.1%} of it.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", type=int, nargs="*", default=[50, 100])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--saturation-seconds", type=float, default=20)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--soak-seconds", type=float, default=0)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        bench = Bench(args, Path(scratch))
+        try:
+            result = bench.run()
+        finally:
+            bench.stop()
+            asyncio.run(drop_databases([f"bench_{s}" for s in PORTS] + ["bench_ceiling"]))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "e2e.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "e2e.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
