@@ -41,3 +41,4 @@ clean:
 bench: install
 	$(BIN)/python bench/triage.py --seconds 5 --json bench/results/triage.json
 	$(BIN)/python bench/webhooks.py --json bench/results/webhooks.json
+	$(BIN)/python bench/e2e.py

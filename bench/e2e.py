@@ -284,7 +284,8 @@ class Bench:
 
     def profile(self, token: str) -> str:
         """py-spy on spa during a second saturation run: the top functions by own time."""
-        out = self.scratch / "spa-profile.txt"
+        out = RESULTS / "spa-profile.txt"
+        RESULTS.mkdir(parents=True, exist_ok=True)
         spy = subprocess.Popen(  # noqa: S603
             [str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
              str(self.processes["spa"].pid), "--format", "raw", "--output", str(out),
