@@ -471,3 +471,50 @@ async def test_a_name_is_checked_again_when_a_delivery_connects(
     assert attempt.error == "address_refused"
     assert attempt.response_status is None
     assert receiver.at("/hook") == []
+
+
+async def test_a_message_waiting_its_turn_keeps_its_claim(stack: Stack, receiver: Receiver) -> None:
+    """Behind a slow endpoint, waiting outlasts the claim's lease: the wait renews the claim,
+    so no second claim takes the message and counts a try that never happened."""
+    receiver.slow["/slow"] = 0.8
+    await _subscribe(stack, receiver, "/slow", event_types=["referral.received"])
+    app = stack.apps["spa"]
+    app.state.webhook_deliverer_worker.stop()
+    await app.state.webhook_deliverer_worker.stopped()
+    for _ in range(5):
+        await _refer(stack)
+
+    async def queued() -> bool:
+        async with app.state.sessionmaker() as session:
+            count = await session.scalar(select(func.count()).select_from(WebhookMessage))
+        return bool(count == 5)
+
+    await stack.wait_for(queued)
+    lease = timedelta(seconds=2.5)  # five turns of 0.8 s, one at a time, take longer
+    async with delivery_client(app.state.webhook_url_policy.allowed) as http:
+        deliverer = Deliverer(
+            app.state.sessionmaker,
+            http,
+            per_endpoint=1,
+            allow_http_hosts=("127.0.0.1",),
+            allowed_networks=app.state.webhook_url_policy.allowed,
+            timeout=1.0,
+            lease=lease,
+        )
+        worker = OutboxWorker(
+            app.state.sessionmaker, WebhookMessage, deliverer, service="spa", batch_size=8,
+            poll_interval=0.1, lease_seconds=lease.total_seconds(),
+        )  # fmt: skip
+        task = asyncio.create_task(worker.run())
+        try:
+            await _arrived(stack, receiver, "/slow", 5)
+            await asyncio.sleep(0.5)
+        finally:
+            worker.stop()
+            await task
+
+    async with app.state.sessionmaker() as session:
+        messages = list(await session.scalars(select(WebhookMessage)))
+    assert len({item.headers["webhook-id"] for item in receiver.at("/slow")}) == 5
+    assert len(receiver.at("/slow")) == 5
+    assert {(message.status, message.attempts) for message in messages} == {("done", 1)}

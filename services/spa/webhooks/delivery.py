@@ -266,14 +266,18 @@ class Deliverer:
             keeper = None
             if limit.locked():
                 keeper = asyncio.create_task(self._keep_claim(message.id, claimed, started))
-            async with limit:
+            try:
+                async with limit:
+                    if keeper is not None:
+                        keeper.cancel()
+                        if _lost(keeper) or not await self._still_held(
+                            message.id, claimed, started
+                        ):
+                            return
+                    attempt = await self._send(endpoint, message)
+            finally:
                 if keeper is not None:
-                    keeper.cancel()
-                    if keeper.done() and not keeper.cancelled() and not keeper.result():
-                        return
-                    if not await self._still_held(message.id, claimed, started):
-                        return
-                attempt = await self._send(endpoint, message)
+                    keeper.cancel()  # also when this delivery is itself cancelled
         finally:
             self._in_hand[endpoint.id] -= 1
             if not self._in_hand[endpoint.id]:
@@ -467,6 +471,13 @@ class Deliverer:
             attempts=message.attempts,
             error=message.last_error,
         )
+
+
+def _lost(keeper: asyncio.Task[bool]) -> bool:
+    """Whether the claim keeper found the claim gone (a failure to renew counts as gone)."""
+    if not keeper.done() or keeper.cancelled():
+        return False
+    return keeper.exception() is not None or not keeper.result()
 
 
 def _held(message_id: int, claimed: int) -> tuple[ColumnElement[bool], ...]:
