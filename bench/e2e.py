@@ -213,9 +213,9 @@ class Bench:
         self.seed += 1
         command = [sys.executable, str(ROOT / "bench" / "load.py"), "--url", url, "--kind", kind,
                    "--seed", str(self.seed % 10), *extra]  # fmt: skip
-        if token:
-            command += ["--token", token]
-        done = subprocess.run(command, capture_output=True, text=True, check=True)  # noqa: S603
+        # The token goes in the environment, not the command line that any process can list.
+        env = {**os.environ, "BENCH_TOKEN": token or ""}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)  # noqa: S603
         result: dict[str, Any] = json.loads(done.stdout)
         return result
 

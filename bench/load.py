@@ -4,7 +4,7 @@ a fixed arrival rate (open loop: a slow answer does not slow the arrivals) or at
 fixed number of callers, each posting again as soon as it is answered), and prints one JSON
 document: requests sent, answers by status, errors, and POST latency percentiles.
 
-    python bench/load.py --url http://127.0.0.1:18001/v1/referrals --token T --rate 100 --seconds 20
+    BENCH_TOKEN=T python bench/load.py --url http://127.0.0.1:18001/v1/referrals --rate 100 --seconds 20
     python bench/load.py --url ... --concurrency 64 --seconds 20     # saturation
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -172,7 +173,7 @@ class Load:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
-    parser.add_argument("--token")
+    parser.add_argument("--token", default=os.environ.get("BENCH_TOKEN") or None)
     parser.add_argument("--kind", choices=["referral", "row"], default="referral")
     parser.add_argument("--rate", type=float)
     parser.add_argument("--concurrency", type=int, default=64)
