@@ -152,6 +152,8 @@ async def _subscribers(session: AsyncSession, event: WebhookEvent) -> list[Webho
     if event.referral_id is None:
         excluded = event.data.get("endpoint_id")
         return [endpoint for endpoint in endpoints if str(endpoint.id) != excluded]
+    if not endpoints:
+        return []  # nobody subscribes to this event: no need to read the referral
     referral = await session.get(Referral, event.referral_id)
     if referral is None:
         return []
