@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import platform
@@ -200,8 +201,6 @@ class Bench:
         data = urllib.parse.urlencode({"grant_type": "client_credentials"}).encode()
         request = urllib.request.Request(f"http://127.0.0.1:{PORTS['spa']}/oauth/token", data=data)
         credentials = f"{client_id}:{secret}".encode()
-        import base64
-
         request.add_header("Authorization", "Basic " + base64.b64encode(credentials).decode())
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             token: str = json.load(response)["access_token"]

@@ -7,6 +7,7 @@ before the response is sent, and rolls back on any error. Use-case functions onl
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -92,6 +93,17 @@ def create_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def one_transaction(url: str) -> AsyncIterator[AsyncSession]:
+    """A single transaction on an engine of its own, disposed of after: for a command line."""
+    engine = create_engine(url)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            yield session
+    finally:
+        await engine.dispose()
 
 
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from services.shared.audit import verify_database
-from services.shared.db import create_engine, create_sessionmaker
+from services.shared.db import one_transaction
 from services.shared.migrations import upgrade_url
 from services.spa.audit import AuditEvent, AuditHead
 from services.spa.identity import service as identity
@@ -83,15 +83,11 @@ async def _change_client(settings: SpaSettings, args: argparse.Namespace) -> int
         secret = _secret(args)
         if secret is None:
             return 2
-    engine = create_engine(settings.database_url)
-    try:
-        async with create_sessionmaker(engine)() as session, session.begin():
-            if secret is not None:
-                changed = await identity.rotate_secret(session, args.client_id, secret)
-            else:
-                changed = await identity.revoke_client(session, args.client_id)
-    finally:
-        await engine.dispose()
+    async with one_transaction(settings.database_url) as session:
+        if secret is not None:
+            changed = await identity.rotate_secret(session, args.client_id, secret)
+        else:
+            changed = await identity.revoke_client(session, args.client_id)
     if not changed:
         print(f"no active client {args.client_id}", file=sys.stderr)
         return 1
@@ -116,9 +112,8 @@ async def _register(settings: SpaSettings, args: argparse.Namespace) -> int:
     secret = _secret(args)
     if secret is None:
         return 2
-    engine = create_engine(settings.database_url)
     try:
-        async with create_sessionmaker(engine)() as session, session.begin():
+        async with one_transaction(settings.database_url) as session:
             await identity.register_client(
                 session,
                 client_id=args.client_id,
@@ -137,8 +132,6 @@ async def _register(settings: SpaSettings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    finally:
-        await engine.dispose()
     output = {"client_id": args.client_id}
     if not args.secret_env:
         output["client_secret"] = secret

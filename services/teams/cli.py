@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from services.shared.audit import verify_database
-from services.shared.db import create_engine, create_sessionmaker
+from services.shared.db import one_transaction
 from services.shared.migrations import upgrade_url
 from services.shared.problems import Problem
 from services.teams.directory import load_directory, read_directory_file
@@ -45,9 +45,5 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _load(settings: TeamsSettings, path: Path) -> dict[str, int]:
     directory = read_directory_file(path)
-    engine = create_engine(settings.database_url)
-    try:
-        async with create_sessionmaker(engine)() as session, session.begin():
-            return await load_directory(session, directory, actor=f"cli:{getpass.getuser()}")
-    finally:
-        await engine.dispose()
+    async with one_transaction(settings.database_url) as session:
+        return await load_directory(session, directory, actor=f"cli:{getpass.getuser()}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import time
 import uuid
@@ -14,6 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from openapi.generate import apps
+from services.spa import cli as spa_cli
 from tests import factories
 from tests.stack import CLIENTS, Stack
 
@@ -256,3 +259,41 @@ class TestTokenEndpoint:
 
         assert response.status_code == 422
         assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_command_line_rotates_and_revokes_a_client(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SPA_DATABASE_URL", stack.apps["spa"].state.settings.database_url)
+
+    async def command(*args: str) -> tuple[int, dict[str, Any]]:
+        status = await asyncio.to_thread(spa_cli.main, list(args))
+        lines = capsys.readouterr().out.strip().splitlines()
+        return status, json.loads(lines[-1]) if status == 0 else {}
+
+    async def token(secret: str) -> int:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": "cli-made",
+            "client_secret": secret,
+        }
+        async with stack.raw("spa") as spa:
+            return (await spa.post("/oauth/token", data=form)).status_code
+
+    registered = await command(
+        "register-client", "--client-id", "cli-made", "--name", "Made here",
+        "--scopes", "referrals:read", "--audiences", "spa", "--replace",
+    )  # fmt: skip
+    first = registered[1]["client_secret"]
+    rotated = await command("rotate-secret", "--client-id", "cli-made")
+    second = rotated[1]["client_secret"]
+    answers = [await token(first), await token(second)]
+    revoked = await command("revoke-client", "--client-id", "cli-made")
+    after = await token(second)
+    again = await command("revoke-client", "--client-id", "cli-made")
+
+    assert registered[0] == rotated[0] == revoked[0] == 0
+    assert second != first
+    assert answers == [401, 200]
+    assert after == 401
+    assert again[0] == 1

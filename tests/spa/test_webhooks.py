@@ -54,6 +54,26 @@ async def _refer(stack: Stack, client_id: str = "gp-engine", **overrides: Any) -
     return referral
 
 
+async def _hold_deliveries(stack: Stack) -> None:
+    """Stop the app's own delivery worker, so that the test drives delivery itself."""
+    worker = stack.apps["spa"].state.webhook_deliverer_worker
+    worker.stop()
+    await worker.stopped()
+
+
+async def _queued(stack: Stack, *, referrals: int, messages: int) -> None:
+    """Post ``referrals`` referrals and wait until ``messages`` messages wait to be sent."""
+    for _ in range(referrals):
+        await _refer(stack)
+
+    async def enough() -> bool:
+        async with stack.apps["spa"].state.sessionmaker() as session:
+            count = await session.scalar(select(func.count()).select_from(WebhookMessage))
+        return bool(count == messages)
+
+    await stack.wait_for(enough)
+
+
 async def _arrived(stack: Stack, receiver: Receiver, path: str, count: int) -> list[Any]:
     async def enough() -> list[Any] | None:
         got = receiver.at(path)
@@ -301,17 +321,8 @@ async def test_two_replicas_never_send_one_attempt_twice(
 ) -> None:
     await _subscribe(any_stack, receiver, "/hook", event_types=["referral.received"])
     app = any_stack.apps["spa"]
-    app.state.webhook_deliverer_worker.stop()
-    await app.state.webhook_deliverer_worker.stopped()
-    for _ in range(8):
-        await _refer(any_stack)
-
-    async def queued() -> bool:
-        async with app.state.sessionmaker() as session:
-            count = await session.scalar(select(func.count()).select_from(WebhookMessage))
-        return bool(count == 8)
-
-    await any_stack.wait_for(queued)
+    await _hold_deliveries(any_stack)
+    await _queued(any_stack, referrals=8, messages=8)
     async with delivery_client(app.state.webhook_url_policy.allowed) as http:
         replicas = [
             OutboxWorker(
@@ -399,17 +410,8 @@ async def test_a_slow_endpoint_holds_up_no_other(stack: Stack, receiver: Receive
     await _subscribe(stack, receiver, "/slow")
     await _subscribe(stack, receiver, "/fast")
     app = stack.apps["spa"]
-    app.state.webhook_deliverer_worker.stop()
-    await app.state.webhook_deliverer_worker.stopped()
-    for _ in range(6):
-        await _refer(stack)
-
-    async def queued() -> bool:
-        async with app.state.sessionmaker() as session:
-            count = await session.scalar(select(func.count()).select_from(WebhookMessage))
-        return bool(count == 36)
-
-    await stack.wait_for(queued)
+    await _hold_deliveries(stack)
+    await _queued(stack, referrals=6, messages=36)
     async with delivery_client(app.state.webhook_url_policy.allowed) as http:
         deliverer = Deliverer(
             app.state.sessionmaker,
@@ -447,20 +449,12 @@ async def test_a_name_is_checked_again_when_a_delivery_connects(
     port = receiver.base_url.rsplit(":", 1)[1]
     subscription = await _subscribe(stack, receiver, "/hook", event_types=["referral.received"])
     app = stack.apps["spa"]
-    app.state.webhook_deliverer_worker.stop()
-    await app.state.webhook_deliverer_worker.stopped()
+    await _hold_deliveries(stack)
     async with app.state.sessionmaker() as session, session.begin():
         endpoint = await session.get(WebhookEndpoint, uuid.UUID(subscription["id"]))
         assert endpoint is not None
         endpoint.url = f"http://localhost:{port}/hook"
-    await _refer(stack)
-
-    async def queued() -> bool:
-        async with app.state.sessionmaker() as session:
-            count = await session.scalar(select(func.count()).select_from(WebhookMessage))
-        return bool(count == 1)
-
-    await stack.wait_for(queued)
+    await _queued(stack, referrals=1, messages=1)
     async with delivery_client([]) as http:
         deliverer = Deliverer(app.state.sessionmaker, http, allow_http_hosts=("localhost",))
         worker = OutboxWorker(app.state.sessionmaker, WebhookMessage, deliverer, service="spa")
@@ -479,17 +473,8 @@ async def test_a_message_waiting_its_turn_keeps_its_claim(stack: Stack, receiver
     receiver.slow["/slow"] = 0.8
     await _subscribe(stack, receiver, "/slow", event_types=["referral.received"])
     app = stack.apps["spa"]
-    app.state.webhook_deliverer_worker.stop()
-    await app.state.webhook_deliverer_worker.stopped()
-    for _ in range(5):
-        await _refer(stack)
-
-    async def queued() -> bool:
-        async with app.state.sessionmaker() as session:
-            count = await session.scalar(select(func.count()).select_from(WebhookMessage))
-        return bool(count == 5)
-
-    await stack.wait_for(queued)
+    await _hold_deliveries(stack)
+    await _queued(stack, referrals=5, messages=5)
     lease = timedelta(seconds=2.5)  # five turns of 0.8 s, one at a time, take longer
     async with delivery_client(app.state.webhook_url_policy.allowed) as http:
         deliverer = Deliverer(

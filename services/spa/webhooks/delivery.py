@@ -91,15 +91,10 @@ class Dispatcher:
                 return
             if event.referral_id is not None:
                 await _number(session, event)
+            body = None
             for endpoint in await _subscribers(session, event):
-                message = WebhookMessage(
-                    kind="deliver",
-                    endpoint_id=endpoint.id,
-                    event_id=event.event_id,
-                    event_type=event.event_type,
-                    payload=payload(event),
-                    request_id=event.request_id,
-                )
+                body = body or payload(event)  # the same for every endpoint: made once
+                message = message_for(event, endpoint, body)
                 if not endpoint.enabled:
                     # Kept, not sent: a recovery after the endpoint is enabled sends it.
                     message.status, message.last_error = "failed", "endpoint_disabled"
@@ -115,6 +110,18 @@ async def _number(session: AsyncSession, event: WebhookEvent) -> None:
         select(func.max(WebhookEvent.seq)).where(WebhookEvent.referral_id == event.referral_id)
     )
     event.seq = (last or 0) + 1
+
+
+def message_for(event: WebhookEvent, endpoint: WebhookEndpoint, body: str) -> WebhookMessage:
+    """The message that takes ``event`` (as ``body``) to ``endpoint``."""
+    return WebhookMessage(
+        kind="deliver",
+        endpoint_id=endpoint.id,
+        event_id=event.event_id,
+        event_type=event.event_type,
+        payload=body,
+        request_id=event.request_id,
+    )
 
 
 def payload(event: WebhookEvent) -> str:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal
 from services.spa.webhooks import addresses, events
-from services.spa.webhooks.delivery import payload
+from services.spa.webhooks.delivery import message_for, payload
 from services.spa.webhooks.models import (
     DELETED,
     WebhookAttempt,
@@ -119,13 +119,7 @@ async def ping(session: AsyncSession, endpoint: WebhookEndpoint) -> WebhookMessa
     )
     session.add(event)
     await session.flush()
-    message = WebhookMessage(
-        kind="deliver",
-        endpoint_id=endpoint.id,
-        event_id=event.event_id,
-        event_type=event.event_type,
-        payload=payload(event),
-    )
+    message = message_for(event, endpoint, payload(event))
     session.add(message)
     await session.flush()
     return message
