@@ -25,6 +25,7 @@ from services.shared.problems import (
     AuthenticationRequired,
     BadRequest,
     ContentTooLarge,
+    DatabaseUnavailable,
     InsufficientScope,
     ValidationFailed,
     install_problem_handlers,
@@ -77,7 +78,13 @@ async def service_resources(
     audit_models: tuple[type[Any], type[Any]] | None = None,
 ) -> AsyncIterator[None]:
     """Engine, sessions, the one HTTP client and the token verifier, for the app's lifetime."""
-    engine = create_engine(settings.database_url)
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pool_pre_ping=settings.database_pool_pre_ping,
+        pool_recycle=settings.database_pool_recycle_seconds,
+    )
     http = create_http_client(settings, mounts)
     if keys is None:
         if not settings.auth_jwks_url:
@@ -164,6 +171,8 @@ def _install_problem_openapi(app: FastAPI) -> None:
                     responses.setdefault("401", _problem_content(AuthenticationRequired.title))
                     responses.setdefault("403", _problem_content(InsufficientScope.title))
                     responses.setdefault("429", _problem_content(TooManyRequests.title))
+                    # Every secured operation reads the database, whose connection can drop.
+                    responses.setdefault("503", _problem_content(DatabaseUnavailable.title))
                 if "requestBody" in operation:
                     # A body that cannot be read at all (not UTF-8, say), or one too large.
                     responses.setdefault("400", _problem_content(BadRequest.title))

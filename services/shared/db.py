@@ -63,12 +63,19 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+# Pool settings that apply to a server database only.
+POOL_SETTINGS = ("pool_size", "max_overflow", "pool_pre_ping", "pool_recycle")
+
+
 def create_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) -> AsyncEngine:
     """An engine for ``url``. On SQLite, transactions are begun explicitly (so DDL is
     transactional and savepoints work) and foreign keys are enforced unless asked otherwise."""
+    pooling = {key: kwargs.pop(key) for key in POOL_SETTINGS if key in kwargs}
     if not is_sqlite(url):
-        kwargs.setdefault("pool_pre_ping", True)
-        return create_async_engine(url, **kwargs)
+        # Command lines and tools keep the test before use: they run rarely and briefly.
+        pooling.setdefault("pool_pre_ping", True)
+        return create_async_engine(url, **pooling, **kwargs)
+    # SQLite: one file, one writer at a time; the driver's own pool suits it.
     engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
     foreign_keys = "ON" if sqlite_foreign_keys else "OFF"
 

@@ -10,6 +10,7 @@ Exception hierarchy::
     ├── ResourceNotFound            404 base of "that record does not exist (for you)"
     ├── Conflict                    409 base of "the request clashes with current state"
     ├── UpstreamUnavailable         503 another service could not be reached or failed
+    ├── DatabaseUnavailable         503 the database connection was lost mid-request
     └── InternalError               500 an unexpected failure; says nothing about why
 
 Services subclass these with their own, explicit ``type`` and ``title``.
@@ -23,6 +24,7 @@ from typing import Any, ClassVar
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
@@ -115,6 +117,12 @@ class UpstreamUnavailable(Problem):
     status = 503
 
 
+class DatabaseUnavailable(Problem):
+    type = TYPE_PREFIX + "database-unavailable"
+    title = "This service lost its database connection; retry shortly"
+    status = 503
+
+
 class ContentTooLarge(Problem):
     type = TYPE_PREFIX + "content-too-large"
     title = "The request body is larger than this service takes"
@@ -197,7 +205,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         problem = ConcurrentChange("The resource changed while this request was being handled.")
         return problem_response(problem, request.url.path)
 
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DBAPIError)
+        if not exc.connection_invalidated:
+            raise exc  # a fault of ours, not the connection's: a 500, logged as one
+        # The connection died under the request (a database restart or failover); the pool
+        # has dropped every connection as old as it, so a retry gets a fresh one.
+        log.warning("database_connection_lost", error_type=type(exc.orig).__name__)
+        problem = DatabaseUnavailable(
+            "The database connection was lost while handling this request; nothing was stored.",
+            headers={"Retry-After": "1"},
+        )
+        return problem_response(problem, request.url.path)
+
     app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(StaleDataError, on_stale_data)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)

@@ -39,5 +39,18 @@ class ServiceSettings(BaseSettings):
     # How often the audit trail's new records are sealed into its hash chain.
     audit_seal_interval_seconds: float = Field(default=1.0, gt=0, le=3600)
 
+    # The database connection pool (PostgreSQL). Connections above the pool size are opened
+    # for a burst and closed after it; each one costs the server a process, so the pool should
+    # cover the work a process does at once in steady running (requests plus its workers).
+    database_pool_size: int = Field(default=20, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    # Whether to test each connection before use. On asyncpg a test is three round trips
+    # (begin, a query, rollback) on every checkout, which costs more than the work of most
+    # transactions here, so it is off: a connection found dead in use invalidates the whole pool
+    # at once, the request that found it gets a 503 database-unavailable (a job is retried),
+    # and connections are also replaced after database_pool_recycle_seconds.
+    database_pool_pre_ping: bool = False
+    database_pool_recycle_seconds: int = Field(default=1800, ge=-1)
+
     http_connect_timeout_seconds: float = Field(default=2.0, gt=0)
     http_timeout_seconds: float = Field(default=5.0, gt=0)
