@@ -22,12 +22,12 @@ from services.shared.problems import problem_responses
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
 
-def _rule_book(request: Request) -> RuleBook:
+async def _rule_book(request: Request) -> RuleBook:
     book: RuleBook = request.app.state.rule_book
     return book
 
 
-def _teams(request: Request) -> TeamsClient:
+async def _teams(request: Request) -> TeamsClient:
     teams: TeamsClient = request.app.state.teams
     return teams
 

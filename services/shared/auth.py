@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
@@ -44,6 +45,9 @@ SCOPES: dict[str, str] = {
 ALL_LOCALITIES = "*"
 
 log = structlog.get_logger(__name__)
+
+# Verified tokens remembered at once per process (each entry is a token and its claims).
+VERIFIED_TOKENS_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +147,27 @@ class TokenVerifier:
         self.audience = audience
         self.algorithms = list(algorithms)
         self.leeway = leeway_seconds
+        # Tokens already verified, until they expire: a client sends the same token for
+        # minutes, and checking its signature on every request is most of the cost of
+        # authenticating it. A key withdrawn from the JWKS stops new tokens at once; those
+        # already seen run to their expiry, as they would have while the key set was cached.
+        self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
+        seen = self._verified.get(token)
+        if seen is not None:
+            if seen[0] > time.time():
+                return seen[1]
+            del self._verified[token]
+        principal = await self._verify(token)
+        expires = float(principal.claims["exp"])
+        if expires > time.time():
+            self._verified[token] = (expires, principal)
+            if len(self._verified) > VERIFIED_TOKENS_KEPT:
+                self._verified.popitem(last=False)  # the oldest seen
+        return principal
+
+    async def _verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
             key = await self.keys.key_for(header.get("kid"))
