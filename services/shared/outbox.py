@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import structlog
-from sqlalchemy import BigInteger, ColumnElement, Index, Integer, String, exists, select
+from sqlalchemy import BigInteger, ColumnElement, Index, Integer, Select, String, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, aliased, declared_attr, mapped_column
 
@@ -55,6 +55,39 @@ def backoff_seconds(attempts: int) -> float:
 
 
 Handler = Callable[[int], Awaitable[None]]
+
+Job = TypeVar("Job", bound=OutboxJobColumns)
+
+
+def due_jobs(
+    model: type[Job],
+    now: datetime,
+    limit: int,
+    *,
+    in_order_of: str | None = None,
+    waiting_statuses: tuple[str, ...] = ("pending",),
+    condition: ColumnElement[bool] | None = None,
+) -> Select[Any]:
+    """The jobs of ``model`` due at ``now``, oldest first, locked for the caller's transaction
+    and passing over those another transaction has locked. With ``in_order_of``, a job waits
+    while an earlier one with the same value of that column is in ``waiting_statuses``, so at
+    most one job per value is due at a time."""
+    table: Any = model
+    due = select(model).where(table.status == "pending", table.next_attempt_at <= now)
+    if in_order_of is not None:
+        earlier: Any = aliased(model)
+        due = due.where(
+            ~exists().where(
+                getattr(earlier, in_order_of) == getattr(table, in_order_of),
+                earlier.status.in_(waiting_statuses),
+                earlier.id < table.id,
+            )
+        )
+    if condition is not None:
+        due = due.where(condition)
+    return (
+        due.order_by(table.next_attempt_at, table.id).limit(limit).with_for_update(skip_locked=True)
+    )
 
 
 class OutboxWorker:
@@ -186,27 +219,17 @@ class OutboxWorker:
 
     async def _claim(self, limit: int) -> list[tuple[int, int, str | None]]:
         now = self._clock()
-        model = self._model
-        due = select(model).where(model.status == "pending", model.next_attempt_at <= now)
-        if self._in_order_of is not None:
-            earlier = aliased(model)
-            key = self._in_order_of
-            due = due.where(
-                ~exists().where(
-                    getattr(earlier, key) == getattr(model, key),
-                    earlier.status.in_(self._waiting_statuses),
-                    earlier.id < model.id,
-                )
-            )
         condition = self._claim_filter() if self._claim_filter is not None else None
-        if condition is not None:
-            due = due.where(condition)
+        due = due_jobs(
+            self._model,
+            now,
+            limit,
+            in_order_of=self._in_order_of,
+            waiting_statuses=self._waiting_statuses,
+            condition=condition,
+        )
         async with self._sessionmaker() as session, session.begin():
-            jobs = await session.scalars(
-                due.order_by(model.next_attempt_at, model.id)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
+            jobs = await session.scalars(due)
             claimed = []
             for job in jobs:
                 job.attempts += 1
@@ -243,6 +266,122 @@ class OutboxWorker:
             retry_in_s=round(delay, 2),
             error=error,
         )
+
+
+# Does a batch's work in the caller's transaction; True when it made work for someone else.
+BatchHandler = Callable[[AsyncSession, list[Any]], Awaitable[bool]]
+
+
+class OutboxBatchWorker:
+    """For jobs that are only database work: claims a batch and does it in the same
+    transaction, so a batch costs one transaction rather than one (and a claim) per job.
+
+    The handler gets the session and the claimed jobs, locked, and marks each one done (or
+    leaves it pending for later); the commit makes the work and the claim one. When it says it
+    made work for someone else, ``then`` is called after the commit (to wake that worker). If
+    the batch
+    fails, its jobs are done one at a time instead, and only a job that fails alone is put off
+    (with backoff), so one bad job holds up no other."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        model: type[OutboxJobColumns],
+        handle: BatchHandler,
+        *,
+        service: str,
+        in_order_of: str | None = None,
+        clock: Clock = utcnow,
+        batch_size: int = 64,
+        poll_interval: float = 1.0,
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._model: Any = model
+        self._handle = handle
+        self._then = then
+        self._service = service
+        self._in_order_of = in_order_of
+        self._clock = clock
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._stopped = asyncio.Event()
+
+    def notify(self) -> None:
+        """A job was committed: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from ``run``."""
+        self._stopping = True
+        self._wake.set()
+
+    async def stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def run(self) -> None:
+        self._stopped.clear()
+        try:
+            while not self._stopping:
+                try:
+                    done = await self.run_once()
+                except Exception as exc:  # the loop must outlive any one failure
+                    log.error("outbox_cycle_failed", error_type=type(exc).__name__)
+                    done = 0
+                if done == self._batch_size:
+                    continue  # a full batch: there may be more due now
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+                self._wake.clear()
+        finally:
+            self._stopped.set()
+
+    async def run_once(self) -> int:
+        """Claim and do one batch of due jobs; how many were claimed."""
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                jobs = list(await session.scalars(self._due(self._batch_size)))
+                made_work = bool(jobs) and await self._handle(session, jobs)
+            if made_work and self._then is not None:
+                self._then()
+            return len(jobs)
+        except Exception as exc:
+            log.error("outbox_batch_failed", error_type=type(exc).__name__)
+        # Done alone, each job's failure is its own.
+        done = 0
+        while done < self._batch_size and await self._run_one():
+            done += 1
+        return done
+
+    async def _run_one(self) -> bool:
+        job_id: int | None = None
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                job = await session.scalar(self._due(1))
+                if job is None:
+                    return False
+                job_id = job.id
+                made_work = await self._handle(session, [job])
+            if made_work and self._then is not None:
+                self._then()
+            return True
+        except Exception as exc:
+            if job_id is None:
+                raise
+            log.error("outbox_job_failed", job_id=job_id, error_type=type(exc).__name__)
+            async with self._sessionmaker() as session, session.begin():
+                job = await session.get(self._model, job_id)
+                if job is not None and job.status == "pending":
+                    job.attempts += 1
+                    delay = backoff_seconds(job.attempts)
+                    job.next_attempt_at = self._clock() + timedelta(seconds=delay)
+                    job.last_error = type(exc).__name__[:64]
+            return True
+
+    def _due(self, limit: int) -> Any:
+        return due_jobs(self._model, self._clock(), limit, in_order_of=self._in_order_of)
 
 
 class Background(Protocol):

@@ -15,7 +15,7 @@ from services.shared.auth import KeySet, StaticKeySet
 from services.shared.clock import Clock, utcnow
 from services.shared.hardening import RateLimits
 from services.shared.http import ServiceClient
-from services.shared.outbox import OutboxWorker, running
+from services.shared.outbox import OutboxBatchWorker, OutboxWorker, running
 from services.spa.audit import AuditEvent, AuditHead
 from services.spa.identity.api import router as identity_router
 from services.spa.identity.keys import SigningKeys
@@ -129,22 +129,12 @@ def create_app(
 @asynccontextmanager
 async def _webhooks(
     app: FastAPI, settings: SpaSettings, clock: Clock
-) -> AsyncIterator[tuple[OutboxWorker, OutboxWorker]]:
+) -> AsyncIterator[tuple[OutboxBatchWorker, OutboxWorker]]:
     """The two webhook workers, and their own HTTP client: subscribers' endpoints are not our
     services, so no service credentials, no redirects, and a timeout of their own."""
     allowed = addresses.networks(settings.webhook_allowed_networks)
     app.state.webhook_url_policy = UrlPolicy(settings.webhook_allow_http_hosts, allowed)
     async with delivery_client(allowed) as http:
-        dispatcher = OutboxWorker(
-            app.state.sessionmaker,
-            WebhookEvent,
-            Dispatcher(app.state.sessionmaker),
-            service="spa",
-            in_order_of="referral_id",
-            failed_blocks=False,
-            batch_size=settings.webhook_batch_size,
-            poll_interval=settings.webhook_poll_interval_seconds,
-        )
         deliver = Deliverer(
             app.state.sessionmaker,
             http,
@@ -167,6 +157,16 @@ async def _webhooks(
             poll_interval=settings.webhook_poll_interval_seconds,
             lease_seconds=settings.webhook_timeout_seconds * 4,
             clock=clock,
+        )
+        dispatcher = OutboxBatchWorker(
+            app.state.sessionmaker,
+            WebhookEvent,
+            Dispatcher(),
+            service="spa",
+            in_order_of="referral_id",
+            batch_size=settings.webhook_batch_size,
+            poll_interval=settings.webhook_poll_interval_seconds,
+            then=deliverer.notify,
         )
         app.state.webhook_dispatcher = dispatcher
         app.state.webhook_deliverer_worker = deliverer

@@ -79,37 +79,43 @@ def sign(endpoint: WebhookEndpoint, message_id: str, at: datetime, body: str) ->
 
 
 class Dispatcher:
-    """The outbox handler of webhook events."""
+    """The batch handler of webhook events: numbers each referral's events in order and makes
+    one message per matching endpoint, for a whole batch in the claim's transaction. A batch
+    holds at most one event per referral (the claim passes over an event while an earlier one
+    of its referral waits), so numbering cannot race."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self._sessionmaker = sessionmaker
-
-    async def __call__(self, job_id: int) -> None:
-        async with self._sessionmaker() as session:
-            event = await session.get(WebhookEvent, job_id)
-            if event is None or event.status != "pending":
-                return
-            if event.referral_id is not None:
-                await _number(session, event)
+    async def __call__(self, session: AsyncSession, batch: list[WebhookEvent]) -> bool:
+        """True when some message is to be sent."""
+        await _number(session, [event for event in batch if event.referral_id is not None])
+        subscribers = await Subscribers.load(session, batch)
+        sent = 0
+        for event in batch:
             body = None
-            for endpoint in await _subscribers(session, event):
+            for endpoint in subscribers.of(event):
                 body = body or payload(event)  # the same for every endpoint: made once
                 message = message_for(event, endpoint, body)
                 if not endpoint.enabled:
                     # Kept, not sent: a recovery after the endpoint is enabled sends it.
                     message.status, message.last_error = "failed", "endpoint_disabled"
+                else:
+                    sent += 1
                 session.add(message)
             event.status = "done"
-            await session.commit()
+        return sent > 0
 
 
-async def _number(session: AsyncSession, event: WebhookEvent) -> None:
-    """The referral's next sequence number: events of one referral are dispatched one at a
-    time, in order, so this cannot race."""
-    last = await session.scalar(
-        select(func.max(WebhookEvent.seq)).where(WebhookEvent.referral_id == event.referral_id)
+async def _number(session: AsyncSession, batch: list[WebhookEvent]) -> None:
+    """Each referral's next sequence number."""
+    if not batch:
+        return
+    rows = await session.execute(
+        select(WebhookEvent.referral_id, func.max(WebhookEvent.seq))
+        .where(WebhookEvent.referral_id.in_({event.referral_id for event in batch}))
+        .group_by(WebhookEvent.referral_id)
     )
-    event.seq = (last or 0) + 1
+    last: dict[uuid.UUID | None, int | None] = dict(rows.all())
+    for event in batch:
+        event.seq = (last.get(event.referral_id) or 0) + 1
 
 
 def message_for(event: WebhookEvent, endpoint: WebhookEndpoint, body: str) -> WebhookMessage:
@@ -142,38 +148,80 @@ def payload(event: WebhookEvent) -> str:
     return json.dumps(body, separators=(",", ":"), sort_keys=True)
 
 
-async def _subscribers(session: AsyncSession, event: WebhookEvent) -> list[WebhookEndpoint]:
-    query = select(WebhookEndpoint).where(
-        or_(
-            WebhookEndpoint.disabled_reason.is_(None),
-            WebhookEndpoint.disabled_reason != DELETED,
+@dataclass
+class Subscribers:
+    """Who is told of each event of a batch: everything read once for the whole batch."""
+
+    endpoints: list[WebhookEndpoint]
+    referrals: dict[uuid.UUID, Referral]
+    held: dict[uuid.UUID, list[ReferralAssignment]]
+    clients: dict[str, Client]
+
+    @classmethod
+    async def load(cls, session: AsyncSession, batch: list[WebhookEvent]) -> Subscribers:
+        endpoints = list(
+            await session.scalars(
+                select(WebhookEndpoint)
+                .where(
+                    or_(
+                        WebhookEndpoint.disabled_reason.is_(None),
+                        WebhookEndpoint.disabled_reason != DELETED,
+                    )
+                )
+                .order_by(WebhookEndpoint.created_at)
+            )
         )
-    )
-    if event.client_id is not None:
-        query = query.where(WebhookEndpoint.client_id == event.client_id)
-    endpoints = [
-        endpoint
-        for endpoint in await session.scalars(query)
-        if not endpoint.event_types or event.event_type in endpoint.event_types
-    ]
-    if event.referral_id is None:
-        excluded = event.data.get("endpoint_id")
-        return [endpoint for endpoint in endpoints if str(endpoint.id) != excluded]
-    if not endpoints:
-        return []  # nobody subscribes to this event: no need to read the referral
-    referral = await session.get(Referral, event.referral_id)
-    if referral is None:
-        return []
-    held = await referrals.assignments_of(session, referral.id)
-    wanted = [endpoint for endpoint in endpoints if _wanted(endpoint, referral, held)]
-    owners = {endpoint.client_id for endpoint in wanted}
-    clients = await session.scalars(select(Client).where(Client.client_id.in_(owners)))
-    readers = {
-        client.client_id
-        for client in clients
-        if _may_see(client, referral, [row.team_code for row in held])
-    }
-    return [endpoint for endpoint in wanted if endpoint.client_id in readers]
+        wanted_types = {t for endpoint in endpoints for t in endpoint.event_types or ()}
+        every_type = any(not endpoint.event_types for endpoint in endpoints)
+        ids = {
+            event.referral_id
+            for event in batch
+            if event.referral_id is not None
+            and endpoints
+            and (every_type or event.event_type in wanted_types)
+        }
+        if not ids:
+            # Nobody subscribes to these referrals' events: no need to read the referrals.
+            return cls(endpoints, {}, {}, {})
+        found = await session.scalars(select(Referral).where(Referral.id.in_(ids)))
+        held: dict[uuid.UUID, list[ReferralAssignment]] = defaultdict(list)
+        for row in await session.scalars(
+            select(ReferralAssignment)
+            .where(ReferralAssignment.referral_id.in_(ids))
+            .order_by(ReferralAssignment.created_at)
+        ):
+            held[row.referral_id].append(row)
+        owners = {endpoint.client_id for endpoint in endpoints}
+        clients = await session.scalars(select(Client).where(Client.client_id.in_(owners)))
+        return cls(
+            endpoints,
+            {referral.id: referral for referral in found},
+            held,
+            {client.client_id: client for client in clients},
+        )
+
+    def of(self, event: WebhookEvent) -> list[WebhookEndpoint]:
+        endpoints = [
+            endpoint
+            for endpoint in self.endpoints
+            if (event.client_id is None or endpoint.client_id == event.client_id)
+            and (not endpoint.event_types or event.event_type in endpoint.event_types)
+        ]
+        if event.referral_id is None:
+            excluded = event.data.get("endpoint_id")
+            return [endpoint for endpoint in endpoints if str(endpoint.id) != excluded]
+        referral = self.referrals.get(event.referral_id)
+        if not endpoints or referral is None:
+            return []
+        held = self.held.get(referral.id, [])
+        team_codes = [row.team_code for row in held]
+        return [
+            endpoint
+            for endpoint in endpoints
+            if _wanted(endpoint, referral, held)
+            and (client := self.clients.get(endpoint.client_id)) is not None
+            and _may_see(client, referral, team_codes)
+        ]
 
 
 def _wanted(endpoint: WebhookEndpoint, referral: Referral, held: list[ReferralAssignment]) -> bool:
