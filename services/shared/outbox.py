@@ -15,7 +15,7 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import BigInteger, ColumnElement, Index, Integer, Select, String, exists, select
@@ -43,9 +43,19 @@ class OutboxJobColumns(Timestamped):
     # The request that created the job, so that one case can be followed through every log.
     request_id: Mapped[str | None] = mapped_column(String(128))
 
+    # The column whose jobs run one at a time, in order (the worker's ``in_order_of``), if any.
+    __in_order_of__: ClassVar[str | None] = None
+
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:
-        return (Index(f"ix_{cls.__tablename__}_due", "status", "next_attempt_at"),)  # type: ignore[attr-defined]
+        table: str = cls.__tablename__  # type: ignore[attr-defined]
+        # Due jobs in claim order, so a claim reads the first few and stops.
+        indexes = [Index(f"ix_{table}_due", "status", "next_attempt_at", "id")]
+        if cls.__in_order_of__ is not None:
+            # "Does an earlier job of this key still wait?", asked of each candidate by a claim:
+            # one index probe, however long the queue.
+            indexes.append(Index(f"ix_{table}_waiting", cls.__in_order_of__, "status", "id"))
+        return tuple(indexes)
 
 
 def backoff_seconds(attempts: int) -> float:

@@ -156,8 +156,9 @@ class OutboxJob(OutboxJobColumns, Base):
     """An assignment change to report to spa, sent after the change commits."""
 
     __tablename__ = "outbox_jobs"
+    __in_order_of__ = "assignment_id"
 
-    assignment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assignments.id"), index=True)
+    assignment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assignments.id"))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 

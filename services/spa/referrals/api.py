@@ -18,7 +18,7 @@ from services.shared.db import SessionDep
 from services.shared.problems import ConcurrentChange, problem_responses
 from services.spa.audit import record_access
 from services.spa.referrals import idempotency, service, team_updates, waiting
-from services.spa.referrals.models import IdempotencyRecord, Referral
+from services.spa.referrals.models import IdempotencyRecord, Referral, ReferralAssignment
 from services.spa.referrals.problems import (
     AssignmentNoLongerHeld,
     AssignmentUnknown,
@@ -116,8 +116,9 @@ async def create_referral(
             # A retry of this request is answered as this one is.
             record.status_code = 201
             await session.refresh(referral)
-    read = await _read(session, referral, principal)
-    return _created(read, record.status_code)
+        return _created(await _read(session, referral, principal), record.status_code)
+    # Answered as committed: a referral this request made holds no assignment yet.
+    return _created(await _read(session, referral, principal, []), record.status_code)
 
 
 def _created(read: ReferralRead, status_code: int, replayed: bool = False) -> JSONResponse:
@@ -276,9 +277,15 @@ async def _visible(
     return referral
 
 
-async def _read(session: AsyncSession, referral: Referral, principal: Principal) -> ReferralRead:
+async def _read(
+    session: AsyncSession,
+    referral: Referral,
+    principal: Principal,
+    assignments: list[ReferralAssignment] | None = None,
+) -> ReferralRead:
     handler = service.is_call_handler(principal)
-    assignments = await service.assignments_of(session, referral.id)
+    if assignments is None:
+        assignments = await service.assignments_of(session, referral.id)
     reads = [
         AssignmentRead(
             kind=a.kind,

@@ -154,8 +154,9 @@ class OutboxJob(OutboxJobColumns, Base):
     """Work to do after a commit: routing a referral, withdrawing it from a team, escalating."""
 
     __tablename__ = "outbox_jobs"
+    __in_order_of__ = "referral_id"
 
-    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
 
 
 class ReferralTimer(OutboxJobColumns, Base):

@@ -115,8 +115,9 @@ class ReferralRouter:
             return
         if _ready_for_triage(referral):
             decision = await self._routing.decide(service.decision_request(referral))
+            # Committed by the next transaction, before any other call: with the read of the
+            # case's assignments if it goes on to a team, else with the job's end.
             service.apply_decision(session, referral, decision, ACTOR)
-            await session.commit()
         if referral.status == S.TRIAGED:
             await self._assign(session, referral)
 
@@ -146,8 +147,9 @@ class ReferralRouter:
             referral.queue_reason = QueueReason.NO_TEAM
             referral.locality_code = await self._locate(referral)
         service.finish_routing(session, referral, target, care_team, ACTOR)
-        if referral.status == S.ROUTED and not await clocks.running(
-            session, referral.id, clocks.RESPONSE_TIMERS
+        # A response clock starts at the first routing; one routed before may have one running.
+        if referral.status == S.ROUTED and (
+            not existing or not await clocks.running(session, referral.id, clocks.RESPONSE_TIMERS)
         ):
             clocks.start_response_clock(session, self._policy, referral)
 

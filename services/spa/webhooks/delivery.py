@@ -86,8 +86,10 @@ class Dispatcher:
 
     async def __call__(self, session: AsyncSession, batch: list[WebhookEvent]) -> bool:
         """True when some message is to be sent."""
-        await _number(session, [event for event in batch if event.referral_id is not None])
-        subscribers = await Subscribers.load(session, batch)
+        # Each event is written once, numbered and done together, not once per change.
+        with session.no_autoflush:
+            await _number(session, [event for event in batch if event.referral_id is not None])
+            subscribers = await Subscribers.load(session, batch)
         sent = 0
         for event in batch:
             body = None

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.shared.clock import utcnow
@@ -50,10 +50,11 @@ class WebhookEvent(OutboxJobColumns, Base):
     out to the matching endpoints, one referral's events in order."""
 
     __tablename__ = "webhook_events"
+    __in_order_of__ = "referral_id"
 
     event_id: Mapped[uuid.UUID] = mapped_column(unique=True, default=uuid.uuid4)
     event_type: Mapped[str] = mapped_column(String(64))
-    referral_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    referral_id: Mapped[uuid.UUID | None] = mapped_column()
     # For operational events: the client whose endpoints are told.
     client_id: Mapped[str | None] = mapped_column(String(128))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -66,7 +67,10 @@ class WebhookMessage(OutboxJobColumns, Base):
     """One event for one endpoint: delivered at least once, or failed for good."""
 
     __tablename__ = "webhook_messages"
-    __table_args__ = (UniqueConstraint("endpoint_id", "event_id"),)
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id"),
+        Index("ix_webhook_messages_due", "status", "next_attempt_at", "id"),
+    )
 
     endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_events.event_id"))
