@@ -394,6 +394,15 @@ class OutboxBatchWorker:
         return due_jobs(self._model, self._clock(), limit, in_order_of=self._in_order_of)
 
 
+def wake(state: Any, worker: str) -> None:
+    """Tell this process's worker (an attribute of the app's state) that work was committed.
+    Where the workers run in processes of their own there is none here, and they find the work
+    at their next poll."""
+    found = getattr(state, worker, None)
+    if found is not None:
+        found.notify()
+
+
 class Background(Protocol):
     """A loop that runs until told to stop: an outbox worker, the audit sealer."""
 

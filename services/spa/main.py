@@ -81,6 +81,11 @@ def create_app(
                 poll_interval=settings.outbox_poll_interval_seconds,
                 lease_seconds=settings.outbox_lease_seconds,
             )
+            if not settings.background_workers:
+                # Serving the API only: the workers run in processes of their own.
+                app.state.webhook_url_policy = _url_policy(settings)
+                yield
+                return
             keeper = ClockKeeper(
                 app.state.sessionmaker,
                 teams,
@@ -132,16 +137,15 @@ async def _webhooks(
 ) -> AsyncIterator[tuple[OutboxBatchWorker, OutboxWorker]]:
     """The two webhook workers, and their own HTTP client: subscribers' endpoints are not our
     services, so no service credentials, no redirects, and a timeout of their own."""
-    allowed = addresses.networks(settings.webhook_allowed_networks)
-    app.state.webhook_url_policy = UrlPolicy(settings.webhook_allow_http_hosts, allowed)
-    async with delivery_client(allowed) as http:
+    app.state.webhook_url_policy = policy = _url_policy(settings)
+    async with delivery_client(policy.allowed) as http:
         deliver = Deliverer(
             app.state.sessionmaker,
             http,
             clock=clock,
             per_endpoint=settings.webhook_per_endpoint_concurrency,
             allow_http_hosts=settings.webhook_allow_http_hosts,
-            allowed_networks=allowed,
+            allowed_networks=policy.allowed,
             disable_after=timedelta(hours=settings.webhook_disable_after_hours),
             timeout=settings.webhook_timeout_seconds,
             lease=timedelta(seconds=settings.webhook_timeout_seconds * 4),
@@ -171,6 +175,12 @@ async def _webhooks(
         app.state.webhook_dispatcher = dispatcher
         app.state.webhook_deliverer_worker = deliverer
         yield dispatcher, deliverer
+
+
+def _url_policy(settings: SpaSettings) -> UrlPolicy:
+    """Where subscribers' endpoints may be: checked when one subscribes and at each delivery."""
+    allowed = addresses.networks(settings.webhook_allowed_networks)
+    return UrlPolicy(settings.webhook_allow_http_hosts, allowed)
 
 
 def app_from_environment() -> FastAPI:

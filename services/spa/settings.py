@@ -27,6 +27,11 @@ class SpaSettings(ServiceSettings):
     # Token requests per calling address, whatever client id they claim.
     token_address_rate_limit: str = "300/minute"  # noqa: S105 - a rate, not a secret
 
+    # Whether this process runs the background workers (routing, timers, webhooks). A
+    # deployment may run API processes without them and worker processes of their own, so
+    # that intake keeps its own CPU when routing is busy; the workers then find new work by
+    # polling, at outbox_poll_interval_seconds (the API process cannot wake them).
+    background_workers: bool = True
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=16, ge=1, le=256)
     outbox_lease_seconds: float = Field(default=60.0, gt=0)

@@ -13,6 +13,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
+from services.shared.outbox import wake
 from services.shared.problems import ConcurrentChange, problem_responses
 from services.spa.audit import record_access
 from services.spa.queue import service
@@ -141,7 +142,7 @@ async def assess_case(
     referral = await service.queued_case(session, referral_id, principal, "queue.assess")
     handler = service.require_claim(referral, body.claim_id, principal, now)
     service.assess(session, referral, body, handler, now, principal.client_id)
-    background.add_task(request.app.state.worker.notify)
+    background.add_task(wake, request.app.state, "worker")
     return _item(referral, now)
 
 
@@ -194,7 +195,7 @@ async def transfer_to_cru(
     referral = await service.queued_case(session, referral_id, principal, "queue.cru_transfer")
     handler = service.require_claim(referral, body.claim_id, principal, now)
     service.transfer_to_cru(session, referral, body, handler, principal.client_id)
-    background.add_task(request.app.state.worker.notify)
+    background.add_task(wake, request.app.state, "worker")
     return _item(referral, now)
 
 

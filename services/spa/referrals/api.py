@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
+from services.shared.outbox import wake
 from services.shared.problems import ConcurrentChange, problem_responses
 from services.spa.audit import record_access
 from services.spa.referrals import idempotency, service, team_updates, waiting
@@ -109,7 +110,7 @@ async def create_referral(
     in_flight = wait is not None and referral.status in waiting.IN_FLIGHT
     record.status_code = 202 if in_flight else 201
     await session.commit()
-    request.app.state.worker.notify()
+    wake(request.app.state, "worker")
     if wait is not None and in_flight:
         outcome = await _wait_for_outcome(request, referral.id, wait)
         if outcome not in waiting.IN_FLIGHT:
@@ -185,7 +186,7 @@ async def cancel_referral(
         await session.commit()
         raise ReferralNotFound(f"No referral {referral_id} made by this client.")
     service.cancel(session, referral, body, principal.client_id)
-    background.add_task(request.app.state.worker.notify)
+    background.add_task(wake, request.app.state, "worker")
     return await _read(session, referral, principal)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep, utcnow
 from services.shared.db import SessionDep
+from services.shared.outbox import wake
 from services.shared.problems import problem_responses
 from services.spa.webhooks import service
 from services.spa.webhooks.models import DELETED, WebhookEndpoint
@@ -48,7 +49,7 @@ def _policy(request: Request) -> service.UrlPolicy:
 
 
 def _notify(request: Request) -> None:
-    request.app.state.webhook_deliverer_worker.notify()
+    wake(request.app.state, "webhook_deliverer_worker")
 
 
 @router.post(
