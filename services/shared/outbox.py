@@ -100,7 +100,47 @@ def due_jobs(
     )
 
 
-class OutboxWorker:
+class _Loop:
+    """What both workers share: a loop woken by ``notify`` or a poll, stopped by ``stop``."""
+
+    def __init__(self, poll_interval: float) -> None:
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._stopped = asyncio.Event()
+
+    def notify(self) -> None:
+        """A job was committed: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the work in hand, then return from ``run`` (no query is cut off mid-flight)."""
+        self._stopping = True
+        self._wake.set()
+
+    async def stopped(self) -> None:
+        """Wait until ``run`` has returned after ``stop``."""
+        await self._stopped.wait()
+
+    async def run(self) -> None:
+        # _stopping is not reset here: a stop() that lands before the task first runs still holds.
+        self._stopped.clear()
+        try:
+            await self._loop()
+        finally:
+            self._stopped.set()
+
+    async def _loop(self) -> None:
+        raise NotImplementedError
+
+    async def _until_woken(self) -> None:
+        """Wait for a notify or the poll interval, whichever comes first."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+        self._wake.clear()
+
+
+class OutboxWorker(_Loop):
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
@@ -117,6 +157,7 @@ class OutboxWorker:
         poll_interval: float = 1.0,
         lease_seconds: float = 60.0,
     ) -> None:
+        super().__init__(poll_interval)
         self._sessionmaker = sessionmaker
         self._model: Any = model
         self._handle = handle
@@ -137,33 +178,11 @@ class OutboxWorker:
         # A condition the handler adds to each claim (say, to pass over the work it already
         # has enough of in hand).
         self._claim_filter = claim_filter
-        self._poll_interval = poll_interval
         self._lease = timedelta(seconds=lease_seconds)
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._stopped = asyncio.Event()
-
-    def notify(self) -> None:
-        """A job was committed: look now rather than at the next poll."""
-        self._wake.set()
 
     def stop(self) -> None:
-        """Finish the jobs in hand, then return from ``run`` (no query is cut off mid-flight)."""
-        self._stopping = True
-        self._wake.set()
+        super().stop()
         self._room.set()
-
-    async def stopped(self) -> None:
-        """Wait until ``run`` has returned after ``stop``."""
-        await self._stopped.wait()
-
-    async def run(self) -> None:
-        # _stopping is not reset here: a stop() that lands before the task first runs still holds.
-        self._stopped.clear()
-        try:
-            await self._loop()
-        finally:
-            self._stopped.set()
 
     async def _loop(self) -> None:
         # Jobs run as tasks of their own, and the loop claims more as soon as there is room:
@@ -215,9 +234,7 @@ class OutboxWorker:
             if self._max_in_flight - len(in_flight) < self._refill:
                 await self._room.wait()  # full: the next claim waits for room
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
-            self._wake.clear()
+            await self._until_woken()
 
     async def run_once(self) -> bool:
         """Claim the jobs that are due (one batch) and run them to the end; True when there
@@ -282,7 +299,7 @@ class OutboxWorker:
 BatchHandler = Callable[[AsyncSession, list[Any]], Awaitable[bool]]
 
 
-class OutboxBatchWorker:
+class OutboxBatchWorker(_Loop):
     """For jobs that are only database work: claims a batch and does it in the same
     transaction, so a batch costs one transaction rather than one (and a claim) per job.
 
@@ -306,6 +323,7 @@ class OutboxBatchWorker:
         poll_interval: float = 1.0,
         then: Callable[[], None] | None = None,
     ) -> None:
+        super().__init__(poll_interval)
         self._sessionmaker = sessionmaker
         self._model: Any = model
         self._handle = handle
@@ -314,39 +332,18 @@ class OutboxBatchWorker:
         self._in_order_of = in_order_of
         self._clock = clock
         self._batch_size = batch_size
-        self._poll_interval = poll_interval
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._stopped = asyncio.Event()
 
-    def notify(self) -> None:
-        """A job was committed: look now rather than at the next poll."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        """Finish the batch in hand, then return from ``run``."""
-        self._stopping = True
-        self._wake.set()
-
-    async def stopped(self) -> None:
-        await self._stopped.wait()
-
-    async def run(self) -> None:
-        self._stopped.clear()
-        try:
-            while not self._stopping:
-                try:
-                    done = await self.run_once()
-                except Exception as exc:  # the loop must outlive any one failure
-                    log.error("outbox_cycle_failed", error_type=type(exc).__name__)
-                    done = 0
-                if done == self._batch_size:
-                    continue  # a full batch: there may be more due now
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
-                self._wake.clear()
-        finally:
-            self._stopped.set()
+    async def _loop(self) -> None:
+        # This loop runs in a task of its own, so the binding stays with its log lines.
+        structlog.contextvars.bind_contextvars(service=self._service)
+        while not self._stopping:
+            try:
+                done = await self.run_once()
+            except Exception as exc:  # the loop must outlive any one failure
+                log.error("outbox_cycle_failed", error_type=type(exc).__name__)
+                done = 0
+            if done < self._batch_size:  # a full batch: there may be more due now
+                await self._until_woken()
 
     async def run_once(self) -> int:
         """Claim and do one batch of due jobs; how many were claimed."""
