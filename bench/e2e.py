@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import platform
@@ -148,6 +147,7 @@ class Bench:
         self.scratch = scratch
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.seed = 0
+        self.client = ("", "")  # the load generator's client id and secret, once registered
 
     def environment(self) -> dict[str, str]:
         os.environ["SPA_PLATFORM_VAR"] = str(self.scratch)
@@ -227,47 +227,47 @@ class Bench:
             except subprocess.TimeoutExpired:
                 process.kill()
 
-    def token(self, client_id: str, secret: str) -> str:
-        data = urllib.parse.urlencode({"grant_type": "client_credentials"}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{PORTS['spa']}/oauth/token", data=data)
-        credentials = f"{client_id}:{secret}".encode()
-        request.add_header("Authorization", "Basic " + base64.b64encode(credentials).decode())
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            token: str = json.load(response)["access_token"]
-        return token
-
-    def load(
-        self, url: str, token: str | None, *extra: str, kind: str = "referral"
-    ) -> dict[str, Any]:
+    def load(self, url: str, *extra: str, kind: str = "referral") -> dict[str, Any]:
         self.seed += 1
         command = [sys.executable, str(ROOT / "bench" / "load.py"), "--url", url, "--kind", kind,
                    "--seed", str(self.seed % 10), *extra]  # fmt: skip
-        # The token goes in the environment, not the command line that any process can list.
-        env = {**os.environ, "BENCH_TOKEN": token or ""}
+        # The credentials go in the environment, not the command line that any process can
+        # list; the generator fetches its own tokens and renews them as they near expiry.
+        env = dict(os.environ)
+        if kind == "referral":
+            env |= {
+                "BENCH_TOKEN_URL": f"http://127.0.0.1:{PORTS['spa']}/oauth/token",
+                "BENCH_CLIENT_ID": self.client[0],
+                "BENCH_CLIENT_SECRET": self.client[1],
+            }
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)  # noqa: S603
         result: dict[str, Any] = json.loads(done.stdout)
         return result
 
-    def phase(self, name: str, token: str, *extra: str) -> dict[str, Any]:
+    def phase(self, name: str, *extra: str) -> dict[str, Any]:
         watched = {s: psutil.Process(p.pid) for s, p in self.processes.items() if s != "ceiling"}
         sampler = Sampler(watched)
         sampler.start()
         cpu_before = {s: sum(p.cpu_times()[:2]) for s, p in watched.items()}
         memory_before = {s: rss_mib(p) for s, p in watched.items()}
         started = time.monotonic()
-        posted = self.load(f"http://127.0.0.1:{PORTS['spa']}/v1/referrals", token, *extra)
+        posted = self.load(f"http://127.0.0.1:{PORTS['spa']}/v1/referrals", *extra)
         outcome = asyncio.run(routing_outcome(posted.pop("ids")))
         wall = time.monotonic() - started
         sampler.halt.set()
         sampler.join()
+        cpu_seconds = {s: sum(p.cpu_times()[:2]) - cpu_before[s] for s, p in watched.items()}
         result = {
             "phase": name,
             **posted,
             **outcome,
-            "cpu_share_of_one_core": {
-                s: round((sum(p.cpu_times()[:2]) - cpu_before[s]) / wall, 2)
-                for s, p in watched.items()
-            },
+            "cpu_share_of_one_core": {s: round(used / wall, 2) for s, used in cpu_seconds.items()},
+            # What routing one referral costs all our processes together (idle polling included).
+            "cpu_ms_per_routed_referral": round(
+                1000 * sum(cpu_seconds.values()) / outcome["routed"], 1
+            )
+            if outcome["routed"]
+            else None,
             "memory_mib_start": memory_before,
             "memory_mib_end": {s: rss_mib(p) for s, p in watched.items()},
             "peak_memory_mib": {s: round(v / 2**20, 1) for s, v in sampler.peak.items()},
@@ -282,20 +282,20 @@ class Bench:
         secret = self.local.register(env, "bench-load", "referrals:create referrals:read", "spa",
                                      channels=CHANNELS)  # fmt: skip
         self.start(env)
-        token = self.token("bench-load", secret)
-        phases = [self.phase("warm-up", token, "--rate", "20", "--seconds", "5")]
+        self.client = ("bench-load", secret)
+        phases = [self.phase("warm-up", "--rate", "20", "--seconds", "5")]
         for rate in self.args.rates:
-            phases.append(self.phase(f"{rate}/s", token, "--rate", str(rate),
+            phases.append(self.phase(f"{rate}/s", "--rate", str(rate),
                                      "--seconds", str(self.args.seconds)))  # fmt: skip
-        phases.append(self.phase("saturation", token, "--concurrency", str(self.args.concurrency),
+        phases.append(self.phase("saturation", "--concurrency", str(self.args.concurrency),
                                  "--seconds", str(self.args.saturation_seconds)))  # fmt: skip
         if self.args.profile:
-            phases[-1]["profile"] = self.profile(token)
+            phases[-1]["profile"] = self.profile()
         if self.args.soak_seconds:
-            phases.append(self.phase("soak", token, "--rate", "100",
+            phases.append(self.phase("soak", "--rate", "100",
                                      "--seconds", str(self.args.soak_seconds)))  # fmt: skip
         ceiling_process = self.start_ceiling()
-        ceiling = self.load(f"http://127.0.0.1:{CEILING_PORT}/rows", None, "--concurrency",
+        ceiling = self.load(f"http://127.0.0.1:{CEILING_PORT}/rows", "--concurrency",
                             str(self.args.concurrency), "--seconds",
                             str(self.args.saturation_seconds), kind="row")  # fmt: skip
         ceiling["peak_memory_mib"] = rss_mib(ceiling_process)
@@ -311,7 +311,7 @@ class Bench:
             "targets": TARGETS,
         }
 
-    def profile(self, token: str) -> list[str]:
+    def profile(self) -> list[str]:
         """py-spy on each spa process during a second saturation run (raw stacks, for a flame
         graph or a count by function)."""
         RESULTS.mkdir(parents=True, exist_ok=True)
@@ -338,7 +338,7 @@ class Bench:
             )
             for name, out in zip(names, outs, strict=True)
         ]
-        self.load(f"http://127.0.0.1:{PORTS['spa']}/v1/referrals", token, "--concurrency",
+        self.load(f"http://127.0.0.1:{PORTS['spa']}/v1/referrals", "--concurrency",
                   str(self.args.concurrency), "--seconds", str(self.args.saturation_seconds))  # fmt: skip
         for spy in spies:
             spy.wait(timeout=120)
@@ -369,8 +369,8 @@ def markdown(result: dict[str, Any]) -> str:
         f" {m['system']}; {m['note']}.",
         "",
         "| phase | posted/s | routed/s | errors | POST p50/p95/p99 ms | received→routed p50/p95/p99 ms"
-        f" | CPU {'/'.join(names)} | peak MiB {'/'.join(names)} |",
-        "|---|---|---|---|---|---|---|---|",
+        f" | CPU {'/'.join(names)} | CPU ms per routed | peak MiB {'/'.join(names)} |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for p in result["phases"]:
         post, routed = p["post_ms"], p["post_to_routed_ms"]
@@ -378,7 +378,8 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(
             f"| {p['phase']} | {p['per_second']} | {p['routed_per_second']} | {p['errors']} | "
             f"{post['p50']}/{post['p95']}/{post['p99']} | {routed['p50']}/{routed['p95']}/{routed['p99']} | "
-            f"{'/'.join(str(cpu[n]) for n in names)} | {'/'.join(str(peak[n]) for n in names)} |"
+            f"{'/'.join(str(cpu[n]) for n in names)} | {p['cpu_ms_per_routed_referral']} | "
+            f"{'/'.join(str(peak[n]) for n in names)} |"
         )
     c = result["ceiling"]
     lines += [

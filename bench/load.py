@@ -4,7 +4,8 @@ a fixed arrival rate (open loop: a slow answer does not slow the arrivals) or at
 fixed number of callers, each posting again as soon as it is answered), and prints one JSON
 document: requests sent, answers by status, errors, and POST latency percentiles.
 
-    BENCH_TOKEN=T python bench/load.py --url http://127.0.0.1:18001/v1/referrals --rate 100 --seconds 20
+    BENCH_TOKEN_URL=http://127.0.0.1:18001/oauth/token BENCH_CLIENT_ID=C BENCH_CLIENT_SECRET=S \
+        python bench/load.py --url http://127.0.0.1:18001/v1/referrals --rate 100 --seconds 20
     python bench/load.py --url ... --concurrency 64 --seconds 20     # saturation
 """
 
@@ -86,12 +87,38 @@ def referral(rng: random.Random, nhs_number: str) -> dict[str, Any]:
     }
 
 
+class Tokens:
+    """Client-credentials tokens from spa, renewed a minute before each expires (a soak outlasts
+    any one token)."""
+
+    def __init__(self, url: str, client_id: str, secret: str) -> None:
+        self.url = url
+        self.auth = aiohttp.BasicAuth(client_id, secret)
+        self.token = ""
+        self.renew_at = 0.0
+        self.lock = asyncio.Lock()
+
+    async def header(self, http: aiohttp.ClientSession) -> dict[str, str]:
+        if time.monotonic() >= self.renew_at:
+            async with self.lock:
+                if time.monotonic() >= self.renew_at:
+                    await self.fetch(http)
+        return {"authorization": f"Bearer {self.token}"}
+
+    async def fetch(self, http: aiohttp.ClientSession) -> None:
+        form = {"grant_type": "client_credentials"}
+        async with http.post(self.url, data=form, auth=self.auth) as response:
+            response.raise_for_status()
+            answer = await response.json()
+        self.token = answer["access_token"]
+        self.renew_at = time.monotonic() + max(float(answer["expires_in"]) - 60, 5)
+
+
 class Load:
-    def __init__(self, url: str, token: str | None, kind: str, seed: int) -> None:
+    def __init__(self, url: str, tokens: Tokens | None, kind: str, seed: int) -> None:
         self.url = url
         self.headers = {"content-type": "application/json"}
-        if token:
-            self.headers["authorization"] = f"Bearer {token}"
+        self.tokens = tokens
         self.kind = kind
         self.rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
         self.numbers = nhs_numbers(seed % 10)
@@ -108,8 +135,10 @@ class Load:
     async def post(self, http: aiohttp.ClientSession) -> None:
         body = self.body()
         headers = {**self.headers, "idempotency-key": str(uuid.uuid4())}
-        started = time.perf_counter()
         try:
+            if self.tokens is not None:
+                headers |= await self.tokens.header(http)  # not timed: the caller's own work
+            started = time.perf_counter()
             async with http.post(self.url, data=body, headers=headers) as response:
                 answer = await response.read()
                 self.latencies.append(time.perf_counter() - started)
@@ -173,14 +202,21 @@ class Load:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
-    parser.add_argument("--token", default=os.environ.get("BENCH_TOKEN") or None)
     parser.add_argument("--kind", choices=["referral", "row"], default="referral")
     parser.add_argument("--rate", type=float)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--seed", type=int, default=1, help="0-9: which block of NHS numbers")
     args = parser.parse_args()
-    load = Load(args.url, args.token, args.kind, args.seed)
+    # The credentials come from the environment, never the command line.
+    tokens = None
+    if os.environ.get("BENCH_CLIENT_SECRET"):
+        tokens = Tokens(
+            os.environ["BENCH_TOKEN_URL"],
+            os.environ["BENCH_CLIENT_ID"],
+            os.environ["BENCH_CLIENT_SECRET"],
+        )
+    load = Load(args.url, tokens, args.kind, args.seed)
     started = time.perf_counter()
     if args.rate:
         run = load.at_rate(args.rate, args.seconds)
