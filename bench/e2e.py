@@ -188,8 +188,8 @@ class Bench:
     def wait_ready(port: int, path: str = "/readyz") -> None:
         for _ in range(150):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1)
-                return
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1):
+                    return
             except OSError:
                 time.sleep(0.2)
         raise SystemExit(f"the process on port {port} did not become ready")

@@ -145,7 +145,8 @@ class Load:
                 self.statuses[str(response.status)] += 1
                 if response.status in (200, 201, 202) and self.kind == "referral":
                     self.ids.append(json.loads(answer)["id"])
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+            # A transport failure, or an answer (a token's included) that is not what it should be.
             self.statuses[type(exc).__name__] += 1
 
     async def at_rate(self, rate: float, seconds: float) -> None:

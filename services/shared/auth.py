@@ -149,8 +149,9 @@ class TokenVerifier:
         self.leeway = leeway_seconds
         # Tokens already verified, until they expire: a client sends the same token for
         # minutes, and checking its signature on every request is most of the cost of
-        # authenticating it. A key withdrawn from the JWKS stops new tokens at once; those
-        # already seen run to their expiry, as they would have while the key set was cached.
+        # authenticating it. A key withdrawn from the issuer's JWKS stops new tokens once the
+        # key set is fetched again (at most max_age later); tokens already seen here run to
+        # their own expiry. Keep issuers' token lifetimes short (spa's are 5 minutes).
         self._verified: OrderedDict[str, tuple[float, Principal]] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:

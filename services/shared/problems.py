@@ -10,7 +10,7 @@ Exception hierarchy::
     ├── ResourceNotFound            404 base of "that record does not exist (for you)"
     ├── Conflict                    409 base of "the request clashes with current state"
     ├── UpstreamUnavailable         503 another service could not be reached or failed
-    ├── DatabaseUnavailable         503 the database connection was lost mid-request
+    ├── DatabaseUnavailable         503 the database is unavailable or busy; retry
     └── InternalError               500 an unexpected failure; says nothing about why
 
 Services subclass these with their own, explicit ``type`` and ``title``.
@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
@@ -119,7 +120,7 @@ class UpstreamUnavailable(Problem):
 
 class DatabaseUnavailable(Problem):
     type = TYPE_PREFIX + "database-unavailable"
-    title = "This service lost its database connection; retry shortly"
+    title = "This service's database is unavailable or busy; retry shortly"
     status = 503
 
 
@@ -176,6 +177,30 @@ _STATUS_PROBLEMS: dict[int, type[Problem]] = {
 }
 
 
+# SQLSTATE classes and codes that say the database, not the request, is the trouble: connection
+# exceptions, insufficient resources (too many connections), operator intervention (shutting
+# down, starting up), and a serialization failure or deadlock, which a retry resolves.
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+_RETRYABLE_STATES = ("40001", "40P01")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database being unavailable or busy, rather than a fault of ours."""
+    if isinstance(exc, PoolTimeout | ConnectionError):
+        return True  # no connection free in the pool's time, or none could be opened
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, OperationalError):
+        return True
+    # The driver's error, or (asyncpg behind SQLAlchemy's adapter) the one it was raised from.
+    state = getattr(exc.orig, "sqlstate", None) or getattr(
+        getattr(exc.orig, "__cause__", None), "sqlstate", None
+    )
+    return isinstance(state, str) and (
+        state[:2] in _UNAVAILABLE_CLASSES or state in _RETRYABLE_STATES
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Render every error (ours, validation, routing) as a problem document."""
 
@@ -206,20 +231,22 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(problem, request.url.path)
 
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, DBAPIError)
-        if not exc.connection_invalidated:
-            raise exc  # a fault of ours, not the connection's: a 500, logged as one
-        # The connection died under the request (a database restart or failover); the pool
-        # has dropped every connection as old as it, so a retry gets a fresh one.
-        log.warning("database_connection_lost", error_type=type(exc.orig).__name__)
+        if not database_unavailable(exc):
+            raise exc  # a fault of ours, not the database's: a 500, logged as one
+        # The database went away (a restart, a failover), turned the connection down, or could
+        # not finish in time; a dead connection invalidates the pool, so a retry starts afresh.
+        # Whether a commit before the failure held is not known here: the retry tells.
+        log.warning("database_unavailable", error_type=type(exc).__name__)
         problem = DatabaseUnavailable(
-            "The database connection was lost while handling this request; nothing was stored.",
+            "The database could not complete this request. Retry it (a referral with the same "
+            "Idempotency-Key) to learn whether it was stored.",
             headers={"Retry-After": "1"},
         )
         return problem_response(problem, request.url.path)
 
     app.add_exception_handler(Problem, on_problem)
-    app.add_exception_handler(DBAPIError, on_database_error)
+    for error in (DBAPIError, PoolTimeout, ConnectionError):
+        app.add_exception_handler(error, on_database_error)
     app.add_exception_handler(StaleDataError, on_stale_data)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)

@@ -42,7 +42,9 @@ class ServiceSettings(BaseSettings):
     # The database connection pool (PostgreSQL). Connections above the pool size are opened
     # for a burst and closed after it; each one costs the server a process, so the pool should
     # cover the work a process does at once in steady running (requests plus its workers).
-    database_pool_size: int = Field(default=20, ge=1, le=200)
+    # Every process may hold size + overflow connections: keep their sum over all processes
+    # under the server's max_connections (100 by default), or a burst is turned away.
+    database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=10, ge=0, le=200)
     # Whether to test each connection before use. On asyncpg a test is three round trips
     # (begin, a query, rollback) on every checkout, which costs more than the work of most

@@ -1,5 +1,6 @@
-"""A database connection that dies under a request (a restart, a failover) gives a 503 problem,
-never a 500, and loses nothing: the pool replaces its connections and a retry succeeds."""
+"""The database unavailable or busy (a restart, a failover, no connection free, a deadlock) gives a
+503 problem, never a 500, and loses nothing: the pool replaces dead connections and a retry with
+the same Idempotency-Key tells whether the referral was stored."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import uuid
 
 import asyncpg
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from services.shared.problems import install_problem_handlers
 from services.spa.referrals.models import Referral
@@ -17,32 +20,66 @@ from tests import factories
 from tests.stack import Stack
 
 
-def _failing_app(*, invalidated: bool) -> FastAPI:
+def _failing_app(error: Exception) -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
 
     @app.get("/fails")
     async def fails() -> None:
-        raise DBAPIError(
-            "SELECT 1", None, ConnectionResetError(), connection_invalidated=invalidated
-        )
+        raise error
 
     return app
 
 
-async def test_a_lost_connection_is_a_503_problem_with_retry_after() -> None:
-    transport = httpx.ASGITransport(app=_failing_app(invalidated=True))
+def _from_driver(error: Exception) -> DBAPIError:
+    """As SQLAlchemy's asyncpg adapter raises it: a DBAPI error raised from the driver's."""
+    try:
+        try:
+            raise error
+        except Exception as cause:
+            raise RuntimeError(str(cause)) from cause
+    except RuntimeError as adapted:
+        return DBAPIError("SELECT 1", None, adapted)
+
+
+UNAVAILABLE = {
+    "connection lost": DBAPIError(
+        "SELECT 1", None, ConnectionResetError(), connection_invalidated=True
+    ),
+    "operational error": OperationalError("SELECT 1", None, Exception("database is locked")),
+    "too many clients": _from_driver(asyncpg.exceptions.TooManyConnectionsError("too many")),
+    "starting up": _from_driver(asyncpg.exceptions.CannotConnectNowError("starting up")),
+    "deadlock": _from_driver(asyncpg.exceptions.DeadlockDetectedError("deadlock detected")),
+    "pool exhausted": PoolTimeout("QueuePool limit reached"),
+    "server refused": ConnectionRefusedError("connection refused"),
+}
+
+
+@pytest.mark.parametrize("kind", UNAVAILABLE)
+async def test_the_database_unavailable_or_busy_is_a_503_problem_with_retry_after(
+    kind: str,
+) -> None:
+    transport = httpx.ASGITransport(app=_failing_app(UNAVAILABLE[kind]))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         response = await http.get("/fails")
 
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["retry-after"] == "1"
-    assert response.json()["type"] == "urn:spa-platform:problem:database-unavailable"
+    problem = response.json()
+    assert problem["type"] == "urn:spa-platform:problem:database-unavailable"
+    assert "Idempotency-Key" in problem["detail"]  # it does not claim that nothing was stored
 
 
-async def test_any_other_database_error_stays_a_fault_of_ours() -> None:
-    app = _failing_app(invalidated=False)
+FAULTS_OF_OURS = {
+    "undefined table": _from_driver(asyncpg.exceptions.UndefinedTableError("no such table")),
+    "unique violation": IntegrityError("INSERT", None, Exception("duplicate key")),
+}
+
+
+@pytest.mark.parametrize("kind", FAULTS_OF_OURS)
+async def test_any_other_database_error_stays_a_fault_of_ours(kind: str) -> None:
+    app = _failing_app(FAULTS_OF_OURS[kind])
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         response = await http.get("/fails")

@@ -5,6 +5,10 @@ With only (status, next_attempt_at), a claim of the route or webhook queue sorte
 and, for each, scanned every pending job to ask whether an earlier one of its referral waited:
 quadratic in the queue's length, which is longest exactly when the service is overloaded.
 
+Building an index blocks writes to its table while it builds. The queue tables keep their done
+jobs (nothing prunes them yet), so on a long-running deployment they can be large: run this
+migration in a quiet period.
+
 Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-23 06:50:00

@@ -1,6 +1,10 @@
 """Outbox claims stay cheap with a long queue: due jobs indexed in claim order, and the queue
 indexed by assignment, status and id for the "does an earlier job wait?" probe.
 
+Building an index blocks writes to its table while it builds. The queue tables keep their done
+jobs (nothing prunes them yet), so on a long-running deployment they can be large: run this
+migration in a quiet period.
+
 Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-23 06:50:00
