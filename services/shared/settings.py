@@ -44,8 +44,8 @@ class ServiceSettings(BaseSettings):
     # cover the work a process does at once in steady running (requests plus its workers).
     # Every process may hold size + overflow connections: keep their sum over all processes
     # under the server's max_connections (100 by default), or a burst is turned away.
-    database_pool_size: int = Field(default=10, ge=1, le=200)
-    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    database_pool_size: int = Field(default=15, ge=1, le=200)
+    database_max_overflow: int = Field(default=5, ge=0, le=200)
     # Whether to test each connection before use. On asyncpg a test is three round trips
     # (begin, a query, rollback) on every checkout, which costs more than the work of most
     # transactions here, so it is off: a connection found dead in use invalidates the whole pool
