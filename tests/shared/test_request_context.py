@@ -86,11 +86,16 @@ async def test_one_canonical_line_per_request(
     assert isinstance(line["duration_ms"], float)
 
 
+@pytest.mark.parametrize(
+    ("failure", "status"),
+    [(ConnectionError("database went away"), 503), (RuntimeError("a fault of ours"), 500)],
+    ids=["database gone", "our fault"],
+)
 async def test_a_failed_commit_is_never_answered_201(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, failure: Exception, status: int
 ) -> None:
     async def failing_commit(self: AsyncSession) -> None:
-        raise ConnectionError("database went away")
+        raise failure
 
     async with stack.client("spa", "gp-system") as spa:
         monkeypatch.setattr(AsyncSession, "commit", failing_commit)
@@ -98,7 +103,7 @@ async def test_a_failed_commit_is_never_answered_201(
         monkeypatch.undo()
         stored = await stack.count_rows("spa", Referral)
 
-    assert response.status_code == 500
+    assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
     assert "location" not in response.headers
     assert stored == 0
