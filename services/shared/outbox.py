@@ -101,9 +101,29 @@ def due_jobs(
 
 
 class _Loop:
-    """What both workers share: a loop woken by ``notify`` or a poll, stopped by ``stop``."""
+    """What both workers share: the queue they work, a loop woken by ``notify`` or a poll and
+    stopped by ``stop``, and putting off a job that failed."""
 
-    def __init__(self, poll_interval: float) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        model: type[OutboxJobColumns],
+        *,
+        service: str,
+        in_order_of: str | None,
+        clock: Clock,
+        batch_size: int,
+        poll_interval: float,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._model: Any = model
+        self._service = service
+        # Jobs sharing a value of this column run one at a time, oldest first; a failed job
+        # holds back the later ones until someone resolves it.
+        self._in_order_of = in_order_of
+        # Due times are read on this clock, so a scheduled job (a timer) fires when it says.
+        self._clock = clock
+        self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._stopping = False
@@ -139,6 +159,27 @@ class _Loop:
             await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
         self._wake.clear()
 
+    async def _retry_later(self, job_id: int, error: str, attempts: int | None = None) -> None:
+        """Put the job off with backoff; ``attempts`` is the tries its claim already counted,
+        None when this failed try is still to be counted."""
+        async with self._sessionmaker() as session, session.begin():
+            job = await session.get(self._model, job_id)
+            if job is None or job.status != "pending":
+                return
+            if attempts is None:
+                job.attempts += 1
+                attempts = int(job.attempts)
+            delay = backoff_seconds(attempts)
+            job.next_attempt_at = self._clock() + timedelta(seconds=delay)
+            job.last_error = error[:64]
+        log.warning(
+            "outbox_job_deferred",
+            job_id=job_id,
+            attempts=attempts,
+            retry_in_s=round(delay, 2),
+            error=error,
+        )
+
 
 class OutboxWorker(_Loop):
     def __init__(
@@ -157,20 +198,19 @@ class OutboxWorker(_Loop):
         poll_interval: float = 1.0,
         lease_seconds: float = 60.0,
     ) -> None:
-        super().__init__(poll_interval)
-        self._sessionmaker = sessionmaker
-        self._model: Any = model
+        super().__init__(
+            sessionmaker,
+            model,
+            service=service,
+            in_order_of=in_order_of,
+            clock=clock,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+        )
         self._handle = handle
-        self._service = service
-        # Jobs sharing a value of this column run one at a time, oldest first; a failed job
-        # holds back the later ones until someone resolves it.
-        self._in_order_of = in_order_of
-        # Due times are read on this clock, so a scheduled job (a timer) fires when it says.
-        self._clock = clock
         # Whether a failed job holds back later ones too, or only pending ones do (when a
         # failure has already been handed to people and later work must not wait on it).
         self._waiting_statuses = ("pending", "failed") if failed_blocks else ("pending",)
-        self._batch_size = batch_size
         # Jobs running at once; the loop claims again once a quarter of them have finished.
         self._max_in_flight = max(max_in_flight or 2 * batch_size, batch_size)
         self._refill = max(1, self._max_in_flight // 4)
@@ -272,27 +312,11 @@ class OutboxWorker(_Loop):
         try:
             await self._handle(job_id)
         except UpstreamUnavailable as problem:
-            await self._retry_later(
-                job_id, attempts, str(problem.extensions.get("upstream", "upstream"))
-            )
+            upstream = str(problem.extensions.get("upstream", "upstream"))
+            await self._retry_later(job_id, upstream, attempts)
         except Exception as exc:
             log.error("outbox_job_failed", job_id=job_id, error_type=type(exc).__name__)
-            await self._retry_later(job_id, attempts, type(exc).__name__)
-
-    async def _retry_later(self, job_id: int, attempts: int, error: str) -> None:
-        delay = backoff_seconds(attempts)
-        async with self._sessionmaker() as session, session.begin():
-            job = await session.get(self._model, job_id)
-            if job is not None and job.status == "pending":
-                job.next_attempt_at = self._clock() + timedelta(seconds=delay)
-                job.last_error = error[:64]
-        log.warning(
-            "outbox_job_deferred",
-            job_id=job_id,
-            attempts=attempts,
-            retry_in_s=round(delay, 2),
-            error=error,
-        )
+            await self._retry_later(job_id, type(exc).__name__, attempts)
 
 
 # Does a batch's work in the caller's transaction; True when it made work for someone else.
@@ -306,9 +330,8 @@ class OutboxBatchWorker(_Loop):
     The handler gets the session and the claimed jobs, locked, and marks each one done (or
     leaves it pending for later); the commit makes the work and the claim one. When it says it
     made work for someone else, ``then`` is called after the commit (to wake that worker). If
-    the batch
-    fails, its jobs are done one at a time instead, and only a job that fails alone is put off
-    (with backoff), so one bad job holds up no other."""
+    the batch fails, its jobs are done one at a time instead, and only a job that fails alone is
+    put off (with backoff), so one bad job holds up no other."""
 
     def __init__(
         self,
@@ -323,15 +346,17 @@ class OutboxBatchWorker(_Loop):
         poll_interval: float = 1.0,
         then: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(poll_interval)
-        self._sessionmaker = sessionmaker
-        self._model: Any = model
+        super().__init__(
+            sessionmaker,
+            model,
+            service=service,
+            in_order_of=in_order_of,
+            clock=clock,
+            batch_size=batch_size,
+            poll_interval=poll_interval,
+        )
         self._handle = handle
         self._then = then
-        self._service = service
-        self._in_order_of = in_order_of
-        self._clock = clock
-        self._batch_size = batch_size
 
     async def _loop(self) -> None:
         # This loop runs in a task of its own, so the binding stays with its log lines.
@@ -342,50 +367,41 @@ class OutboxBatchWorker(_Loop):
             except Exception as exc:  # the loop must outlive any one failure
                 log.error("outbox_cycle_failed", error_type=type(exc).__name__)
                 done = 0
-            if done < self._batch_size:  # a full batch: there may be more due now
+            if done < self._batch_size:  # after a full batch, look again at once
                 await self._until_woken()
 
     async def run_once(self) -> int:
         """Claim and do one batch of due jobs; how many were claimed."""
+        claimed: list[int] = []
         try:
-            async with self._sessionmaker() as session, session.begin():
-                jobs = list(await session.scalars(self._due(self._batch_size)))
-                made_work = bool(jobs) and await self._handle(session, jobs)
-            if made_work and self._then is not None:
-                self._then()
-            return len(jobs)
+            return await self._claim_and_do(self._batch_size, claimed)
         except Exception as exc:
             log.error("outbox_batch_failed", error_type=type(exc).__name__)
         # Done alone, each job's failure is its own.
         done = 0
-        while done < self._batch_size and await self._run_one():
+        while done < self._batch_size:
+            claimed.clear()
+            try:
+                if not await self._claim_and_do(1, claimed):
+                    break
+            except Exception as exc:
+                if not claimed:
+                    raise  # the claim itself failed: the loop waits for the next poll
+                log.error("outbox_job_failed", job_id=claimed[0], error_type=type(exc).__name__)
+                await self._retry_later(claimed[0], type(exc).__name__)
             done += 1
         return done
 
-    async def _run_one(self) -> bool:
-        job_id: int | None = None
-        try:
-            async with self._sessionmaker() as session, session.begin():
-                job = await session.scalar(self._due(1))
-                if job is None:
-                    return False
-                job_id = job.id
-                made_work = await self._handle(session, [job])
-            if made_work and self._then is not None:
-                self._then()
-            return True
-        except Exception as exc:
-            if job_id is None:
-                raise
-            log.error("outbox_job_failed", job_id=job_id, error_type=type(exc).__name__)
-            async with self._sessionmaker() as session, session.begin():
-                job = await session.get(self._model, job_id)
-                if job is not None and job.status == "pending":
-                    job.attempts += 1
-                    delay = backoff_seconds(job.attempts)
-                    job.next_attempt_at = self._clock() + timedelta(seconds=delay)
-                    job.last_error = type(exc).__name__[:64]
-            return True
+    async def _claim_and_do(self, limit: int, claimed: list[int]) -> int:
+        """Claim up to ``limit`` due jobs (their ids go into ``claimed``) and do them in the
+        claim's transaction; how many there were."""
+        async with self._sessionmaker() as session, session.begin():
+            jobs = list(await session.scalars(self._due(limit)))
+            claimed.extend(job.id for job in jobs)
+            made_work = bool(jobs) and await self._handle(session, jobs)
+        if made_work and self._then is not None:
+            self._then()
+        return len(jobs)
 
     def _due(self, limit: int) -> Any:
         return due_jobs(self._model, self._clock(), limit, in_order_of=self._in_order_of)
