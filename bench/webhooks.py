@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from services.shared.clock import system_clock
 from services.shared.db import create_engine, create_sessionmaker
 from services.shared.migrations import upgrade_url
 from services.shared.outbox import OutboxWorker
@@ -91,7 +92,7 @@ async def delivered(sessionmaker: Any) -> int:
 async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     backlog, rate, seconds = args.backlog, args.rate, args.seconds
     await upgrade_url(database_url, "spa")
-    engine = create_engine(database_url)
+    engine = create_engine(database_url, clock=system_clock)
     sessionmaker = create_sessionmaker(engine)
     endpoints = [uuid.uuid4() for _ in range(args.endpoints)]
     async with sessionmaker() as session, session.begin():
@@ -103,10 +104,10 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     allowed = networks(["127.0.0.0/8"])
     async with delivery_client(allowed) as http:
         deliverer = Deliverer(
-            sessionmaker, http, per_endpoint=args.per_endpoint, allow_http_hosts=("127.0.0.1",),
+            sessionmaker, http, clock=system_clock, per_endpoint=args.per_endpoint, allow_http_hosts=("127.0.0.1",),
             allowed_networks=allowed,
         )  # fmt: skip
-        worker = OutboxWorker(sessionmaker, WebhookMessage, deliverer, service="bench",
+        worker = OutboxWorker(sessionmaker, WebhookMessage, deliverer, service="bench", clock=system_clock,
                               batch_size=64, max_in_flight=256, poll_interval=0.02,
                               claim_filter=deliverer.claim_filter)  # fmt: skip
         # A backlog (as after a receiver's outage): time to drain it.

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from services.routing.main import create_app as create_routing
 from services.routing.settings import RoutingSettings
+from services.shared.clock import system_clock
 from services.spa.main import create_app as create_spa
 from services.spa.settings import SpaSettings
 from services.teams.main import create_app as create_teams
@@ -23,9 +24,9 @@ _UNUSED_DB = "sqlite+aiosqlite:///:memory:"
 def apps() -> dict[str, FastAPI]:
     """The apps as deployed; building them opens nothing (that happens in their lifespan)."""
     return {
-        "spa": create_spa(SpaSettings(database_url=_UNUSED_DB)),
-        "routing": create_routing(RoutingSettings(database_url=_UNUSED_DB)),
-        "teams": create_teams(TeamsSettings(database_url=_UNUSED_DB)),
+        "spa": create_spa(SpaSettings(database_url=_UNUSED_DB), clock=system_clock),
+        "routing": create_routing(RoutingSettings(database_url=_UNUSED_DB), clock=system_clock),
+        "teams": create_teams(TeamsSettings(database_url=_UNUSED_DB), clock=system_clock),
     }
 
 

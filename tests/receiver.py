@@ -4,14 +4,20 @@ as the test programs it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
+from standardwebhooks import Webhook, WebhookVerificationError
+
+# How far a delivery's timestamp may be from the receiver's clock, as the library allows.
+TOLERANCE_SECONDS = 5 * 60
 
 
 @dataclass
@@ -77,3 +83,19 @@ async def running_receiver() -> AsyncIterator[Receiver]:
     finally:
         server.should_exit = True
         await task
+
+
+def verify(secret: str, item: Received, now: datetime) -> Any:
+    """Check a delivery as a Standard Webhooks receiver does, with the receiver's clock reading
+    ``now``: a timestamp within five minutes, and a signature by ``secret`` of id.timestamp.body
+    among those sent. Returns the parsed body."""
+    message_id = item.headers["webhook-id"]
+    timestamp = int(item.headers["webhook-timestamp"])
+    if abs(timestamp - now.timestamp()) > TOLERANCE_SECONDS:
+        raise WebhookVerificationError("the timestamp is too far from the receiver's clock")
+    expected = Webhook(secret).sign(
+        message_id, datetime.fromtimestamp(timestamp, UTC), item.body.decode()
+    )
+    if expected not in item.headers["webhook-signature"].split(" "):
+        raise WebhookVerificationError("no signature matches")
+    return json.loads(item.body)

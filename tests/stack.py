@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,10 +38,24 @@ ALL_AUDIENCES = ["spa", "routing", "teams"]
 
 
 class SettableClock:
-    """A clock the tests set; it starts on a weekday morning when every demo team is open."""
+    """The services' clock in the tests: it starts at a time the test chooses and runs at the
+    machine's rate from there (so backoffs elapse and leases lapse as they do in production);
+    a test moves it on with ``clock.now += timedelta(...)``. The machine's date never shows."""
 
     def __init__(self, now: datetime) -> None:
-        self.now = now
+        self._set(now)
+
+    def _set(self, now: datetime) -> None:
+        self._start = now
+        self._origin = time.monotonic()
+
+    @property
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=time.monotonic() - self._origin)
+
+    @now.setter
+    def now(self, value: datetime) -> None:
+        self._set(value)
 
     def __call__(self) -> datetime:
         return self.now
@@ -150,7 +165,7 @@ CLIENTS = [
 
 
 async def register_clients(spa_url: str) -> None:
-    engine = create_engine(spa_url)
+    engine = create_engine(spa_url, clock=SettableClock(MORNING))
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             for spec in CLIENTS:
@@ -172,10 +187,11 @@ async def register_clients(spa_url: str) -> None:
 
 
 async def load_demo_directory(teams_url: str) -> None:
-    engine = create_engine(teams_url)
+    engine = create_engine(teams_url, clock=SettableClock(MORNING))
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
-            await load_directory(session, read_directory_file(DEMO_DIRECTORY), actor="tests")
+            directory = read_directory_file(DEMO_DIRECTORY)
+            await load_directory(session, directory, actor="tests", now=MORNING)
     finally:
         await engine.dispose()
 
@@ -249,7 +265,8 @@ class Stack:
         self.mounts = mounts
         self.transports = transports
         self.clock = clock
-        self._tokens: dict[tuple[str, str | None], str] = {}
+        # Each token with the time (on the stack's clock) after which it is fetched anew.
+        self._tokens: dict[tuple[str, str | None], tuple[str, datetime]] = {}
 
     def raw(self, service: str) -> httpx.AsyncClient:
         base = {"spa": SPA, "routing": ROUTING, "teams": TEAMS}[service]
@@ -259,7 +276,7 @@ class Stack:
 
     async def token(self, client_id: str, scope: str | None = None) -> str:
         key = (client_id, scope)
-        if key not in self._tokens:
+        if key not in self._tokens or self._tokens[key][1] <= self.clock():
             spec = next(spec for spec in CLIENTS if spec.client_id == client_id)
             data = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
             async with self.raw("spa") as spa:
@@ -267,8 +284,10 @@ class Stack:
                     "/oauth/token", data=data, auth=(spec.client_id, spec.secret)
                 )
             assert response.status_code == 200, response.text
-            self._tokens[key] = response.json()["access_token"]
-        return self._tokens[key]
+            body = response.json()
+            renew_at = self.clock() + timedelta(seconds=body["expires_in"] - 30)
+            self._tokens[key] = (body["access_token"], renew_at)
+        return self._tokens[key][0]
 
     @asynccontextmanager
     async def client(
@@ -276,9 +295,9 @@ class Stack:
     ) -> AsyncIterator[httpx.AsyncClient]:
         """A client of ``service`` authenticated as ``client_id``. Like a referrer's system, it
         gives each new referral its own Idempotency-Key unless the test sets one."""
-        token = await self.token(client_id)
         async with self.raw(service) as http:
-            http.headers["Authorization"] = f"Bearer {token}"
+            # A token for each request, renewed as the stack's clock moves past its expiry.
+            http.auth = _StackToken(self, client_id)
             if idempotency_keys:
                 http.event_hooks["request"].append(_add_idempotency_key)
             yield http
@@ -305,6 +324,19 @@ class Stack:
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError("condition not met in time")
             await asyncio.sleep(interval)
+
+
+class _StackToken(httpx.Auth):
+    def __init__(self, stack: Stack, client_id: str) -> None:
+        self._stack = stack
+        self._client_id = client_id
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        token = await self._stack.token(self._client_id)
+        request.headers["Authorization"] = f"Bearer {token}"
+        yield request
 
 
 async def _add_idempotency_key(request: httpx.Request) -> None:

@@ -12,6 +12,7 @@ from services.routing.models import AuditEvent, AuditHead
 from services.routing.rules import RuleSetInvalid, describe_error, finding_error, parse_rule_set
 from services.routing.settings import RoutingSettings
 from services.shared.audit import verify_database
+from services.shared.clock import system_clock
 from services.shared.migrations import upgrade_url
 
 CHECKS_PASSED, CHECKS_FAILED, UNREADABLE = 0, 1, 2
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         return max(check_rules_file(path) for path in args.files)
     if args.command == "audit-verify":
         database_url = RoutingSettings().database_url
-        return asyncio.run(verify_database(database_url, AuditEvent, AuditHead))
+        return asyncio.run(verify_database(database_url, AuditEvent, AuditHead, system_clock))
     asyncio.run(upgrade_url(RoutingSettings().database_url, "routing"))
     return 0
 

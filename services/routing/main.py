@@ -15,7 +15,7 @@ from services.routing.rule_sets import RuleBook, ensure_county_default
 from services.routing.rule_sets_api import router as rule_sets_router
 from services.routing.settings import RoutingSettings
 from services.shared.app import build_app, service_resources
-from services.shared.clock import Clock, utcnow
+from services.shared.clock import Clock, system_clock
 from services.shared.http import ServiceClient
 
 
@@ -23,7 +23,7 @@ def create_app(
     settings: RoutingSettings,
     *,
     mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
-    clock: Clock = utcnow,
+    clock: Clock,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,7 +31,7 @@ def create_app(
             app, settings, mounts=mounts, audit_models=(AuditEvent, AuditHead)
         ):
             app.state.rule_book = RuleBook()
-            await ensure_county_default(app.state.sessionmaker)
+            await ensure_county_default(app.state.sessionmaker, clock())
             app.state.teams = TeamsClient(
                 ServiceClient(app.state.http, settings.teams_url, "teams")
             )
@@ -52,4 +52,4 @@ def create_app(
 
 def app_from_environment() -> FastAPI:
     """Entry point for ``uvicorn --factory``."""
-    return create_app(RoutingSettings())
+    return create_app(RoutingSettings(), clock=system_clock)

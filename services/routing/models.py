@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.shared.audit import AuditColumns, AuditHeadColumns
-from services.shared.clock import utcnow
+from services.shared.clock import clock_default
 from services.shared.db import NAMING_CONVENTION, Timestamped, UTCDateTime
 
 
@@ -100,7 +100,7 @@ class RuleSetEvent(Base):
     action: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(128))
     request_id: Mapped[str | None] = mapped_column(String(128))
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default)
 
 
 class ShadowDisagreement(Base):
@@ -117,7 +117,7 @@ class ShadowDisagreement(Base):
     candidate_rule: Mapped[str] = mapped_column(String(64))
     active_escalations: Mapped[list[str]] = mapped_column(JSON)
     candidate_escalations: Mapped[list[str]] = mapped_column(JSON)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default)
 
 
 class AuditEvent(AuditColumns, Base):

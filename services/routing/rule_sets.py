@@ -13,6 +13,7 @@ import hashlib
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 
 import structlog
@@ -30,7 +31,6 @@ from services.routing.problems import (
     RuleSetStateConflict,
 )
 from services.routing.rules import RuleSet, load_rule_set
-from services.shared.clock import utcnow
 from services.shared.logging import current_request_id
 
 COUNTY = "county"
@@ -155,7 +155,7 @@ async def _in_scope(session: AsyncSession, scope: str, status: str) -> RuleSetVe
     )
 
 
-async def activate(session: AsyncSession, row: RuleSetVersion, actor: str) -> None:
+async def activate(session: AsyncSession, row: RuleSetVersion, actor: str, now: datetime) -> None:
     if row.status == "active":
         raise RuleSetStateConflict(f"{row.scope}/{row.version} is already active.")
     parse(row.document, f"{row.scope}/{row.version}")  # a version that fails checks never goes live
@@ -165,7 +165,7 @@ async def activate(session: AsyncSession, row: RuleSetVersion, actor: str) -> No
         _record(session, current, "superseded", actor)
         await session.flush()
     row.status = "active"
-    row.activated_at = utcnow()
+    row.activated_at = now
     _record(session, row, "activated", actor)
     await session.flush()
 
@@ -185,7 +185,7 @@ async def shadow(session: AsyncSession, row: RuleSetVersion, actor: str) -> None
     await session.flush()
 
 
-async def rollback(session: AsyncSession, scope: str, actor: str) -> RuleSetVersion:
+async def rollback(session: AsyncSession, scope: str, actor: str, now: datetime) -> RuleSetVersion:
     """Make the version active before the current one active again."""
     current = await _in_scope(session, scope, "active")
     previous = await session.scalar(
@@ -200,13 +200,15 @@ async def rollback(session: AsyncSession, scope: str, actor: str) -> RuleSetVers
     _record(session, current, "rolled_back", actor)
     await session.flush()
     previous.status = "active"
-    previous.activated_at = utcnow()
+    previous.activated_at = now
     _record(session, previous, "activated", actor)
     await session.flush()
     return previous
 
 
-async def ensure_county_default(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+async def ensure_county_default(
+    sessionmaker: async_sessionmaker[AsyncSession], now: datetime
+) -> None:
     """Activate the packaged county rule set when the county has no active one (first start)."""
     async with sessionmaker() as session:
         if await _in_scope(session, COUNTY, "active") is not None:
@@ -217,7 +219,7 @@ async def ensure_county_default(sessionmaker: async_sessionmaker[AsyncSession]) 
         try:
             async with session.begin_nested():
                 row = await upload(session, COUNTY, document, "system")
-                await activate(session, row, "system")
+                await activate(session, row, "system", now)
             await session.commit()
         except (IntegrityError, RuleSetExists) as exc:
             # Another replica did it first, or that version exists and was retired on purpose.

@@ -31,6 +31,7 @@ from services.routing.schemas import (
 )
 from services.routing.service import facts_of
 from services.shared.auth import Principal, requires
+from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.problems import problem_responses
 
@@ -105,10 +106,10 @@ async def dry_run(
     responses=problem_responses(RuleSetNotFound, RuleSetStateConflict, RuleSetRejected),
 )
 async def activate(
-    rule_set_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin
+    rule_set_id: uuid.UUID, request: Request, session: SessionDep, now: NowDep, principal: Admin
 ) -> RuleSetRead:
     row = await rule_sets.get(session, rule_set_id)
-    await rule_sets.activate(session, row, principal.client_id)
+    await rule_sets.activate(session, row, principal.client_id, now)
     _changed(request)
     return RuleSetRead.model_validate(row)
 
@@ -136,9 +137,10 @@ async def rollback(
     scope: Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")],
     request: Request,
     session: SessionDep,
+    now: NowDep,
     principal: Admin,
 ) -> RuleSetRead:
-    row = await rule_sets.rollback(session, scope, principal.client_id)
+    row = await rule_sets.rollback(session, scope, principal.client_id, now)
     _changed(request)
     return RuleSetRead.model_validate(row)
 

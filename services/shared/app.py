@@ -14,7 +14,7 @@ from services.shared import hardening
 from services.shared.audit import AuditSealer
 from services.shared.audit_api import audit_router
 from services.shared.auth import KeySet, RemoteKeySet, TokenVerifier
-from services.shared.clock import Clock, utcnow
+from services.shared.clock import Clock
 from services.shared.db import create_engine, create_sessionmaker
 from services.shared.hardening import TooManyRequests
 from services.shared.health import router as health_router
@@ -41,7 +41,7 @@ def build_app(
     settings: ServiceSettings,
     lifespan: Lifespan,
     description: str,
-    clock: Clock = utcnow,
+    clock: Clock,
     audit_model: type[Any] | None = None,
 ) -> FastAPI:
     configure_logging(settings.log_level, settings.log_format)
@@ -80,6 +80,7 @@ async def service_resources(
     """Engine, sessions, the one HTTP client and the token verifier, for the app's lifetime."""
     engine = create_engine(
         settings.database_url,
+        clock=app.state.clock,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=settings.database_pool_pre_ping,
@@ -95,6 +96,7 @@ async def service_resources(
     app.state.http = http
     app.state.verifier = TokenVerifier(
         keys,
+        clock=app.state.clock,
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
         algorithms=settings.auth_algorithms,

@@ -25,7 +25,7 @@ from sqlalchemy import BigInteger, Integer, String, bindparam, func, select, upd
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.shared.clock import utcnow
+from services.shared.clock import Clock, clock_default
 from services.shared.db import UTCDateTime, create_engine, create_sessionmaker
 from services.shared.logging import current_request_id
 
@@ -46,7 +46,7 @@ class AuditColumns:
     request, and whether it was allowed. Never patient details: the resource is an id."""
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default, index=True)
     client_id: Mapped[str] = mapped_column(String(128), index=True)
     purpose: Mapped[str] = mapped_column(String(32), default=DIRECT_CARE)
     action: Mapped[str] = mapped_column(String(64))
@@ -87,7 +87,6 @@ def entry(
         resource_id=str(resource_id)[:64],
         request_id=current_request_id(),
         outcome=outcome,
-        at=utcnow(),
     )
 
 
@@ -251,10 +250,12 @@ class AuditSealer:
         self._stop.set()
 
 
-async def verify_database(database_url: str, model: type[Any], head_model: type[Any]) -> int:
+async def verify_database(
+    database_url: str, model: type[Any], head_model: type[Any], clock: Clock
+) -> int:
     """The ``audit-verify`` command: seal what is waiting, walk the chain, print the result;
     exit status 0 when intact, 1 when broken."""
-    engine = create_engine(database_url)
+    engine = create_engine(database_url, clock=clock)
     try:
         sessionmaker = create_sessionmaker(engine)
         await AuditSealer(sessionmaker, model, head_model).seal_now()

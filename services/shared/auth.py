@@ -21,6 +21,7 @@ from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 from starlette.requests import HTTPConnection
 
+from services.shared.clock import Clock, epoch_seconds
 from services.shared.problems import AuthenticationRequired, InsufficientScope
 
 # Every scope the platform knows. A route names the scopes it needs; a client is granted some.
@@ -137,12 +138,14 @@ class TokenVerifier:
         self,
         keys: KeySet,
         *,
+        clock: Clock,
         issuer: str,
         audience: str,
         algorithms: tuple[str, ...],
         leeway_seconds: int = 30,
     ) -> None:
         self.keys = keys
+        self._clock = clock
         self.issuer = issuer
         self.audience = audience
         self.algorithms = list(algorithms)
@@ -156,19 +159,20 @@ class TokenVerifier:
 
     async def verify(self, token: str) -> Principal:
         seen = self._verified.get(token)
+        now = epoch_seconds(self._clock)
         if seen is not None:
-            if seen[0] > time.time():
+            if seen[0] > now:
                 return seen[1]
             del self._verified[token]
-        principal = await self._verify(token)
+        principal = await self._verify(token, now)
         expires = float(principal.claims["exp"])
-        if expires > time.time():
+        if expires > now:
             self._verified[token] = (expires, principal)
             if len(self._verified) > VERIFIED_TOKENS_KEPT:
                 self._verified.popitem(last=False)  # the oldest seen
         return principal
 
-    async def _verify(self, token: str) -> Principal:
+    async def _verify(self, token: str, now: float) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
             key = await self.keys.key_for(header.get("kid"))
@@ -178,9 +182,15 @@ class TokenVerifier:
                 algorithms=self.algorithms,
                 audience=self.audience,
                 issuer=self.issuer,
-                leeway=self.leeway,
-                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+                options={
+                    "require": ["exp", "iat", "iss", "aud", "sub"],
+                    # The times are checked below, on this service's clock.
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
+            self._check_times(claims, now)
         except jwt.PyJWTError as exc:
             log.info("token_rejected", reason=type(exc).__name__)
             raise AuthenticationRequired(
@@ -189,6 +199,20 @@ class TokenVerifier:
             ) from None
         scopes = frozenset(str(claims.get("scope", "")).split())
         return Principal(client_id=str(claims["sub"]), scopes=scopes, claims=claims)
+
+    def _check_times(self, claims: dict[str, Any], now: float) -> None:
+        """Expiry, not-before and issued-at against ``now``, allowing ``leeway`` seconds of
+        difference between the issuer's clock and ours (RFC 7519, section 4.1)."""
+        try:
+            expires = float(claims["exp"])
+            not_before = float(claims.get("nbf", claims["iat"]))
+            issued = float(claims["iat"])
+        except (TypeError, ValueError):
+            raise jwt.InvalidTokenError("a time claim is not a number") from None
+        if expires <= now - self.leeway:
+            raise jwt.ExpiredSignatureError("the token has expired")
+        if not_before > now + self.leeway or issued > now + self.leeway:
+            raise jwt.ImmatureSignatureError("the token is not valid yet")
 
 
 class ClientCredentialsBearer(OAuth2):

@@ -1,17 +1,52 @@
-"""The time, from one place: the system clock in production, a controllable one in tests."""
+"""The time, from one place: the system clock in production, a controllable one in tests.
+
+Every time a service stores, compares or signs comes from the clock its app was built with
+(``create_app(settings, clock=...)``). Nothing else in the code reads the wall clock: a test
+in the suite fails on any ``datetime.now()``, ``date.today()`` or ``time.time()`` outside
+this module. The clock reaches:
+
+- request handlers, through ``NowDep``;
+- workers and command lines, as an argument;
+- column defaults (``created_at`` and the like), through the engine: ``create_engine`` binds
+  the clock to its connections and ``clock_default`` reads it back at insert and update time.
+  An engine built without a clock refuses to fill a time in, rather than guess one.
+"""
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from pydantic import AfterValidator, AwareDatetime
 
 Clock = Callable[[], datetime]
 
+# The execution option under which an engine carries its clock.
+CLOCK_OPTION = "spa_clock"
 
-def utcnow() -> datetime:
+
+def system_clock() -> datetime:
+    """The machine's clock, in UTC: what a service runs on outside the tests."""
     return datetime.now(UTC)
+
+
+def epoch_seconds(clock: Clock) -> float:
+    """The clock's time in seconds since 1970, as JWT claims count it."""
+    return clock().timestamp()
+
+
+def system_epoch_seconds() -> float:
+    """The machine's clock in seconds since 1970, only for comparing with the timestamps a
+    library keeps by that clock itself (a rate limiter's window), never for our own data."""
+    return datetime.now(UTC).timestamp()
+
+
+def clock_default(context: Any) -> datetime:
+    """A column default: the time from the clock bound to the engine doing the insert."""
+    clock: Clock | None = context.execution_options.get(CLOCK_OPTION)
+    if clock is None:
+        raise RuntimeError("this engine has no clock: build it with create_engine(clock=...)")
+    return clock()
 
 
 # Dependencies are coroutines even when they do not wait: FastAPI runs a plain function in a

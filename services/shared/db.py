@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from services.shared.clock import utcnow
+from services.shared.clock import CLOCK_OPTION, Clock, clock_default
 
 # Stable constraint names so that migrations written on one database apply on the other.
 NAMING_CONVENTION = {
@@ -55,8 +55,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Timestamped:
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=clock_default, onupdate=clock_default
+    )
 
 
 def is_sqlite(url: str) -> bool:
@@ -67,9 +69,15 @@ def is_sqlite(url: str) -> bool:
 POOL_SETTINGS = ("pool_size", "max_overflow", "pool_pre_ping", "pool_recycle")
 
 
-def create_engine(url: str, *, sqlite_foreign_keys: bool = True, **kwargs: Any) -> AsyncEngine:
-    """An engine for ``url``. On SQLite, transactions are begun explicitly (so DDL is
-    transactional and savepoints work) and foreign keys are enforced unless asked otherwise."""
+def create_engine(
+    url: str, *, clock: Clock | None = None, sqlite_foreign_keys: bool = True, **kwargs: Any
+) -> AsyncEngine:
+    """An engine for ``url``, carrying ``clock`` for the column defaults that fill in a time
+    (an engine without one can read and write, but refuses to make a time up). On SQLite,
+    transactions are begun explicitly (so DDL is transactional and savepoints work) and
+    foreign keys are enforced unless asked otherwise."""
+    if clock is not None:
+        kwargs["execution_options"] = {**kwargs.get("execution_options", {}), CLOCK_OPTION: clock}
     pooling = {key: kwargs.pop(key) for key in POOL_SETTINGS if key in kwargs}
     if not is_sqlite(url):
         # Command lines and tools keep the test before use: they run rarely and briefly.
@@ -103,9 +111,9 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 
 
 @asynccontextmanager
-async def one_transaction(url: str) -> AsyncIterator[AsyncSession]:
+async def one_transaction(url: str, clock: Clock) -> AsyncIterator[AsyncSession]:
     """A single transaction on an engine of its own, disposed of after: for a command line."""
-    engine = create_engine(url)
+    engine = create_engine(url, clock=clock)
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             yield session

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 
 from fastapi import FastAPI
 from limits import RateLimitItem, parse_many
@@ -17,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.shared.clock import system_epoch_seconds
 from services.shared.problems import ContentTooLarge, Problem, problem_response
 from services.shared.settings import ServiceSettings
 
@@ -122,7 +122,7 @@ class RateLimits:
         for item in self._items:
             if not await self._limiter.hit(item, bucket, key):
                 stats = await self._limiter.get_window_stats(item, bucket, key)
-                wait = max(1, math.ceil(stats.reset_time - time.time()))
+                wait = max(1, math.ceil(stats.reset_time - system_epoch_seconds()))
                 raise TooManyRequests(
                     f"This client is limited to {item}; retry in {wait} s.",
                     headers={"Retry-After": str(wait)},

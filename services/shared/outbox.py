@@ -22,7 +22,7 @@ from sqlalchemy import BigInteger, ColumnElement, Index, Integer, Select, String
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, aliased, declared_attr, mapped_column
 
-from services.shared.clock import Clock, utcnow
+from services.shared.clock import Clock, clock_default
 from services.shared.db import Timestamped, UTCDateTime
 from services.shared.problems import UpstreamUnavailable
 
@@ -38,7 +38,7 @@ class OutboxJobColumns(Timestamped):
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default)
     last_error: Mapped[str | None] = mapped_column(String(64))
     # The request that created the job, so that one case can be followed through every log.
     request_id: Mapped[str | None] = mapped_column(String(128))
@@ -191,7 +191,7 @@ class OutboxWorker(_Loop):
         service: str,
         in_order_of: str | None = None,
         failed_blocks: bool = True,
-        clock: Clock = utcnow,
+        clock: Clock,
         batch_size: int = 16,
         max_in_flight: int | None = None,
         claim_filter: Callable[[], ColumnElement[bool] | None] | None = None,
@@ -341,7 +341,7 @@ class OutboxBatchWorker(_Loop):
         *,
         service: str,
         in_order_of: str | None = None,
-        clock: Clock = utcnow,
+        clock: Clock,
         batch_size: int = 64,
         poll_interval: float = 1.0,
         then: Callable[[], None] | None = None,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from services.shared.audit import verify_database
+from services.shared.clock import system_clock
 from services.shared.db import one_transaction
 from services.shared.migrations import upgrade_url
 from services.spa.audit import AuditEvent, AuditHead
@@ -69,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.path.exists():
             write_new_key(args.path)
     elif args.command == "audit-verify":
-        return asyncio.run(verify_database(settings.database_url, AuditEvent, AuditHead))
+        return asyncio.run(
+            verify_database(settings.database_url, AuditEvent, AuditHead, system_clock)
+        )
     elif args.command in ("rotate-secret", "revoke-client"):
         return asyncio.run(_change_client(settings, args))
     else:
@@ -83,11 +86,11 @@ async def _change_client(settings: SpaSettings, args: argparse.Namespace) -> int
         secret = _secret(args)
         if secret is None:
             return 2
-    async with one_transaction(settings.database_url) as session:
+    async with one_transaction(settings.database_url, system_clock) as session:
         if secret is not None:
             changed = await identity.rotate_secret(session, args.client_id, secret)
         else:
-            changed = await identity.revoke_client(session, args.client_id)
+            changed = await identity.revoke_client(session, args.client_id, system_clock())
     if not changed:
         print(f"no active client {args.client_id}", file=sys.stderr)
         return 1
@@ -113,7 +116,7 @@ async def _register(settings: SpaSettings, args: argparse.Namespace) -> int:
     if secret is None:
         return 2
     try:
-        async with one_transaction(settings.database_url) as session:
+        async with one_transaction(settings.database_url, system_clock) as session:
             await identity.register_client(
                 session,
                 client_id=args.client_id,

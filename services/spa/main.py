@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from services.shared.app import build_app, service_resources
 from services.shared.auth import KeySet, StaticKeySet
-from services.shared.clock import Clock, utcnow
+from services.shared.clock import Clock, system_clock
 from services.shared.hardening import RateLimits
 from services.shared.http import ServiceClient
 from services.shared.outbox import OutboxBatchWorker, OutboxWorker, running
@@ -40,7 +40,7 @@ def create_app(
     settings: SpaSettings,
     *,
     mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
-    clock: Clock = utcnow,
+    clock: Clock,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,6 +77,7 @@ def create_app(
                 service="spa",
                 in_order_of="referral_id",
                 failed_blocks=False,
+                clock=clock,
                 batch_size=settings.outbox_batch_size,
                 poll_interval=settings.outbox_poll_interval_seconds,
                 lease_seconds=settings.outbox_lease_seconds,
@@ -168,6 +169,7 @@ async def _webhooks(
             Dispatcher(),
             service="spa",
             in_order_of="referral_id",
+            clock=clock,
             batch_size=settings.webhook_batch_size,
             poll_interval=settings.webhook_poll_interval_seconds,
             then=deliverer.notify,
@@ -185,4 +187,4 @@ def _url_policy(settings: SpaSettings) -> UrlPolicy:
 
 def app_from_environment() -> FastAPI:
     """Entry point for ``uvicorn --factory``."""
-    return create_app(SpaSettings())
+    return create_app(SpaSettings(), clock=system_clock)

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal, requires
+from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.identifiers import OdsCode
 from services.shared.problems import problem_responses
@@ -43,6 +44,21 @@ router = APIRouter(prefix="/v1/directory", tags=["directory admin"])
 
 EntityType = Literal["organisation", "locality", "practice", "team"]
 Admin = Annotated[Principal, requires("directory:admin")]
+
+
+@dataclass(frozen=True, slots=True)
+class Editor:
+    """Who changes the directory, and when (the service's clock)."""
+
+    actor: str
+    now: datetime
+
+
+async def _editor(principal: Admin, now: NowDep) -> Editor:
+    return Editor(principal.client_id, now)
+
+
+EditorDep = Annotated[Editor, Depends(_editor)]
 Reader = Annotated[Principal, requires("directory:read")]
 CodePath = Annotated[
     str,
@@ -113,7 +129,7 @@ PRACTICES = Section[PracticeEntry]("practice", "practices", "ods_code")
 TEAMS = Section[TeamEntry]("team", "teams", "code")
 
 
-async def create_entry(session: AsyncSession, section: Section[E], entry: E, actor: str) -> E:
+async def create_entry(session: AsyncSession, section: Section[E], entry: E, editor: Editor) -> E:
     """Add an entry; a code that was retired comes back to life with its history."""
     directory = await _locked_export(session)
     code = section.code_of(entry)
@@ -122,12 +138,12 @@ async def create_entry(session: AsyncSession, section: Section[E], entry: E, act
         raise EntryExists(f"The directory already has an active {section.entity_type} {code}.")
     entries.append(entry)
     changed = section.replaced(directory, entries)
-    await _load_checked(session, changed, actor, f"Adding {section.entity_type} {code}")
+    await _load_checked(session, changed, editor, f"Adding {section.entity_type} {code}")
     return await _stored(session, section, code)
 
 
 async def replace_entry(
-    session: AsyncSession, section: Section[E], code: str, entry: E, actor: str
+    session: AsyncSession, section: Section[E], code: str, entry: E, editor: Editor
 ) -> E:
     if section.code_of(entry) != code:
         raise EntryCodeMismatch(
@@ -138,24 +154,24 @@ async def replace_entry(
     entries = section.entries(directory)
     entries[section.index(directory, code)] = entry
     changed = section.replaced(directory, entries)
-    await _load_checked(session, changed, actor, f"Changing {section.entity_type} {code}")
+    await _load_checked(session, changed, editor, f"Changing {section.entity_type} {code}")
     return await _stored(session, section, code)
 
 
-async def retire_entry(session: AsyncSession, section: Section[E], code: str, actor: str) -> E:
+async def retire_entry(session: AsyncSession, section: Section[E], code: str, editor: Editor) -> E:
     """Remove an entry from the directory; the load retires it. Returns its last version."""
     directory = await _locked_export(session)
     entries = section.entries(directory)
     retired = entries.pop(section.index(directory, code))
     changed = section.replaced(directory, entries)
-    await _load_checked(session, changed, actor, f"Retiring {section.entity_type} {code}")
+    await _load_checked(session, changed, editor, f"Retiring {section.entity_type} {code}")
     return retired
 
 
 async def replace_directory(
-    session: AsyncSession, directory: DirectoryFile, actor: str
+    session: AsyncSession, directory: DirectoryFile, editor: Editor
 ) -> dict[str, int]:
-    return await _load_checked(session, directory, actor, "The directory given")
+    return await _load_checked(session, directory, editor, "The directory given")
 
 
 async def _locked_export(session: AsyncSession) -> DirectoryFile:
@@ -164,7 +180,7 @@ async def _locked_export(session: AsyncSession) -> DirectoryFile:
 
 
 async def _load_checked(
-    session: AsyncSession, directory: DirectoryFile, actor: str, what: str
+    session: AsyncSession, directory: DirectoryFile, editor: Editor, what: str
 ) -> dict[str, int]:
     errors = check_directory(directory)
     if errors:
@@ -172,7 +188,7 @@ async def _load_checked(
             f"{what} would leave the directory inconsistent; nothing was changed.",
             errors=errors,
         )
-    return await load_directory(session, directory, actor=actor)
+    return await load_directory(session, directory, actor=editor.actor, now=editor.now)
 
 
 async def _stored(session: AsyncSession, section: Section[E], code: str) -> E:
@@ -217,9 +233,9 @@ async def get_directory(session: SessionDep, _: Reader) -> DirectoryFile:
     responses=problem_responses(InvalidDirectory),
 )
 async def put_directory(
-    body: DirectoryFile, session: SessionDep, principal: Admin
+    body: DirectoryFile, session: SessionDep, editor: EditorDep
 ) -> DirectoryLoadRead:
-    counts = await replace_directory(session, body, principal.client_id)
+    counts = await replace_directory(session, body, editor)
     return DirectoryLoadRead.model_validate(counts)
 
 
@@ -254,16 +270,16 @@ async def get_changes(
     "/localities", status_code=_CREATED, summary="Add a locality", responses=_CREATE_PROBLEMS
 )
 async def create_locality(
-    body: LocalityEntry, session: SessionDep, principal: Admin
+    body: LocalityEntry, session: SessionDep, editor: EditorDep
 ) -> LocalityEntry:
-    return await create_entry(session, LOCALITIES, body, principal.client_id)
+    return await create_entry(session, LOCALITIES, body, editor)
 
 
 @router.put("/localities/{code}", summary="Replace a locality", responses=_REPLACE_PROBLEMS)
 async def replace_locality(
-    code: CodePath, body: LocalityEntry, session: SessionDep, principal: Admin
+    code: CodePath, body: LocalityEntry, session: SessionDep, editor: EditorDep
 ) -> LocalityEntry:
-    return await replace_entry(session, LOCALITIES, code, body, principal.client_id)
+    return await replace_entry(session, LOCALITIES, code, body, editor)
 
 
 @router.post(
@@ -271,8 +287,8 @@ async def replace_locality(
     summary="Retire a locality that no practice or team refers to",
     responses=_RETIRE_PROBLEMS,
 )
-async def retire_locality(code: CodePath, session: SessionDep, principal: Admin) -> LocalityEntry:
-    return await retire_entry(session, LOCALITIES, code, principal.client_id)
+async def retire_locality(code: CodePath, session: SessionDep, editor: EditorDep) -> LocalityEntry:
+    return await retire_entry(session, LOCALITIES, code, editor)
 
 
 # --- Practices ---------------------------------------------------------------------------------
@@ -282,16 +298,16 @@ async def retire_locality(code: CodePath, session: SessionDep, principal: Admin)
     "/practices", status_code=_CREATED, summary="Add a practice", responses=_CREATE_PROBLEMS
 )
 async def create_practice(
-    body: PracticeEntry, session: SessionDep, principal: Admin
+    body: PracticeEntry, session: SessionDep, editor: EditorDep
 ) -> PracticeEntry:
-    return await create_entry(session, PRACTICES, body, principal.client_id)
+    return await create_entry(session, PRACTICES, body, editor)
 
 
 @router.put("/practices/{ods_code}", summary="Replace a practice", responses=_REPLACE_PROBLEMS)
 async def replace_practice(
-    ods_code: OdsCodePath, body: PracticeEntry, session: SessionDep, principal: Admin
+    ods_code: OdsCodePath, body: PracticeEntry, session: SessionDep, editor: EditorDep
 ) -> PracticeEntry:
-    return await replace_entry(session, PRACTICES, ods_code, body, principal.client_id)
+    return await replace_entry(session, PRACTICES, ods_code, body, editor)
 
 
 @router.post(
@@ -300,24 +316,24 @@ async def replace_practice(
     responses=_RETIRE_PROBLEMS,
 )
 async def retire_practice(
-    ods_code: OdsCodePath, session: SessionDep, principal: Admin
+    ods_code: OdsCodePath, session: SessionDep, editor: EditorDep
 ) -> PracticeEntry:
-    return await retire_entry(session, PRACTICES, ods_code, principal.client_id)
+    return await retire_entry(session, PRACTICES, ods_code, editor)
 
 
 # --- Teams -------------------------------------------------------------------------------------
 
 
 @router.post("/teams", status_code=_CREATED, summary="Add a team", responses=_CREATE_PROBLEMS)
-async def create_team(body: TeamEntry, session: SessionDep, principal: Admin) -> TeamEntry:
-    return await create_entry(session, TEAMS, body, principal.client_id)
+async def create_team(body: TeamEntry, session: SessionDep, editor: EditorDep) -> TeamEntry:
+    return await create_entry(session, TEAMS, body, editor)
 
 
 @router.put("/teams/{code}", summary="Replace a team", responses=_REPLACE_PROBLEMS)
 async def replace_team(
-    code: CodePath, body: TeamEntry, session: SessionDep, principal: Admin
+    code: CodePath, body: TeamEntry, session: SessionDep, editor: EditorDep
 ) -> TeamEntry:
-    return await replace_entry(session, TEAMS, code, body, principal.client_id)
+    return await replace_entry(session, TEAMS, code, body, editor)
 
 
 @router.post(
@@ -325,5 +341,5 @@ async def replace_team(
     summary="Retire a team that is no other team's backup nor a locality's out-of-hours service",
     responses=_RETIRE_PROBLEMS,
 )
-async def retire_team(code: CodePath, session: SessionDep, principal: Admin) -> TeamEntry:
-    return await retire_entry(session, TEAMS, code, principal.client_id)
+async def retire_team(code: CodePath, session: SessionDep, editor: EditorDep) -> TeamEntry:
+    return await retire_entry(session, TEAMS, code, editor)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from services.shared.audit import verify_database
+from services.shared.clock import system_clock
 from services.shared.db import one_transaction
 from services.shared.migrations import upgrade_url
 from services.shared.problems import Problem
@@ -33,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(upgrade_url(settings.database_url, "teams"))
         return 0
     if args.command == "audit-verify":
-        return asyncio.run(verify_database(settings.database_url, AuditEvent, AuditHead))
+        return asyncio.run(
+            verify_database(settings.database_url, AuditEvent, AuditHead, system_clock)
+        )
     try:
         counts = asyncio.run(_load(settings, args.path))
     except Problem as problem:
@@ -45,5 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _load(settings: TeamsSettings, path: Path) -> dict[str, int]:
     directory = read_directory_file(path)
-    async with one_transaction(settings.database_url) as session:
-        return await load_directory(session, directory, actor=f"cli:{getpass.getuser()}")
+    async with one_transaction(settings.database_url, system_clock) as session:
+        return await load_directory(
+            session, directory, actor=f"cli:{getpass.getuser()}", now=system_clock()
+        )

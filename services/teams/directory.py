@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.shared.clock import utcnow
 from services.shared.logging import current_request_id
 from services.shared.problems import field_errors
 from services.shared.vocabulary import TeamType
@@ -163,7 +162,7 @@ async def lock_directory(session: AsyncSession) -> None:
 
 
 async def load_directory(
-    session: AsyncSession, directory: DirectoryFile, actor: str
+    session: AsyncSession, directory: DirectoryFile, actor: str, now: datetime
 ) -> dict[str, int]:
     """Make the database hold exactly ``directory`` and record each change as a new version.
 
@@ -172,7 +171,6 @@ async def load_directory(
     """
     await lock_directory(session)
     before = await export_directory(session)
-    now = utcnow()
     organisation = await _apply_organisation(session, directory)
     localities = await _apply_localities(session, directory, organisation, now)
     practices = await _apply_practices(session, directory, localities, now)

@@ -9,7 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from services.shared.app import build_app, service_resources
-from services.shared.clock import Clock, utcnow
+from services.shared.clock import Clock, system_clock
 from services.shared.http import ServiceClient
 from services.shared.outbox import OutboxWorker, running
 from services.teams.admin import router as admin_router
@@ -25,7 +25,7 @@ def create_app(
     settings: TeamsSettings,
     *,
     mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
-    clock: Clock = utcnow,
+    clock: Clock,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -41,6 +41,7 @@ def create_app(
                 reporter,
                 service="teams",
                 in_order_of="assignment_id",
+                clock=clock,
                 poll_interval=settings.outbox_poll_interval_seconds,
             )
             async with running(worker, "teams-assignment-reporter"):
@@ -64,4 +65,4 @@ def create_app(
 
 def app_from_environment() -> FastAPI:
     """Entry point for ``uvicorn --factory``."""
-    return create_app(TeamsSettings())
+    return create_app(TeamsSettings(), clock=system_clock)

@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, MetaData, String, 
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from services.shared.audit import AuditColumns, AuditHeadColumns
-from services.shared.clock import utcnow
+from services.shared.clock import clock_default
 from services.shared.db import NAMING_CONVENTION, Timestamped, UTCDateTime
 from services.shared.outbox import OutboxJobColumns
 
@@ -142,7 +142,7 @@ class DirectoryChange(Base):
     __tablename__ = "directory_changes"
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default, index=True)
     actor: Mapped[str] = mapped_column(String(128))
     request_id: Mapped[str | None] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(16))

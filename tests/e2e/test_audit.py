@@ -100,11 +100,11 @@ async def test_the_command_verifies_the_chain_and_fails_on_a_change(
 ) -> None:
     await _three_records(stack)
     url = stack.apps["spa"].state.settings.database_url
-    intact = await audit.verify_database(url, AuditEvent, AuditHead)
+    intact = await audit.verify_database(url, AuditEvent, AuditHead, stack.clock)
     intact_report = _last_line(capsys)
     async with stack.apps["spa"].state.engine.begin() as connection:
         await connection.execute(text("UPDATE audit_events SET outcome = 'refused' WHERE seq = 1"))
-    broken = await audit.verify_database(url, AuditEvent, AuditHead)
+    broken = await audit.verify_database(url, AuditEvent, AuditHead, stack.clock)
     broken_report = _last_line(capsys)
 
     assert intact == 0

@@ -23,7 +23,7 @@ from services.shared.db import create_engine
 from services.teams.models import Assignment
 from tests import factories
 from tests.databases import empty_tables
-from tests.stack import CLIENTS, load_demo_directory
+from tests.stack import CLIENTS, MORNING, SettableClock, load_demo_directory
 
 pytestmark = pytest.mark.smoke
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,7 +231,7 @@ def test_referrals_taken_while_routing_and_teams_are_down_are_each_routed_once_t
 
 
 async def _per_referral(url: str, model: type[Assignment] | type[Decision]) -> dict[str, int]:
-    engine = create_engine(url)
+    engine = create_engine(url, clock=SettableClock(MORNING))
     try:
         async with engine.connect() as connection:
             rows = await connection.execute(

@@ -127,9 +127,9 @@ async def test_guessing_a_secret_is_rate_limited_without_locking_the_client_out(
 
 async def test_cross_origin_calls_are_allowed_only_from_configured_origins(stack: Stack) -> None:
     settings = stack.apps["spa"].state.settings
-    closed = create_spa(settings)
+    closed = create_spa(settings, clock=stack.clock)
     open_to_one = create_spa(
-        settings.model_copy(update={"cors_origins": ("https://ward.example",)})
+        settings.model_copy(update={"cors_origins": ("https://ward.example",)}), clock=stack.clock
     )
     preflight = {
         "access-control-request-method": "GET",

@@ -97,6 +97,7 @@ async def test_a_failed_commit_is_never_answered_201(
     async def failing_commit(self: AsyncSession) -> None:
         raise failure
 
+    await stack.token("gp-system")  # fetched before every commit fails
     async with stack.client("spa", "gp-system") as spa:
         monkeypatch.setattr(AsyncSession, "commit", failing_commit)
         response = await spa.post("/v1/referrals", json=factories.referral())

@@ -3,8 +3,7 @@ token is never taken from memory, and the memory is bounded."""
 
 from __future__ import annotations
 
-import asyncio
-import time
+from datetime import timedelta
 
 import jwt
 import pytest
@@ -13,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.shared import auth
 from services.shared.auth import StaticKeySet, TokenVerifier
 from services.shared.problems import AuthenticationRequired
+from tests.stack import MORNING, SettableClock
 
 
 class CountingKeys:
@@ -29,7 +29,7 @@ class CountingKeys:
 
 
 def _token(private: Ed25519PrivateKey, *, sub: str = "gp-system", lifetime: int = 300) -> str:
-    now = int(time.time())
+    now = int(MORNING.timestamp())
     claims = {"sub": sub, "iss": "spa-platform", "aud": "spa", "iat": now, "exp": now + lifetime}
     return jwt.encode(claims, private, algorithm="EdDSA", headers={"kid": "k1"})
 
@@ -39,8 +39,14 @@ def private() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 
 
-def _verifier(keys: CountingKeys) -> TokenVerifier:
-    return TokenVerifier(keys, issuer="spa-platform", audience="spa", algorithms=("EdDSA",))
+def _verifier(keys: CountingKeys, clock: SettableClock | None = None) -> TokenVerifier:
+    return TokenVerifier(
+        keys,
+        clock=clock or SettableClock(MORNING),
+        issuer="spa-platform",
+        audience="spa",
+        algorithms=("EdDSA",),
+    )
 
 
 async def test_a_token_is_checked_once_while_it_lasts(private: Ed25519PrivateKey) -> None:
@@ -60,13 +66,12 @@ async def test_an_expired_token_is_refused_though_it_was_once_accepted(
     private: Ed25519PrivateKey,
 ) -> None:
     keys = CountingKeys(private)
-    verifier = TokenVerifier(
-        keys, issuer="spa-platform", audience="spa", algorithms=("EdDSA",), leeway_seconds=0
-    )
-    token = _token(private, lifetime=1)
+    clock = SettableClock(MORNING)
+    verifier = _verifier(keys, clock)
+    token = _token(private, lifetime=60)
     await verifier.verify(token)
 
-    await asyncio.sleep(1.1)
+    clock.now += timedelta(seconds=60 + verifier.leeway)
 
     with pytest.raises(AuthenticationRequired):
         await verifier.verify(token)

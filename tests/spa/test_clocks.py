@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 
@@ -353,7 +354,8 @@ async def test_response_times_report_counts_shares_and_percentiles(stack: Stack)
     assert (report["outcome_known"], report["within_target"]) == (3, 1)
     assert report["share_within_target"] == round(1 / 3, 4)
     assert report["ucr_target_share"] == 0.7
-    assert report["time_to_first_contact"]["median_seconds"] == 120 * 60
+    # Measured from each referral's receipt, a moment after ``start`` on the running clock.
+    assert report["time_to_first_contact"]["median_seconds"] == pytest.approx(120 * 60, abs=60)
     assert report["time_to_acceptance"]["count"] == 3
     lines = csv_text.text.strip().splitlines()
     assert lines[0].startswith("referral_id,channel,pathway")
@@ -480,6 +482,7 @@ async def test_the_cru_acknowledgement_runs_from_when_the_concern_reached_it(
 
     referral = await _queued(stack)
     stack.clock.now += timedelta(days=1, hours=2)  # a handler transfers it on Wednesday
+    transferred = stack.clock()
     concern = {"concern": True, "categories": ["neglect"], "adult_consents": True}
     async with stack.client("spa", "north-call-handlers") as handlers:
         claim_id = await _claim(handlers, referral["id"])
@@ -498,4 +501,4 @@ async def test_the_cru_acknowledgement_runs_from_when_the_concern_reached_it(
 
         due = await stack.wait_for(scheduled)
 
-    assert due == add_working_days(stack.clock(), 1)
+    assert add_working_days(transferred, 1) <= due <= add_working_days(stack.clock(), 1)

@@ -4,14 +4,14 @@ data, and nothing is stored."""
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from services.spa.referrals.models import Referral
 from tests import factories
-from tests.stack import Stack
+from tests.stack import MORNING, Stack
 
 
 def _with(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def _with(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 BAD_FIELDS = [
     ("patient.nhs_number", factories.invalid_nhs_number(), "Modulus 11"),
     ("patient.nhs_number", "12345", "10"),
-    ("patient.date_of_birth", (date.today() + timedelta(days=3)).isoformat(), "future"),
+    ("patient.date_of_birth", (MORNING.date() + timedelta(days=3)).isoformat(), "future"),
     ("patient.date_of_birth", "14/03/1941", "date"),
     ("patient.date_of_birth", ..., "required"),
     ("patient.postcode", "NOTACODE", "postcode"),

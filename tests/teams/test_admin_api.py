@@ -11,7 +11,7 @@ import pytest
 
 from services.shared.db import create_engine, create_sessionmaker
 from services.spa.identity import service as identity
-from tests.stack import ClientSpec, Stack
+from tests.stack import MORNING, ClientSpec, SettableClock, Stack
 
 PROBLEM = "urn:spa-platform:problem:"
 ADMIN = ClientSpec(
@@ -23,7 +23,7 @@ ADMIN = ClientSpec(
 
 
 async def _register(spa_url: str, spec: ClientSpec) -> None:
-    engine = create_engine(spa_url)
+    engine = create_engine(spa_url, clock=SettableClock(MORNING))
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             await identity.register_client(

@@ -19,7 +19,7 @@ from services.teams.entries import DirectoryFile
 from services.teams.models import Locality, Practice, Team, TeamPractice
 from services.teams.problems import InvalidDirectory
 from tests.databases import empty_tables
-from tests.stack import DEMO_DIRECTORY
+from tests.stack import DEMO_DIRECTORY, MORNING, SettableClock
 
 DEMO_TEXT = DEMO_DIRECTORY.read_text(encoding="utf-8")
 
@@ -384,7 +384,7 @@ async def sessions(
 ) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     url = postgres_urls["teams"]
     await empty_tables(url, "teams")
-    engine = create_engine(url)
+    engine = create_engine(url, clock=SettableClock(MORNING))
     try:
         yield create_sessionmaker(engine)
     finally:
@@ -394,7 +394,7 @@ async def sessions(
 async def load(sessions: async_sessionmaker[AsyncSession], text: str) -> dict[str, int]:
     """Validate and load in one transaction, as an operator's load does."""
     async with sessions() as session, session.begin():
-        return await load_directory(session, parse_directory(text), actor="tests")
+        return await load_directory(session, parse_directory(text), actor="tests", now=MORNING)
 
 
 async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> Snapshot:
@@ -590,7 +590,7 @@ async def test_a_failure_part_way_through_loading_rolls_everything_back(
 
     with pytest.raises((KeyError, InvalidDirectory)):
         async with sessions() as session, session.begin():
-            await load_directory(session, unchecked, actor="tests")
+            await load_directory(session, unchecked, actor="tests", now=MORNING)
 
     assert await snapshot(sessions) == before
 

@@ -192,7 +192,7 @@ async def test_service_at_locations_cover_every_practice_once(stack: Stack) -> N
 
 async def test_a_retired_team_is_no_longer_a_service(stack: Stack) -> None:
     service_id = (await team_ids(stack))["plmdt-south-3"]
-    await update_team(stack, "plmdt-south-3", retired_at=datetime.now(UTC))
+    await update_team(stack, "plmdt-south-3", retired_at=stack.clock())
 
     async with stack.client("teams", "team-app") as teams:
         one = await teams.get(f"/openreferral/services/{service_id}")

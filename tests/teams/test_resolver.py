@@ -12,7 +12,14 @@ from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Escalation, Pathway,
 from services.teams.directory import read_directory_file
 from services.teams.resolver import Resolution, resolve
 from tests.databases import empty_tables
-from tests.stack import DEMO_DIRECTORY, WEEKDAY_MORNING, Stack, load_demo_directory
+from tests.stack import (
+    DEMO_DIRECTORY,
+    MORNING,
+    WEEKDAY_MORNING,
+    SettableClock,
+    Stack,
+    load_demo_directory,
+)
 
 DEMO = read_directory_file(DEMO_DIRECTORY)
 PRACTICE_LOCALITY = {practice.ods_code: practice.locality for practice in DEMO.practices}
@@ -31,7 +38,7 @@ async def session(postgres_urls: dict[str, str]) -> AsyncIterator[AsyncSession]:
     url = postgres_urls["teams"]
     await empty_tables(url, "teams")
     await load_demo_directory(url)
-    engine = create_engine(url)
+    engine = create_engine(url, clock=SettableClock(MORNING))
     try:
         async with create_sessionmaker(engine)() as db_session:
             yield db_session

@@ -18,7 +18,7 @@ from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Pathway
 from services.teams.models import Practice, Team
 from services.teams.resolver import Availability, Resolution, resolve
 from tests.databases import empty_tables
-from tests.stack import load_demo_directory
+from tests.stack import MORNING, SettableClock, load_demo_directory
 
 FOUR_HOURS = timedelta(hours=4)
 TUESDAY_10AM = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -33,7 +33,7 @@ async def session(postgres_urls: dict[str, str]) -> AsyncIterator[AsyncSession]:
     url = postgres_urls["teams"]
     await empty_tables(url, "teams")
     await load_demo_directory(url)
-    engine = create_engine(url)
+    engine = create_engine(url, clock=SettableClock(MORNING))
     try:
         async with create_sessionmaker(engine)() as session:
             yield session

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 from fastapi import APIRouter, Form, Request, Response
 from pydantic import BaseModel
 
+from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.problems import problem_responses
 from services.spa.identity import service
@@ -61,6 +62,7 @@ async def issue_token(
     request: Request,
     response: Response,
     session: SessionDep,
+    now: NowDep,
     grant_type: Annotated[str, Form(max_length=64)],
     scope: Annotated[str | None, Form(max_length=1000)] = None,
     client_id: Annotated[str | None, Form(max_length=128)] = None,
@@ -100,6 +102,7 @@ async def issue_token(
         issuer=settings.auth_issuer,
         lifetime_seconds=settings.token_lifetime_seconds,
         scopes=sorted(set(requested)),
+        now=now,
     )
     response.headers["Cache-Control"] = "no-store"
     return TokenResponse(

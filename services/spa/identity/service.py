@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import SCOPES
-from services.shared.clock import utcnow
 from services.shared.vocabulary import Channel
 from services.spa.identity.keys import SigningKeys
 from services.spa.identity.models import Client
@@ -85,12 +84,12 @@ async def rotate_secret(session: AsyncSession, client_id: str, secret: str) -> b
     return True
 
 
-async def revoke_client(session: AsyncSession, client_id: str) -> bool:
+async def revoke_client(session: AsyncSession, client_id: str, now: datetime) -> bool:
     """Stop a client: no token is issued to it again. False if there is no such active client."""
     client = await session.scalar(select(Client).where(Client.client_id == client_id))
     if client is None or client.revoked_at is not None:
         return False
-    client.revoked_at = utcnow()
+    client.revoked_at = now
     return True
 
 
@@ -108,16 +107,22 @@ async def authenticate_client(session: AsyncSession, client_id: str, secret: str
 
 
 def issue_token(
-    keys: SigningKeys, client: Client, *, issuer: str, lifetime_seconds: int, scopes: list[str]
+    keys: SigningKeys,
+    client: Client,
+    *,
+    issuer: str,
+    lifetime_seconds: int,
+    scopes: list[str],
+    now: datetime,
 ) -> IssuedToken:
-    now = int(time.time())
+    issued_at = int(now.timestamp())
     claims = {
         "iss": issuer,
         "sub": client.client_id,
         "aud": client.audiences,
-        "iat": now,
-        "nbf": now,
-        "exp": now + lifetime_seconds,
+        "iat": issued_at,
+        "nbf": issued_at,
+        "exp": issued_at + lifetime_seconds,
         "jti": uuid.uuid4().hex,
         "scope": " ".join(scopes),
         "client_id": client.client_id,

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.shared.clock import utcnow
+from services.shared.clock import clock_default
 from services.shared.db import Timestamped, UTCDateTime
 from services.shared.outbox import OutboxJobColumns
 from services.spa.base import Base
@@ -82,7 +82,7 @@ class Referral(Timestamped, Base):
 
     # The response clock starts when the referral is received (on the service's clock) and stops
     # at the first contact recorded by the team holding it for care.
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default, index=True)
     # Set when a response deadline passed: the case is on the locality coordinator's list.
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -100,7 +100,7 @@ class ReferralEvent(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), index=True)
-    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default)
     event_type: Mapped[str] = mapped_column(String(64))
     from_status: Mapped[str | None] = mapped_column(String(32))
     to_status: Mapped[str | None] = mapped_column(String(32))
@@ -130,7 +130,7 @@ class ReferralAssignment(Base):
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     planned_first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default)
 
 
 class IdempotencyRecord(Base):
@@ -146,7 +146,7 @@ class IdempotencyRecord(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"))
     status_code: Mapped[int] = mapped_column()
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 

@@ -14,7 +14,7 @@ import uuid
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.shared.clock import Clock, utcnow
+from services.shared.clock import Clock
 from services.shared.problems import UpstreamUnavailable
 from services.shared.vocabulary import AssignmentKind, Escalation, Pathway
 from services.shared.vocabulary import ReferralStatus as S
@@ -68,7 +68,7 @@ class ReferralRouter:
         routing: RoutingClient,
         teams: TeamsClient,
         policy: ClockPolicy,
-        clock: Clock = utcnow,
+        clock: Clock,
         on_change: service.ChangeListener | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker

@@ -8,7 +8,6 @@ from enum import StrEnum
 from typing import Annotated, Literal, Self
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -55,13 +54,14 @@ _WITH_NUMBER = {"01", "02", "05"}
 _WITHOUT_NUMBER = {"03", "04", "05", "06", "07", "08"}
 
 
-def _plausible_birth_date(value: date) -> date:
-    if value > date.today():
-        raise ValueError("a date of birth cannot be in the future")
-    today = date.today()
+def birth_date_problem(value: date, today: date) -> str | None:
+    """Why a date of birth cannot be right on ``today``, or None. Checked at intake rather than
+    in the schema, because it needs the service's clock."""
+    if value > today:
+        return "a date of birth cannot be in the future"
     if today.year - value.year > MAX_AGE_YEARS:
-        raise ValueError(f"a date of birth more than {MAX_AGE_YEARS} years ago is not plausible")
-    return value
+        return f"a date of birth more than {MAX_AGE_YEARS} years ago is not plausible"
+    return None
 
 
 class PatientIn(BaseModel):
@@ -73,7 +73,7 @@ class PatientIn(BaseModel):
     )
     given_name: Name | None = None
     family_name: Name | None = None
-    date_of_birth: Annotated[date, AfterValidator(_plausible_birth_date)]
+    date_of_birth: date
     postcode: Postcode | None = None
     registered_practice: OdsCode | None = Field(default=None, description="V81999 when unknown")
 

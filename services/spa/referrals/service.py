@@ -12,9 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal
-from services.shared.clock import utcnow
+from services.shared.calendar import LOCAL
 from services.shared.identifiers import postcode_district
 from services.shared.logging import current_request_id
+from services.shared.problems import ValidationFailed
 from services.shared.vocabulary import AssignmentKind, Pathway
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.audit import record_access
@@ -22,7 +23,12 @@ from services.spa.referrals import lifecycle
 from services.spa.referrals.clients import Assignment, Decision, TeamRef
 from services.spa.referrals.models import OutboxJob, Referral, ReferralAssignment, ReferralEvent
 from services.spa.referrals.problems import ChannelNotPermitted
-from services.spa.referrals.schemas import AdviceIn, CancellationCreate, ReferralCreate
+from services.spa.referrals.schemas import (
+    AdviceIn,
+    CancellationCreate,
+    ReferralCreate,
+    birth_date_problem,
+)
 
 ROUTE_JOB = "route"
 SPA_ACTOR = "spa"
@@ -70,6 +76,7 @@ async def create_referral(
         raise ChannelNotPermitted(
             f"This client may not post referrals on the {body.channel} channel."
         )
+    _check_birth_date(body, now)
     referral = _new_referral(body, principal)
     referral.received_at = now
     session.add(referral)
@@ -88,7 +95,7 @@ async def create_referral(
         if body.contact is not None and not body.red_flags:
             # A red flag must not wait for an assessment: triage redirects it at once.
             referral.queue_reason = QueueReason.CONTACT_ASSESSMENT
-        await _link_possible_duplicate(session, referral, duplicate_window)
+        await _link_possible_duplicate(session, referral, duplicate_window, now)
         session.add(
             OutboxJob(referral_id=referral.id, kind=ROUTE_JOB, request_id=current_request_id())
         )
@@ -101,6 +108,15 @@ async def create_referral(
     )
     await session.flush()
     return referral
+
+
+def _check_birth_date(body: ReferralCreate, now: datetime) -> None:
+    reason = birth_date_problem(body.patient.date_of_birth, now.astimezone(LOCAL).date())
+    if reason is not None:
+        raise ValidationFailed(
+            "One or more fields are invalid; see errors.",
+            errors=[{"in": "body", "field": "patient.date_of_birth", "reason": reason}],
+        )
 
 
 def _new_referral(body: ReferralCreate, principal: Principal) -> Referral:
@@ -158,11 +174,11 @@ def clear_claim(referral: Referral) -> None:
 
 
 async def _link_possible_duplicate(
-    session: AsyncSession, referral: Referral, window: timedelta
+    session: AsyncSession, referral: Referral, window: timedelta, now: datetime
 ) -> None:
     """Link a referral for a patient and need already open here to that referral, and hold it
     for a call handler to decide (unless it carries red flags, which must not wait)."""
-    earlier = await possible_duplicate(session, referral, window)
+    earlier = await possible_duplicate(session, referral, window, now)
     if earlier is None:
         return
     referral.possible_duplicate_of = earlier.id
@@ -174,7 +190,7 @@ async def _link_possible_duplicate(
 
 
 async def possible_duplicate(
-    session: AsyncSession, referral: Referral, window: timedelta
+    session: AsyncSession, referral: Referral, window: timedelta, now: datetime
 ) -> Referral | None:
     """The oldest open referral within the window for the same person with a need in common.
     The person is matched on NHS number, or without one on family name, birth date and postcode."""
@@ -183,7 +199,7 @@ async def possible_duplicate(
     query = select(Referral).where(
         Referral.id != referral.id,
         Referral.status.in_(OPEN_STATUSES),
-        Referral.created_at >= utcnow() - window,
+        Referral.created_at >= now - window,
     )
     if referral.nhs_number:
         query = query.where(Referral.nhs_number == referral.nhs_number)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, 
 from sqlalchemy import or_, select
 
 from services.shared.auth import Principal, requires
-from services.shared.clock import NowDep, utcnow
+from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.outbox import wake
 from services.shared.problems import problem_responses
@@ -130,8 +130,7 @@ async def rotate_secret(
     principal: ManagerDep,
 ) -> SubscriptionWithSecret:
     endpoint = await service.owned(session, principal, subscription_id)
-    # Signatures are made on the wall clock, so the overlap is counted on it too.
-    secret = service.rotate(endpoint, timedelta(seconds=body.overlap_seconds), utcnow())
+    secret = service.rotate(endpoint, timedelta(seconds=body.overlap_seconds), now)
     await session.flush()
     return _with_secret(endpoint, secret)
 

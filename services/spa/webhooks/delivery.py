@@ -31,7 +31,7 @@ from standardwebhooks import Webhook
 
 from services.shared.auth import Principal
 from services.shared.batching import Batcher
-from services.shared.clock import Clock, utcnow
+from services.shared.clock import Clock
 from services.spa.identity.models import Client
 from services.spa.referrals import service as referrals
 from services.spa.referrals.models import Referral, ReferralAssignment
@@ -276,7 +276,7 @@ class Deliverer:
         sessionmaker: async_sessionmaker[AsyncSession],
         http: aiohttp.ClientSession,
         *,
-        clock: Clock = utcnow,
+        clock: Clock,
         per_endpoint: int = 4,
         allow_http_hosts: tuple[str, ...] = (),
         allowed_networks: list[addresses.IpNetwork] | None = None,
@@ -421,7 +421,7 @@ class Deliverer:
         # A name is checked by the client's resolver as it connects; a literal, here.
         addresses.check_literal(url, self._allowed_networks)
         message_id = f"msg_{message.event_id.hex}"
-        sent_at = utcnow()  # receivers check the timestamp against their own clock
+        sent_at = self._clock()
         headers = {
             "content-type": "application/json",
             "webhook-id": message_id,

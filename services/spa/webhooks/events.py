@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from services.shared.clock import utcnow
 from services.spa.referrals.models import ReferralEvent
 from services.spa.webhooks.models import WebhookEvent
 
@@ -40,12 +39,14 @@ PING = "endpoint.ping"
 def _emit(session: Session, _context: Any, _instances: Any) -> None:
     for item in list(session.new):
         if isinstance(item, ReferralEvent) and item.event_type in REFERRAL_EVENTS:
+            # A timeline event's time and this one's both come from the engine's clock.
+            when = {"occurred_at": item.at} if item.at is not None else {}
             session.add(
                 WebhookEvent(
                     kind="dispatch",
                     event_type=REFERRAL_EVENTS[item.event_type],
                     referral_id=item.referral_id,
-                    occurred_at=item.at or utcnow(),
+                    **when,
                     data={
                         "event": item.event_type,
                         "status": item.to_status,

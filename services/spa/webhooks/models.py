@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from services.shared.clock import utcnow
+from services.shared.clock import clock_default
 from services.shared.db import Timestamped, UTCDateTime
 from services.shared.outbox import OutboxJobColumns
 from services.spa.base import Base
@@ -57,7 +57,7 @@ class WebhookEvent(OutboxJobColumns, Base):
     referral_id: Mapped[uuid.UUID | None] = mapped_column()
     # For operational events: the client whose endpoints are told.
     client_id: Mapped[str | None] = mapped_column(String(128))
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default)
     # Per referral, 1, 2, 3...: assigned when dispatched, in the referral's order of events.
     seq: Mapped[int | None] = mapped_column()
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -86,7 +86,7 @@ class WebhookAttempt(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("webhook_messages.id"), index=True)
-    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default)
     response_status: Mapped[int | None] = mapped_column()
     latency_ms: Mapped[float] = mapped_column()
     # The receiver's answer, cut short; or what went wrong on the way.
