@@ -149,6 +149,12 @@ CLIENTS = [
         ["spa"],
         ["gp"],
     ),
+    ClientSpec(
+        "county-engine",
+        ["referrals:create", "referrals:read", "subscriptions:manage"],
+        ["spa"],
+        ["county_contact", "self", "carer"],
+    ),
     ClientSpec("clinical-lead", ["rules:admin"], ["routing"]),
     ClientSpec("ig-auditor", ["audit:read"], ALL_AUDIENCES),
     # Holds every scope, on every channel, team and locality: the fuzzer reaches every handler.

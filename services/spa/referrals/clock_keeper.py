@@ -137,8 +137,8 @@ class ClockKeeper:
             next_row = await self._offer(session, referral, [row.team_id for row in care], existing)
         if await self._referral_moved_on(session, referral, next_row):
             return False
-        if kind is TimerKind.ACCEPTANCE_WINDOW:
-            assignment.status = "withdrawn"
+        if kind is TimerKind.ACCEPTANCE_WINDOW and assignment.status != "withdrawn":
+            service.withdraw_assignment(session, referral, assignment, reason, ACTOR)
         if next_row is None:
             referral.queue_reason = QueueReason.NO_TEAM
             referral.locality_code = referral.locality_code or await self._teams.locate(
@@ -184,7 +184,7 @@ class ClockKeeper:
             return False
         if offered is not None and offered.status == "assigned":
             await self._teams.take_back(offered.assignment_id, "referral_changed")
-            offered.status = "withdrawn"
+            service.withdraw_assignment(session, referral, offered, "referral_changed", ACTOR)
         return True
 
 

@@ -98,7 +98,13 @@ class ReferralRouter:
             await session.commit()
             if job.kind == service.WITHDRAW_JOB:
                 await self._teams.withdraw(referral.id, AssignmentKind.CARE, "referrer_cancelled")
-                service.mark_withdrawn(await service.assignments_of(session, referral.id))
+                service.mark_withdrawn(
+                    session,
+                    referral,
+                    await service.assignments_of(session, referral.id),
+                    "referrer_cancelled",
+                    ACTOR,
+                )
             elif job.kind == service.ESCALATE_JOB:
                 await self._escalate(session, referral)
             else:

@@ -246,10 +246,36 @@ def add_job(session: AsyncSession, referral: Referral, kind: str) -> None:
     session.add(OutboxJob(referral_id=referral.id, kind=kind, request_id=current_request_id()))
 
 
-def mark_withdrawn(assignments: list[ReferralAssignment]) -> None:
+ASSIGNMENT_WITHDRAWN = "assignment_withdrawn"
+
+
+def withdraw_assignment(
+    session: AsyncSession,
+    referral: Referral,
+    assignment: ReferralAssignment,
+    reason: str,
+    actor: str,
+) -> None:
+    """Record that a team no longer holds the case, on the timeline (and so to subscribers)."""
+    assignment.status = "withdrawn"
+    detail = {
+        "assignment_id": str(assignment.assignment_id),
+        "team_id": str(assignment.team_id),
+        "reason": reason,
+    }
+    session.add(lifecycle.record_event(referral, ASSIGNMENT_WITHDRAWN, actor=actor, detail=detail))
+
+
+def mark_withdrawn(
+    session: AsyncSession,
+    referral: Referral,
+    assignments: list[ReferralAssignment],
+    reason: str,
+    actor: str,
+) -> None:
     for assignment in assignments:
         if assignment.kind == AssignmentKind.CARE and assignment.status in ("assigned", "accepted"):
-            assignment.status = "withdrawn"
+            withdraw_assignment(session, referral, assignment, reason, actor)
 
 
 async def visible_referral(

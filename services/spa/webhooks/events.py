@@ -11,23 +11,31 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from services.shared.vocabulary import ReferralStatus
 from services.spa.referrals.models import ReferralEvent
+from services.spa.referrals.service import ASSIGNMENT_WITHDRAWN
 from services.spa.webhooks.models import WebhookEvent
 
-# Timeline event type -> webhook event type.
-REFERRAL_EVENTS = {
-    "received": "referral.received",
-    "triaged": "referral.triaged",
-    "routed": "referral.routed",
-    "accepted": "referral.accepted",
-    "declined": "referral.declined",
-    "rerouted": "referral.rerouted",
-    "closed": "referral.closed",
-    "cancelled": "referral.cancelled",
+# Timeline event type -> webhook event type. Every status a referral can enter is told (a
+# test walks the lifecycle table), and so is every change to a team's hold on the case.
+STATUS_EVENTS = {status.value: f"referral.{status.value}" for status in ReferralStatus}
+CHANGE_EVENTS = {
+    # The team's first contact with the person: what stops the two-hour clock.
+    "team_first_contact": "referral.first_contact",
+    # A care team's change that moves no status (the referral had moved on already).
+    "team_accepted": "assignment.accepted",
+    "team_declined": "assignment.declined",
+    "team_closed": "assignment.closed",
+    ASSIGNMENT_WITHDRAWN: "assignment.withdrawn",
     "safeguarding_escalated": "safeguarding.escalated",
+    "safeguarding_accepted": "safeguarding.acknowledged",
+    "safeguarding_declined": "safeguarding.declined",
+    "safeguarding_first_contact": "safeguarding.first_contact",
+    "safeguarding_closed": "safeguarding.closed",
     "sla_at_risk": "sla.at_risk",
     "sla_breached": "sla.breached",
 }
+REFERRAL_EVENTS = {**STATUS_EVENTS, **CHANGE_EVENTS}
 ENDPOINT_DISABLED = "endpoint.disabled"
 MESSAGE_FAILED = "message.failed"
 OPERATIONAL_EVENTS = (ENDPOINT_DISABLED, MESSAGE_FAILED)

@@ -1,0 +1,173 @@
+"""Every change an integration engine must hear of becomes a webhook event: each status in the
+lifecycle table, each change to a team's hold on the case, the clocks and the CRU."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from services.shared.vocabulary import ReferralStatus
+from services.spa.referrals.lifecycle import TRANSITIONS
+from services.spa.referrals.schemas import AssignmentChange
+from services.spa.referrals.service import ASSIGNMENT_WITHDRAWN
+from services.spa.webhooks.events import EVENT_TYPES, REFERRAL_EVENTS
+from tests import factories
+from tests.e2e.test_caseload_lifecycle import care_assignment
+from tests.receiver import Receiver, running_receiver
+from tests.stack import Stack
+
+WAIT = {"Prefer": "wait=10"}
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as running:
+        yield running
+
+
+def test_every_status_in_the_lifecycle_table_has_an_event() -> None:
+    reachable = {ReferralStatus.RECEIVED} | {t for targets in TRANSITIONS.values() for t in targets}
+    missing = sorted(status.value for status in reachable if status.value not in REFERRAL_EVENTS)
+
+    assert set(TRANSITIONS) == set(ReferralStatus)  # the table names every status
+    assert missing == []
+
+
+def test_every_change_to_a_teams_hold_has_an_event() -> None:
+    timeline_types = [
+        f"{prefix}{change.value}"
+        for prefix in ("team_", "safeguarding_")
+        for change in AssignmentChange
+    ]
+    missing = [
+        name for name in [*timeline_types, ASSIGNMENT_WITHDRAWN] if name not in REFERRAL_EVENTS
+    ]
+
+    assert missing == []
+    assert set(REFERRAL_EVENTS.values()) <= set(EVENT_TYPES)
+
+
+async def _subscribe(stack: Stack, receiver: Receiver, client_id: str, path: str) -> None:
+    async with stack.client("spa", client_id) as spa:
+        response = await spa.post("/v1/subscriptions", json={"url": receiver.base_url + path})
+    assert response.status_code == 201, response.text
+
+
+async def _post(stack: Stack, client_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    async with stack.client("spa", client_id) as spa:
+        response = await spa.post("/v1/referrals", json=body, headers=WAIT)
+    assert response.status_code == 201, response.text
+    referral: dict[str, Any] = response.json()
+    return referral
+
+
+async def _told(
+    stack: Stack, receiver: Receiver, path: str, referral_id: str, wanted: set[str]
+) -> dict[str, dict[str, Any]]:
+    """Wait until every event type in ``wanted`` arrived for the referral; by type."""
+
+    def bodies() -> dict[str, dict[str, Any]]:
+        parsed = (json.loads(item.body) for item in receiver.at(path))
+        return {
+            body["type"]: body for body in parsed if body["data"].get("referral_id") == referral_id
+        }
+
+    async def arrived() -> dict[str, dict[str, Any]] | None:
+        got = bodies()
+        return got if wanted <= got.keys() else None
+
+    try:
+        result: dict[str, dict[str, Any]] = await stack.wait_for(arrived, within=10)
+    except AssertionError:
+        raise AssertionError(f"missing {sorted(wanted - bodies().keys())}") from None
+    return result
+
+
+async def test_a_county_contact_held_for_assessment_is_told(
+    stack: Stack, receiver: Receiver
+) -> None:
+    await _subscribe(stack, receiver, "county-engine", "/county")
+    contact = {"outcome": "contact_assessment_needed"}
+    body = factories.referral(channel="county_contact", contact=contact)
+    referral = await _post(stack, "county-engine", body)
+
+    told = await _told(
+        stack,
+        receiver,
+        "/county",
+        referral["id"],
+        {"referral.received", "referral.awaiting_assessment"},
+    )
+
+    assert told["referral.awaiting_assessment"]["data"]["status"] == "awaiting_assessment"
+
+
+async def test_advice_given_by_the_county_is_told(stack: Stack, receiver: Receiver) -> None:
+    await _subscribe(stack, receiver, "county-engine", "/county")
+    contact = {"outcome": "advice_given", "advice": {"topics": ["carer_support"]}}
+    body = factories.referral(channel="carer", needs=["carer_support"], contact=contact)
+    referral = await _post(stack, "county-engine", body)
+
+    told = await _told(
+        stack, receiver, "/county", referral["id"], {"referral.resolved_with_advice"}
+    )
+
+    assert told["referral.resolved_with_advice"]["data"]["status"] == "resolved_with_advice"
+
+
+async def test_a_redirect_to_emergency_services_is_told(stack: Stack, receiver: Receiver) -> None:
+    await _subscribe(stack, receiver, "gp-engine", "/gp")
+    body = factories.referral(urgency="crisis", needs=["fall"], red_flags=["chest_pain"])
+    referral = await _post(stack, "gp-engine", body)
+
+    told = await _told(stack, receiver, "/gp", referral["id"], {"referral.redirected_emergency"})
+
+    assert referral["status"] == "redirected_emergency"
+    assert told["referral.redirected_emergency"]["data"]["status"] == "redirected_emergency"
+
+
+async def test_acceptance_with_its_plan_and_the_first_contact_are_told(
+    stack: Stack, receiver: Receiver
+) -> None:
+    await _subscribe(stack, receiver, "gp-engine", "/gp")
+    referral = await _post(stack, "gp-engine", factories.referral(urgency="crisis", needs=["fall"]))
+    assignment = care_assignment(referral)
+    planned = stack.clock() + timedelta(minutes=40)
+    async with stack.client("teams", "team-app") as team:
+        accept = f"/v1/assignments/{assignment}/accept"
+        await team.post(accept, json={"planned_first_contact_at": planned.isoformat()})
+        await _told(stack, receiver, "/gp", referral["id"], {"referral.accepted"})
+        contact = {"at": stack.clock().isoformat()}
+        await team.post(f"/v1/assignments/{assignment}/first-contact", json=contact)
+
+    told = await _told(
+        stack, receiver, "/gp", referral["id"], {"referral.accepted", "referral.first_contact"}
+    )
+
+    accepted = told["referral.accepted"]["data"]["detail"]
+    assert accepted["planned_first_contact_at"] == planned.isoformat()
+    assert told["referral.first_contact"]["data"]["detail"]["change"] == "first_contact"
+
+
+async def test_a_cancellation_and_the_teams_release_are_told(
+    stack: Stack, receiver: Receiver
+) -> None:
+    await _subscribe(stack, receiver, "gp-engine", "/gp")
+    referral = await _post(stack, "gp-engine", factories.referral(urgency="crisis", needs=["fall"]))
+    async with stack.client("spa", "gp-engine") as spa:
+        cancelled = await spa.post(
+            f"/v1/referrals/{referral['id']}/cancellation", json={"reason": "no_longer_needed"}
+        )
+
+    told = await _told(
+        stack, receiver, "/gp", referral["id"], {"referral.cancelled", "assignment.withdrawn"}
+    )
+
+    assert cancelled.status_code == 200, cancelled.text
+    withdrawn = told["assignment.withdrawn"]["data"]["detail"]
+    assert withdrawn["reason"] == "referrer_cancelled"
+    assert withdrawn["assignment_id"] == care_assignment(referral)
