@@ -33,12 +33,18 @@ class Receiver:
 
     base_url: str = ""
     received: list[Received] = field(default_factory=list)
-    answers: deque[tuple[int, float, bytes]] = field(default_factory=deque)
+    answers: deque[tuple[int, float, bytes, dict[str, str]]] = field(default_factory=deque)
     # Paths that always answer this many seconds late (a slow subscriber).
     slow: dict[str, float] = field(default_factory=dict)
 
-    def answer(self, status: int, delay: float = 0.0, body: bytes = b"ok") -> None:
-        self.answers.append((status, delay, body))
+    def answer(
+        self,
+        status: int,
+        delay: float = 0.0,
+        body: bytes = b"ok",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.answers.append((status, delay, body, headers or {}))
 
     def at(self, path: str) -> list[Received]:
         return [item for item in self.received if item.path == path]
@@ -52,15 +58,19 @@ class Receiver:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
+        extra: dict[str, str]
         if scope["path"] in self.slow:
-            status, delay, reply = 204, self.slow[scope["path"]], b""
+            status, delay, reply, extra = 204, self.slow[scope["path"]], b"", {}
         else:
-            status, delay, reply = self.answers.popleft() if self.answers else (204, 0.0, b"")
+            status, delay, reply, extra = (
+                self.answers.popleft() if self.answers else (204, 0.0, b"", {})
+            )
         headers = {key.decode(): value.decode() for key, value in scope["headers"]}
         self.received.append(Received(scope["path"], headers, body))
         if delay:
             await asyncio.sleep(delay)
-        await send({"type": "http.response.start", "status": status, "headers": []})
+        sent = [(name.encode(), value.encode()) for name, value in extra.items()]
+        await send({"type": "http.response.start", "status": status, "headers": sent})
         await send({"type": "http.response.body", "body": reply})
 
 

@@ -29,7 +29,7 @@ from services.spa.referrals.routing_job import ReferralRouter
 from services.spa.referrals.waiting import StatusWatch
 from services.spa.reports.api import router as reports_router
 from services.spa.settings import SpaSettings
-from services.spa.webhooks import addresses
+from services.spa.webhooks import addresses, catalogue
 from services.spa.webhooks.api import router as webhooks_router
 from services.spa.webhooks.delivery import Deliverer, Dispatcher, delivery_client
 from services.spa.webhooks.models import WebhookEvent, WebhookMessage
@@ -129,6 +129,7 @@ def create_app(
     app.include_router(queue_router)
     app.include_router(reports_router)
     app.include_router(webhooks_router)
+    catalogue.publish(app)
     return app
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,6 +50,22 @@ def test_every_change_to_a_teams_hold_has_an_event() -> None:
 
     assert missing == []
     assert set(REFERRAL_EVENTS.values()) <= set(EVENT_TYPES)
+
+
+def test_the_openapi_document_publishes_every_event_with_its_schema() -> None:
+    document = json.loads((Path(__file__).parents[2] / "openapi" / "spa.json").read_text())
+    schemas = document["components"]["schemas"]
+
+    def type_of(event_type: str) -> str:
+        body = document["webhooks"][event_type]["post"]["requestBody"]["content"]
+        name = body["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        const: str = schemas[name]["properties"]["type"]["const"]
+        return const
+
+    assert document["openapi"].startswith("3.1")
+    assert {event_type: type_of(event_type) for event_type in EVENT_TYPES} == {
+        event_type: event_type for event_type in EVENT_TYPES
+    }
 
 
 async def _subscribe(stack: Stack, receiver: Receiver, client_id: str, path: str) -> None:

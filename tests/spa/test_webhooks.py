@@ -20,7 +20,7 @@ from standardwebhooks import WebhookVerificationError
 
 from services.shared.outbox import OutboxWorker
 from services.spa.main import create_app as create_spa
-from services.spa.webhooks.delivery import Deliverer, delivery_client, sign
+from services.spa.webhooks.delivery import Deliverer, delivery_client, retry_after, sign
 from services.spa.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from tests import factories
 from tests.receiver import Receiver, running_receiver, verify
@@ -144,6 +144,37 @@ async def test_a_failed_delivery_is_retried_until_it_succeeds(
         (204, None),
     ]
     assert attempts[0]["response_body"] == "database down"
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_receiver_that_asks_for_time_gets_it(
+    stack: Stack, receiver: Receiver, status: int
+) -> None:
+    await _subscribe(stack, receiver, "/hook", event_types=["referral.received"])
+    receiver.answer(status, headers={"Retry-After": "120"})
+    await _refer(stack)
+    await _arrived(stack, receiver, "/hook", 1)
+    deliverer = stack.apps["spa"].state.webhook_deliverer_worker
+    await asyncio.sleep(0.3)  # the failure is recorded
+    stack.clock.now += timedelta(seconds=30)  # past the usual first retry (5 s)
+    await deliverer.run_once()
+    too_soon = len(receiver.at("/hook"))
+    stack.clock.now += timedelta(seconds=100)
+    await deliverer.run_once()
+
+    assert too_soon == 1
+    assert len(await _arrived(stack, receiver, "/hook", 2)) == 2
+
+
+def test_retry_after_is_read_as_seconds_or_a_date_and_kept_within_bounds() -> None:
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+    assert retry_after("120", now) == timedelta(seconds=120)
+    assert retry_after("Tue, 24 Nov 2026 10:05:00 GMT", now) == timedelta(minutes=5)
+    assert retry_after("Tue, 24 Nov 2026 09:00:00 GMT", now) == timedelta(0)
+    assert retry_after("99999999999", now) == timedelta(hours=10)
+    assert retry_after("soon", now) is None
+    assert retry_after(None, now) is None
 
 
 async def test_gone_disables_the_endpoint_and_the_client_is_told(

@@ -12,6 +12,7 @@ client's other endpoints.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import random
 import time
@@ -64,6 +65,28 @@ def next_delay(attempts: int) -> timedelta | None:
         return None
     base = RETRY_SCHEDULE[attempts - 1]
     return base * random.uniform(0.9, 1.1)  # noqa: S311 - jitter, not security
+
+
+# Answers whose Retry-After is honoured: the receiver is over its rate, or down for a while.
+RETRY_AFTER_STATUSES = (429, 503)
+# However long a receiver asks for, a message is tried again within this.
+LONGEST_RETRY_AFTER = timedelta(hours=10)
+
+
+def retry_after(value: str | None, now: datetime) -> timedelta | None:
+    """A Retry-After header (seconds, or an HTTP date; RFC 9110, 10.2.3) as a wait from
+    ``now``, at most LONGEST_RETRY_AFTER; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        wait = timedelta(seconds=int(value[:9]))
+    else:
+        try:
+            wait = email.utils.parsedate_to_datetime(value) - now
+        except (TypeError, ValueError, IndexError):
+            return None
+    return min(max(wait, timedelta(0)), LONGEST_RETRY_AFTER)
 
 
 def sign(endpoint: WebhookEndpoint, message_id: str, at: datetime, body: str) -> str:
@@ -255,6 +278,7 @@ class _Outcome:
     endpoint_id: uuid.UUID
     claimed: int
     attempt: WebhookAttempt
+    retry_after: timedelta | None = None
 
     @property
     def delivered(self) -> bool:
@@ -333,7 +357,7 @@ class Deliverer:
                             message.id, claimed, started
                         ):
                             return
-                    attempt = await self._send(endpoint, message)
+                    attempt, retry_after = await self._send(endpoint, message)
             finally:
                 if keeper is not None:
                     keeper.cancel()  # also when this delivery is itself cancelled
@@ -341,7 +365,7 @@ class Deliverer:
             self._in_hand[endpoint.id] -= 1
             if not self._in_hand[endpoint.id]:
                 del self._in_hand[endpoint.id]
-        await self._record(_Outcome(message.id, endpoint.id, claimed, attempt))
+        await self._record(_Outcome(message.id, endpoint.id, claimed, attempt, retry_after))
 
     async def _keep_claim(self, message_id: int, claimed: int, since: float) -> bool:
         """Renew the claim while the message waits for its turn; False once it is lost."""
@@ -397,14 +421,18 @@ class Deliverer:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    async def _send(self, endpoint: WebhookEndpoint, message: WebhookMessage) -> WebhookAttempt:
+    async def _send(
+        self, endpoint: WebhookEndpoint, message: WebhookMessage
+    ) -> tuple[WebhookAttempt, timedelta | None]:
+        """One try; with how long the receiver asked us to wait (Retry-After), if it did."""
         started = time.perf_counter()
         attempt = WebhookAttempt(message_id=message.id, attempted_at=self._clock())
+        retry_after = None
         try:
             # One limit for the whole delivery (lookup, connect, send, answer), well inside
             # the claim, so that no other replica takes the message while it is in flight.
             async with asyncio.timeout(self._timeout):
-                await self._post(endpoint, message, attempt)
+                retry_after = await self._post(endpoint, message, attempt)
         except addresses.AddressRefused:
             attempt.error = "address_refused"
         except (TimeoutError, aiohttp.ServerTimeoutError):
@@ -412,11 +440,11 @@ class Deliverer:
         except Exception as exc:
             attempt.error = type(exc).__name__[:64]
         attempt.latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        return attempt
+        return attempt, retry_after
 
     async def _post(
         self, endpoint: WebhookEndpoint, message: WebhookMessage, attempt: WebhookAttempt
-    ) -> None:
+    ) -> timedelta | None:
         url = addresses.parse_url(endpoint.url, self._allow_http_hosts)
         # A name is checked by the client's resolver as it connects; a literal, here.
         addresses.check_literal(url, self._allowed_networks)
@@ -441,6 +469,9 @@ class Deliverer:
         # Whatever the receiver sent, kept as text a database can hold (no NUL).
         text = kept.decode("utf-8", errors="replace")
         attempt.response_body = text.replace("\x00", "\ufffd")
+        if response.status not in RETRY_AFTER_STATUSES:
+            return None
+        return retry_after(response.headers.get("retry-after"), sent_at)
 
     async def _record_all(self, outcomes: list[_Outcome]) -> list[None]:
         """Every attempt goes in the log; a delivery marks its message done if this replica
@@ -509,6 +540,8 @@ class Deliverer:
             return
         endpoint.failing_since = endpoint.failing_since or now
         delay = next_delay(message.attempts)
+        if delay is not None and outcome.retry_after is not None:
+            delay = max(delay, outcome.retry_after)
         if delay is None:
             message.status = "failed"
         if delay is None and message.event_type not in events.OPERATIONAL_EVENTS:
