@@ -70,6 +70,7 @@ async def assign(
         pathway=request.pathway,
         urgency=request.urgency,
         decision_id=request.decision_id,
+        linked_worker=request.linked_worker,
         risk=request.risk.model_dump(exclude_defaults=True),
         assigned_by=assigned_by,
     )

@@ -122,6 +122,8 @@ class Assignment(Timestamped, Base):
     urgency: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default="assigned")
     decision_id: Mapped[uuid.UUID | None] = mapped_column()
+    # Model B: the team member linked to the patient's practice, who holds the case.
+    linked_worker: Mapped[str | None] = mapped_column(String(200))
     assigned_by: Mapped[str] = mapped_column(String(128))
     # Risk markers for MDT worklists (frailty score, number of long-term conditions, end of life).
     risk: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

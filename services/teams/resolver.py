@@ -38,6 +38,10 @@ MODEL_TEAM_TYPES: dict[str, dict[Pathway, TeamType]] = {
 
 # Team types found through the practices they cover rather than the locality as a whole.
 PRACTICE_LINKED = frozenset({TeamType.PLMDT, TeamType.INTEGRATED})
+# Long-term work belongs to the team of the patient's own practice: without the practice it
+# is not guessed (the first team by code is nobody's choice), call handlers find it.
+LONG_TERM = frozenset({Pathway.ROUTINE_ASSESSMENT, Pathway.CASE_MANAGEMENT})
+PRACTICE_NEEDED = "practice_needed"
 
 
 @dataclass
@@ -124,6 +128,10 @@ async def resolve(
     resolution.locality = locality
     team_type = _wanted_team_type(locality, pathway, escalation, resolution.explanation)
     if team_type is None:
+        return await _county_queue(session, resolution)
+    if team_type in PRACTICE_LINKED and practice is None and pathway in LONG_TERM:
+        message = f"{pathway} goes to the patient's practice team, and the practice is not known"
+        resolution.explanation.append(Step(PRACTICE_NEEDED, message))
         return await _county_queue(session, resolution)
     primary, linked_worker = await _find_team(session, team_type, locality, practice, pathway)
     if primary is None:
@@ -287,14 +295,11 @@ async def _find_team(
 
 
 async def _county_queue(session: AsyncSession, resolution: Resolution) -> Resolution:
+    """No care team can take the case: call handlers must, at once. It is never put on the
+    caseload of the county contact centre, which gives advice and is not a care team."""
     resolution.outcome = "county_queue"
-    team = await session.scalar(
-        select(Team)
-        .where(Team.team_type == TeamType.COUNTY_CONTACT, Team.retired_at.is_(None))
-        .order_by(Team.locality_id.is_(None).desc(), Team.code)
-        .limit(1)
-    )
-    resolution.team = team
-    message = f"Placed on the county queue: {team.name}" if team else "Placed on the county queue"
+    resolution.team = None
+    where = resolution.locality.name if resolution.locality else "the county"
+    message = f"No team can take it now: for the call handlers of {where}"
     resolution.explanation.append(Step("county_queue", message))
     return resolution

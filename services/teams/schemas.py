@@ -105,6 +105,9 @@ class AssignmentCreate(BaseModel):
     urgency: Urgency
     decision_id: uuid.UUID | None = None
     risk: RiskMarkers = Field(default_factory=RiskMarkers)
+    linked_worker: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="Model B: the team member linked to the patient's practice"
+    )
 
 
 class WithdrawalCreate(BaseModel):
@@ -136,6 +139,7 @@ class AssignmentRead(BaseModel):
     urgency: Urgency
     status: str
     decision_id: uuid.UUID | None
+    linked_worker: str | None
     risk: RiskMarkers
     accepted_at: datetime | None
     planned_first_contact_at: datetime | None

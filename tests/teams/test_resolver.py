@@ -235,7 +235,7 @@ async def test_an_unknown_practice_falls_back_to_the_locality_of_the_postcode(
     assert_explained(resolution)
 
 
-async def test_an_unknown_practice_in_model_b_gets_an_integrated_team_of_that_locality(
+async def test_long_term_work_for_an_unknown_practice_is_for_the_localitys_handlers(
     session: AsyncSession,
 ) -> None:
     resolution = await resolve(
@@ -244,6 +244,24 @@ async def test_an_unknown_practice_in_model_b_gets_an_integrated_team_of_that_lo
         practice_ods="Z99999",
         district="XW5",
         pathway=Pathway.CASE_MANAGEMENT,
+    )
+
+    assert (resolution.outcome, resolution.team) == ("county_queue", None)
+    assert resolution.locality is not None
+    assert resolution.locality.code == "east"
+    assert "practice_needed" in codes(resolution)
+    assert_explained(resolution)
+
+
+async def test_crisis_work_for_an_unknown_practice_in_model_b_gets_a_team_of_that_locality(
+    session: AsyncSession,
+) -> None:
+    resolution = await resolve(
+        session,
+        availability=WEEKDAY_MORNING,
+        practice_ods="Z99999",
+        district="XW5",
+        pathway=Pathway.RAPID_RESPONSE,
     )
 
     assert resolution.outcome == "team"
@@ -267,7 +285,7 @@ async def test_an_unplaceable_case_goes_to_the_county_queue(
     )
 
     assert resolution.outcome == "county_queue"
-    assert team_code(resolution) == "contact-county"
+    assert resolution.team is None
     assert resolution.locality is None
     assert "practice_unknown" in codes(resolution)
     assert "locality_unknown" in codes(resolution)

@@ -317,7 +317,7 @@ async def _read(
         referrer=ReferrerIn(
             organisation=referral.referrer_organisation, reference=referral.referrer_reference
         ),
-        routing=_routing(referral),
+        routing=_routing(referral, care.id if care else None),
         team=care,
         assignments=reads,
         nhs111=_nhs111(referral),
@@ -333,7 +333,7 @@ async def _read(
     )
 
 
-def _routing(referral: Referral) -> RoutingRead | None:
+def _routing(referral: Referral, care_team_id: uuid.UUID | None) -> RoutingRead | None:
     if referral.decision_id is None or referral.pathway is None:
         return None
     escalations = [item["escalation"] for item in (referral.routing or {}).get("escalations", [])]
@@ -345,6 +345,8 @@ def _routing(referral: Referral) -> RoutingRead | None:
         response_target=timedelta(seconds=target) if target is not None else None,
         reason=referral.routing_reason or "",
         escalations=escalations,
+        linked_worker=service.linked_worker(referral, care_team_id),
+        why_this_team=service.why_this_team(referral, care_team_id),
     )
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from services.shared.http import ServiceClient
 from services.shared.problems import UpstreamUnavailable
@@ -26,6 +26,13 @@ class EscalationTarget(BaseModel):
     team: TeamRef | None
 
 
+class ExplanationStep(BaseModel):
+    """One step of the directory's reasoning: a code, and the same in plain words."""
+
+    code: str
+    message: str
+
+
 class Decision(BaseModel):
     id: uuid.UUID
     pathway: Pathway
@@ -35,7 +42,10 @@ class Decision(BaseModel):
     rule_id: str
     rule_set_version: str
     team: TeamRef | None
+    # Model B: the member of the integrated team linked to the patient's practice.
+    linked_worker: str | None = None
     team_outcome: Literal["team", "county_queue", "no_assignment"]
+    team_explanation: list[ExplanationStep] = Field(default_factory=list)
     escalations: list[EscalationTarget]
 
 

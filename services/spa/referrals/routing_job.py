@@ -150,11 +150,13 @@ class ReferralRouter:
                 care_team = team
         target = service.final_status(referral, care_team)
         if target is S.AWAITING_ASSESSMENT:
-            referral.queue_reason = QueueReason.NO_TEAM
             referral.locality_code = await self._locate(referral)
+            referral.queue_reason = service.queue_reason_without_team(referral)
         service.finish_routing(session, referral, target, care_team, ACTOR)
-        # A response clock starts at the first routing; one routed before may have one running.
-        if referral.status == S.ROUTED and (
+        # A response clock starts at the first routing (to a team, or to the call handlers
+        # when no team can take it, so that a case nobody claims is escalated); one routed
+        # before may have one running.
+        if referral.status in (S.ROUTED, S.AWAITING_ASSESSMENT) and (
             not existing or not await clocks.running(session, referral.id, clocks.RESPONSE_TIMERS)
         ):
             clocks.start_response_clock(session, self._policy, referral)

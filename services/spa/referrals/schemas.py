@@ -342,6 +342,15 @@ class RoutingRead(BaseModel):
     response_target: timedelta | None
     reason: str
     escalations: list[Escalation]
+    linked_worker: str | None = Field(
+        default=None,
+        description="Model B: the integrated team's worker linked to the patient's practice",
+    )
+    why_this_team: list[str] = Field(
+        default_factory=list,
+        description="Why the case went to its team, step by step in plain words: the "
+        "practice's team, or its backup because the first was closed, full or out of hours",
+    )
 
 
 class ReferralRead(BaseModel):

@@ -16,7 +16,7 @@ from services.shared.calendar import LOCAL
 from services.shared.identifiers import postcode_district
 from services.shared.logging import current_request_id
 from services.shared.problems import ValidationFailed
-from services.shared.vocabulary import AssignmentKind, Pathway
+from services.shared.vocabulary import AssignmentKind, Pathway, Urgency
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.audit import record_access
 from services.spa.referrals import lifecycle
@@ -59,6 +59,12 @@ class QueueReason(StrEnum):
     CONTACT_ASSESSMENT = "contact_assessment"
     POSSIBLE_DUPLICATE = "possible_duplicate"
     NO_TEAM = "no_team"
+    # Neither the practice nor the postcode places the patient in a locality: county-wide
+    # call handlers take it.
+    NO_LOCALITY = "no_locality"
+    # Long-term work for a patient whose practice is not known: the locality's handlers find
+    # the practice, and so its team.
+    PRACTICE_UNKNOWN = "practice_unknown"
     ROUTING_REFUSED = "routing_refused"
 
 
@@ -177,12 +183,14 @@ async def _link_possible_duplicate(
     session: AsyncSession, referral: Referral, window: timedelta, now: datetime
 ) -> None:
     """Link a referral for a patient and need already open here to that referral, and hold it
-    for a call handler to decide (unless it carries red flags, which must not wait)."""
+    for a call handler to decide; unless it carries red flags or is a crisis, which must not
+    wait (an ambulance crew waits with the patient to hear who will come)."""
     earlier = await possible_duplicate(session, referral, window, now)
     if earlier is None:
         return
     referral.possible_duplicate_of = earlier.id
-    if not referral.red_flags and referral.queue_reason is None:
+    urgent = bool(referral.red_flags) or referral.urgency == Urgency.CRISIS
+    if not urgent and referral.queue_reason is None:
         referral.queue_reason = QueueReason.POSSIBLE_DUPLICATE
     for one, other in ((referral, earlier), (earlier, referral)):
         detail = {"other_referral_id": str(other.id)}
@@ -353,7 +361,8 @@ def apply_decision(
     )
     referral.routing_reason = decision.reason
     referral.routing = decision.model_dump(
-        mode="json", include={"team", "team_outcome", "escalations"}
+        mode="json",
+        include={"team", "linked_worker", "team_outcome", "team_explanation", "escalations"},
     )
     detail = {
         "decision_id": str(decision.id),
@@ -379,7 +388,7 @@ def assignments_wanted(referral: Referral) -> list[tuple[AssignmentKind, TeamRef
 def assignment_request(
     referral: Referral, kind: AssignmentKind, team: TeamRef
 ) -> dict[str, object]:
-    return {
+    request: dict[str, object] = {
         "referral_id": str(referral.id),
         "team_id": str(team.id),
         "kind": kind,
@@ -388,6 +397,39 @@ def assignment_request(
         "decision_id": str(referral.decision_id) if referral.decision_id else None,
         "risk": referral.risk,
     }
+    worker = linked_worker(referral, team.id) if kind is AssignmentKind.CARE else None
+    if worker is not None:
+        request["linked_worker"] = worker
+    return request
+
+
+def queue_reason_without_team(referral: Referral) -> QueueReason:
+    """Why a triaged case that no team took waits for the call handlers."""
+    if referral.locality_code is None:
+        return QueueReason.NO_LOCALITY
+    steps = (referral.routing or {}).get("team_explanation", [])
+    if any(step.get("code") == "practice_needed" for step in steps):
+        return QueueReason.PRACTICE_UNKNOWN
+    return QueueReason.NO_TEAM
+
+
+def _decision_named(referral: Referral, team_id: uuid.UUID | None) -> dict[str, Any] | None:
+    """The decision's routing record, if the team it named is ``team_id``."""
+    routing: dict[str, Any] = referral.routing or {}
+    named = (routing.get("team") or {}).get("id")
+    return routing if team_id is not None and named == str(team_id) else None
+
+
+def linked_worker(referral: Referral, team_id: uuid.UUID | None) -> str | None:
+    """The practice's linked worker, when the team is the one the decision named with one."""
+    routing = _decision_named(referral, team_id)
+    return routing.get("linked_worker") if routing else None
+
+
+def why_this_team(referral: Referral, team_id: uuid.UUID | None) -> list[str]:
+    """The directory's reasons for the team, in plain words, when it is the decision's team."""
+    routing = _decision_named(referral, team_id)
+    return [step["message"] for step in routing.get("team_explanation", [])] if routing else []
 
 
 def finish_routing(
@@ -398,7 +440,8 @@ def finish_routing(
     actor: str,
 ) -> None:
     """Move the triaged referral to where its pathway ends."""
-    session.add(lifecycle.transition(referral, target, actor=actor, detail=_team_detail(care_team)))
+    detail = _team_detail(referral, care_team)
+    session.add(lifecycle.transition(referral, target, actor=actor, detail=detail))
 
 
 def record_assignment(
@@ -446,5 +489,15 @@ def final_status(referral: Referral, care_team: TeamRef | None) -> S:
     return S.ROUTED if care_team is not None else S.AWAITING_ASSESSMENT
 
 
-def _team_detail(team: TeamRef | None) -> dict[str, object]:
-    return {"team_id": str(team.id), "team_type": team.team_type} if team else {}
+def _team_detail(referral: Referral, team: TeamRef | None) -> dict[str, object]:
+    """What the timeline (and subscribers) hear of the team a case went to, and why."""
+    if team is None:
+        return {}
+    detail: dict[str, object] = {"team_id": str(team.id), "team_type": team.team_type}
+    worker = linked_worker(referral, team.id)
+    if worker is not None:
+        detail["linked_worker"] = worker
+    reasons = why_this_team(referral, team.id)
+    if reasons:
+        detail["why"] = reasons
+    return detail
