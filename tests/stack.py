@@ -245,16 +245,23 @@ def stack_settings(
 
 
 class Switchable(httpx.AsyncBaseTransport):
-    """An in-process service that a test can take down and bring back."""
+    """An in-process service that a test can take down and bring back, or whose next answers
+    it can lose on the way back (the service acted; its caller timed out)."""
 
     def __init__(self, app: FastAPI) -> None:
         self._transport = httpx.ASGITransport(app=app)
         self.down = False
+        self.answers_to_lose = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             raise httpx.ConnectError("connection refused", request=request)
-        return await self._transport.handle_async_request(request)
+        response = await self._transport.handle_async_request(request)
+        if self.answers_to_lose:
+            self.answers_to_lose -= 1
+            await response.aclose()
+            raise httpx.ReadTimeout("the answer did not arrive in time", request=request)
+        return response
 
 
 class Stack:

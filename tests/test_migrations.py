@@ -34,6 +34,17 @@ def test_sqlite_migrates_down_and_up_again_and_matches_the_models(
 # Rows as the first revision stores them, with every foreign key in use, so that the later
 # revisions' table rewrites (SQLite copies, drops and renames a table to alter it) meet data.
 FIRST_REVISION_ROWS = {
+    # Two decisions for one triage, as a retry recorded them before requests were keyed.
+    "routing": [
+        "INSERT INTO decisions (id, referral_id, requested_by, facts, rule_set_version, rule_id, pathway, priority,"
+        " reason, trace, team_outcome, team_explanation, escalations, created_at, updated_at) VALUES ('00000000000000000000000000000021',"
+        " '00000000000000000000000000000001', 'spa', '{}', 'v1', 'r', 'advice', 5, 'why', '[]', 'no_assignment', '[]',"
+        " '[]', '2026-01-01', '2026-01-01')",
+        "INSERT INTO decisions (id, referral_id, requested_by, facts, rule_set_version, rule_id, pathway, priority,"
+        " reason, trace, team_outcome, team_explanation, escalations, created_at, updated_at) VALUES ('00000000000000000000000000000022',"
+        " '00000000000000000000000000000001', 'spa', '{}', 'v1', 'r', 'advice', 5, 'why', '[]', 'no_assignment', '[]',"
+        " '[]', '2026-01-01', '2026-01-01')",
+    ],
     "spa": [
         "INSERT INTO clients (id, client_id, name, secret_hash, scopes, audiences, channels, created_at, updated_at)"
         " VALUES ('00000000-0000-0000-0000-00000000000c', 'gp', 'GP', 'x', '[]', '[]', '[]', '2026-01-01', '2026-01-01')",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing import service
@@ -36,17 +36,33 @@ async def _teams(request: Request) -> TeamsClient:
     "/decisions",
     status_code=status.HTTP_201_CREATED,
     summary="Triage a referral and choose the team for it",
-    responses=problem_responses(DirectoryUnavailable, NoActiveRuleSet),
+    description=(
+        "Triages the referral on the facts given and records the decision: `201`. A request "
+        "repeating one already answered (the same `referral_id`, `assessed_at` and facts, as "
+        "when a caller retries after a timeout) records nothing new and is answered `200` with "
+        "the decision recorded the first time, though rules or the directory have changed since. "
+        "Requests made at the same time for the same triage end with one decision."
+    ),
+    responses={
+        status.HTTP_200_OK: {
+            "model": DecisionRead,
+            "description": "The decision already recorded for this same request",
+        },
+        **problem_responses(DirectoryUnavailable, NoActiveRuleSet),
+    },
 )
 async def create_decision(
     body: DecisionCreate,
+    response: Response,
     session: SessionDep,
     principal: Annotated[Principal, requires("decisions:create")],
     book: Annotated[RuleBook, Depends(_rule_book)],
     teams: Annotated[TeamsClient, Depends(_teams)],
 ) -> DecisionRead:
-    decision = await service.decide(session, book, teams, body, principal.client_id)
-    _audit(session, principal, "decision.create", decision.id)
+    decision, created = await service.decide(session, book, teams, body, principal.client_id)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    _audit(session, principal, "decision.create" if created else "decision.read", decision.id)
     return DecisionRead.from_row(decision)
 
 

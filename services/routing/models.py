@@ -33,10 +33,15 @@ class Base(DeclarativeBase):
 
 class Decision(Timestamped, Base):
     __tablename__ = "decisions"
+    # One decision per triage of a referral: a request asked again gets the one recorded.
+    __table_args__ = (UniqueConstraint("referral_id", "request_key"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     # An opaque reference to the referral in spa; routing holds no patient identifiers.
     referral_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    # The SHA-256 of the request (services.routing.service.request_key); decisions recorded
+    # before requests were keyed hold their own id instead, so that none matches a request.
+    request_key: Mapped[str] = mapped_column(String(64))
     requested_by: Mapped[str] = mapped_column(String(128))
     facts: Mapped[dict[str, Any]] = mapped_column(JSON)
     rule_set_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("rule_sets.id"))

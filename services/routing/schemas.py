@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.shared.clock import Moment
 from services.shared.identifiers import OdsCode, PostcodeDistrict
 from services.shared.vocabulary import (
     MAX_AGE_YEARS,
@@ -38,6 +39,15 @@ class SampleReferral(BaseModel):
 
 class DecisionCreate(SampleReferral):
     referral_id: uuid.UUID
+    assessed_at: Moment | None = Field(
+        default=None,
+        description=(
+            "When the call handler's contact assessment this triage follows was completed; "
+            "absent for the triage at intake. A new assessment is a new triage, even on the "
+            "same facts; a request repeating the referral id, this time and every fact is the "
+            "same triage asked again."
+        ),
+    )
 
 
 class TeamRef(BaseModel):

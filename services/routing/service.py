@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.clients import TeamsClient
@@ -40,18 +44,68 @@ async def rules_for(
     return scopes[COUNTY]
 
 
+def request_key(request: DecisionCreate) -> str:
+    """What makes two requests the same triage asked twice: the SHA-256 of every field, with
+    needs and red flags taken as the sets they are."""
+    fields = request.model_dump(mode="json")
+    fields["needs"], fields["red_flags"] = sorted(fields["needs"]), sorted(fields["red_flags"])
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def recorded_decision(
+    session: AsyncSession, referral_id: uuid.UUID, key: str
+) -> Decision | None:
+    return await session.scalar(
+        select(Decision).where(Decision.referral_id == referral_id, Decision.request_key == key)
+    )
+
+
 async def decide(
     session: AsyncSession,
     book: RuleBook,
     teams: TeamsClient,
     request: DecisionCreate,
     requested_by: str,
-) -> Decision:
-    """Triage the referral, ask the directory for the team, and record the whole decision."""
+) -> tuple[Decision, bool]:
+    """Triage the referral, ask the directory for the team, and record the whole decision; and
+    whether it is new. A request asked again (a retry after a timeout) gets the decision
+    recorded the first time, and nothing new is recorded."""
+    key = request_key(request)
+    recorded = await recorded_decision(session, request.referral_id, key)
+    if recorded is not None:
+        return recorded, False
     rules = await rules_for(session, book, teams, request)
-    rule_set = rules.active.rules
     facts = facts_of(request)
-    evaluation = evaluate(rule_set, facts)
+    evaluation = evaluate(rules.active.rules, facts)
+    decision = await _decision(teams, request, rules.active, evaluation)
+    decision.requested_by, decision.request_key = requested_by, key
+    stored = await _record(session, decision)
+    if stored is not decision:
+        return stored, False
+    if rules.shadow is not None:
+        compare_with_shadow(session, decision, evaluation, rules.shadow, facts)
+    return decision, True
+
+
+async def _record(session: AsyncSession, decision: Decision) -> Decision:
+    """Record the decision; or, when the same request asked at the same time was recorded
+    first, that one."""
+    try:
+        async with session.begin_nested():
+            session.add(decision)
+    except IntegrityError:
+        recorded = await recorded_decision(session, decision.referral_id, decision.request_key)
+        if recorded is None:
+            raise
+        return recorded
+    return decision
+
+
+async def _decision(
+    teams: TeamsClient, request: DecisionCreate, active: LoadedRuleSet, evaluation: Evaluation
+) -> Decision:
+    """The decision on the evaluation, with the teams the directory names for it."""
     if evaluation.pathway in UNASSIGNED_PATHWAYS:
         team, outcome, explanation = None, "no_assignment", []
     else:
@@ -70,23 +124,13 @@ async def decide(
             if resolution.team
             else None
         )
-    escalations = []
-    for escalation in evaluation.escalations:
-        resolved = await teams.resolve(
-            practice=request.practice, district=request.postcode_district, escalation=escalation
-        )
-        escalations.append(
-            EscalationRead(
-                escalation=escalation, team=resolved.team, explanation=resolved.explanation
-            )
-        )
+    escalations = await _escalations(teams, request, evaluation)
     target = evaluation.response_target
-    decision = Decision(
+    return Decision(
         referral_id=request.referral_id,
-        requested_by=requested_by,
         facts=request.model_dump(mode="json", exclude={"referral_id"}),
-        rule_set_id=rules.active.id,
-        rule_set_version=rule_set.version,
+        rule_set_id=active.id,
+        rule_set_version=active.rules.version,
         rule_id=evaluation.rule.id,
         pathway=evaluation.pathway,
         priority=evaluation.policy.priority,
@@ -98,11 +142,22 @@ async def decide(
         team_explanation=explanation,
         escalations=[item.model_dump(mode="json") for item in escalations],
     )
-    session.add(decision)
-    await session.flush()
-    if rules.shadow is not None:
-        compare_with_shadow(session, decision, evaluation, rules.shadow, facts)
-    return decision
+
+
+async def _escalations(
+    teams: TeamsClient, request: DecisionCreate, evaluation: Evaluation
+) -> list[EscalationRead]:
+    escalations = []
+    for escalation in evaluation.escalations:
+        resolved = await teams.resolve(
+            practice=request.practice, district=request.postcode_district, escalation=escalation
+        )
+        escalations.append(
+            EscalationRead(
+                escalation=escalation, team=resolved.team, explanation=resolved.explanation
+            )
+        )
+    return escalations
 
 
 def compare_with_shadow(

@@ -86,7 +86,7 @@ async def service_resources(
         pool_pre_ping=settings.database_pool_pre_ping,
         pool_recycle=settings.database_pool_recycle_seconds,
     )
-    http = create_http_client(settings, mounts)
+    http = create_http_client(settings, mounts, clock=app.state.clock)
     if keys is None:
         if not settings.auth_jwks_url:
             raise RuntimeError("auth_jwks_url is required to verify tokens")

@@ -5,16 +5,20 @@ An upstream failure is wrapped as ``UpstreamUnavailable``, never passed off as o
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import uuid
-from collections.abc import Generator, Mapping
+from collections.abc import AsyncGenerator, Generator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import structlog
+from pydantic import BaseModel, Field, ValidationError
 
+from services.shared.clock import Clock
 from services.shared.logging import current_request_id
 from services.shared.problems import UpstreamUnavailable
 from services.shared.settings import ServiceSettings
@@ -22,29 +26,92 @@ from services.shared.settings import ServiceSettings
 log = structlog.get_logger(__name__)
 
 
+class _TokenAnswer(BaseModel):
+    access_token: str
+    expires_in: float = Field(default=60, gt=0)
+
+
 class ClientCredentialsAuth(httpx.Auth):
-    """Obtains and caches an OAuth2 client-credentials token; fetches a new one shortly before it
-    expires, or once more when the callee says the token is no longer good (a key rotation)."""
+    """This service's own OAuth2 client-credentials token, shared by every call it makes.
 
-    requires_response_body = True
-    _refresh_margin_seconds = 30.0
+    One fetch at a time (the lock is held while the token request is in flight): concurrent
+    calls that find no token wait for that fetch rather than send their own. A token is renewed
+    ``renew_margin`` before it expires; while one call renews it, the others go on with the
+    old one, which is still good. A 401 from the callee (a key rotation, say) fetches one new
+    token for every call it refused. A fetch that fails pauses fetching for a moment (or as long
+    as a 429's Retry-After asks): the calls meanwhile fail at once instead of each asking again.
+    Times come from the service's clock, the one the callee's verifier checks ``exp`` by.
+    """
 
-    def __init__(self, token_url: str, client_id: str, client_secret: str) -> None:
+    def __init__(
+        self,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        clock: Clock,
+        renew_margin: timedelta = timedelta(seconds=30),
+        pause_after_failure: timedelta = timedelta(seconds=2),
+    ) -> None:
         self._token_url = token_url
         credentials = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
         self._basic = "Basic " + base64.b64encode(credentials.encode()).decode()
+        self._clock = clock
+        self._renew_margin = renew_margin
+        self._pause_after_failure = pause_after_failure
+        self._lock = asyncio.Lock()
         self._token: str | None = None
-        self._expires_at = 0.0
+        self._expires_at = self._renew_at = self._paused_until = datetime.min.replace(tzinfo=UTC)
 
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if self._token is None or time.monotonic() >= self._expires_at:
-            self._store((yield self._token_request()))
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        response = yield request
-        if response.status_code == 401:
-            self._store((yield self._token_request()))
-            request.headers["Authorization"] = f"Bearer {self._token}"
-            yield request
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        raise RuntimeError("service tokens are shared by an httpx.AsyncClient only")
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        refused: str | None = None
+        for _attempt in range(2):
+            if self._must_fetch(refused) and not self._renewal_under_way(refused):
+                async with self._lock:
+                    if self._must_fetch(refused) and self._may_fetch(refused):
+                        asked_at = self._clock()
+                        try:
+                            answer = yield self._token_request()
+                        except GeneratorExit:
+                            # The fetch never got an answer (unreachable, timed out, cancelled).
+                            self._pause(self._pause_after_failure)
+                            raise
+                        await self._take(answer, asked_at, refused)
+            token = self._token
+            request.headers["Authorization"] = f"Bearer {token}"
+            response = yield request
+            if response.status_code != 401:
+                return
+            refused = token
+
+    def _must_fetch(self, refused: str | None) -> bool:
+        """No token yet, one due for renewal, or the one the callee has just refused."""
+        return self._token is None or self._token == refused or self._clock() >= self._renew_at
+
+    def _still_good(self, refused: str | None) -> bool:
+        return (
+            self._token is not None and self._token != refused and self._clock() < self._expires_at
+        )
+
+    def _renewal_under_way(self, refused: str | None) -> bool:
+        """Another call is renewing a token that is still good: use it rather than wait."""
+        return self._lock.locked() and self._still_good(refused)
+
+    def _may_fetch(self, refused: str | None) -> bool:
+        """False to go on with a token still good while fetching is paused; raises when fetching
+        is paused and no good token is left."""
+        if self._clock() >= self._paused_until:
+            return True
+        if self._still_good(refused):
+            return False
+        raise UpstreamUnavailable("This service could not obtain a token to call another.")
 
     def _token_request(self) -> httpx.Request:
         return httpx.Request(
@@ -54,18 +121,57 @@ class ClientCredentialsAuth(httpx.Auth):
             headers={"Authorization": self._basic},
         )
 
-    def _store(self, response: httpx.Response) -> None:
-        if response.status_code != 200:
-            log.error("service_token_refused", status=response.status_code)
+    async def _take(
+        self, response: httpx.Response, asked_at: datetime, refused: str | None
+    ) -> None:
+        """Keep the token answered, or pause fetching after a refusal; raise when no good
+        token is left."""
+        answer = await _token_answer(response)
+        if answer is not None:
+            self._keep(answer, asked_at)
+            return
+        log.error("service_token_refused", status=response.status_code)
+        self._pause(_retry_after(response) or self._pause_after_failure)
+        if not self._still_good(refused):
             raise UpstreamUnavailable("This service could not obtain a token to call another.")
-        body = response.json()
-        self._token = str(body["access_token"])
-        lifetime = float(body.get("expires_in", 60))
-        self._expires_at = time.monotonic() + max(lifetime - self._refresh_margin_seconds, 1.0)
+
+    def _keep(self, answer: _TokenAnswer, asked_at: datetime) -> None:
+        lifetime = timedelta(seconds=answer.expires_in)
+        self._token = answer.access_token
+        # Counted from when it was asked for: the issuer's clock started no later than that.
+        self._expires_at = asked_at + lifetime
+        self._renew_at = self._expires_at - min(self._renew_margin, lifetime / 2)
+
+    def _pause(self, pause: timedelta) -> None:
+        self._paused_until = self._clock() + pause
+
+
+_LONGEST_PAUSE = timedelta(seconds=30)
+
+
+async def _token_answer(response: httpx.Response) -> _TokenAnswer | None:
+    await response.aread()
+    if response.status_code != 200:
+        return None
+    try:
+        return _TokenAnswer.model_validate_json(response.content)
+    except ValidationError:
+        return None
+
+
+def _retry_after(response: httpx.Response) -> timedelta | None:
+    """A 429's Retry-After in seconds, bounded; None when there is none."""
+    value = response.headers.get("retry-after", "")
+    if response.status_code != 429 or not value.isdigit():
+        return None
+    return min(timedelta(seconds=int(value)), _LONGEST_PAUSE)
 
 
 def create_http_client(
-    settings: ServiceSettings, mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None
+    settings: ServiceSettings,
+    mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    *,
+    clock: Clock,
 ) -> httpx.AsyncClient:
     auth: httpx.Auth | None = None
     if settings.service_client_id and settings.service_client_secret and settings.token_url:
@@ -73,6 +179,7 @@ def create_http_client(
             settings.token_url,
             settings.service_client_id,
             settings.service_client_secret.get_secret_value(),
+            clock=clock,
         )
     timeout = httpx.Timeout(
         settings.http_timeout_seconds, connect=settings.http_connect_timeout_seconds

@@ -1,15 +1,20 @@
-"""An accepted referral survives a downstream outage and is routed exactly once afterwards;
-one request id follows a referral through all three services' logs."""
+"""An accepted referral survives a downstream outage and is routed exactly once afterwards, and
+decided once though routing's answer is lost; one request id follows a referral through all
+three services' logs."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 
 import pytest
+from sqlalchemy import select
 
+from services.routing.models import Decision
 from services.spa.referrals.models import OutboxJob
 from tests import factories
+from tests.e2e.test_flow import post_and_wait_routed
 from tests.stack import Stack
 
 
@@ -95,3 +100,20 @@ async def test_one_request_id_follows_a_referral_through_three_services(
     assert ("routing", "/v1/decisions") in traced
     assert ("teams", "/v1/resolve") in traced
     assert ("teams", "/v1/assignments") in traced
+
+
+async def test_a_decision_whose_answer_was_lost_is_not_made_twice_when_spa_asks_again(
+    stack: Stack,
+) -> None:
+    stack.transports["routing"].answers_to_lose = 1
+    referral = await post_and_wait_routed(stack, factories.referral(needs=["ltc_management"]))
+
+    async with stack.apps["routing"].state.sessionmaker() as session:
+        decisions = list(
+            await session.scalars(
+                select(Decision).where(Decision.referral_id == uuid.UUID(referral["id"]))
+            )
+        )
+    assert stack.transports["routing"].answers_to_lose == 0
+    assert referral["status"] == "routed"
+    assert [str(decision.id) for decision in decisions] == [referral["routing"]["decision_id"]]

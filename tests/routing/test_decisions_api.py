@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from services.routing.models import Decision
 from tests.stack import Stack
@@ -90,3 +92,61 @@ async def test_the_directory_being_down_is_a_503_problem_and_nothing_is_kept(sta
     assert response.status_code == 503
     assert response.json()["type"] == "urn:spa-platform:problem:directory-unavailable"
     assert await stack.count_rows("routing", Decision) == 0
+
+
+async def _decisions_of(stack: Stack, referral_id: str) -> list[Decision]:
+    async with stack.apps["routing"].state.sessionmaker() as session:
+        query = select(Decision).where(Decision.referral_id == uuid.UUID(referral_id))
+        return list(await session.scalars(query))
+
+
+async def test_a_request_asked_again_gets_the_decision_recorded_and_records_nothing(
+    any_stack: Stack,
+) -> None:
+    body = facts()
+    async with any_stack.client("routing", "spa-service") as routing:
+        first = await routing.post("/v1/decisions", json=body)
+        # Needs and red flags are sets: their order does not make another request.
+        again = await routing.post("/v1/decisions", json={**body, "needs": body["needs"][::-1]})
+
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert [str(row.id) for row in await _decisions_of(any_stack, body["referral_id"])] == [
+        first.json()["id"]
+    ]
+
+
+async def test_requests_for_one_triage_at_the_same_time_end_with_one_decision(
+    any_stack: Stack,
+) -> None:
+    body = facts()
+    async with any_stack.client("routing", "spa-service") as routing:
+        answers = await asyncio.gather(
+            *(routing.post("/v1/decisions", json=body) for _ in range(6))
+        )
+
+    assert sorted(answer.status_code for answer in answers) == [200] * 5 + [201]
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    assert len(await _decisions_of(any_stack, body["referral_id"])) == 1
+
+
+async def test_a_triage_after_an_assessment_or_on_other_facts_is_a_new_decision(
+    stack: Stack,
+) -> None:
+    body = facts(needs=["fall"], urgency="routine", safeguarding_concern=False)
+    assessed = {**body, "assessed_at": "2026-11-24T10:30:00Z"}
+    async with stack.client("routing", "spa-service") as routing:
+        at_intake = await routing.post("/v1/decisions", json=body)
+        after_assessment = await routing.post("/v1/decisions", json=assessed)
+        on_other_facts = await routing.post(
+            "/v1/decisions", json={**assessed, "needs": ["ltc_management"]}
+        )
+
+    assert [at_intake.status_code, after_assessment.status_code, on_other_facts.status_code] == [
+        201,
+        201,
+        201,
+    ]
+    assert len(await _decisions_of(stack, body["referral_id"])) == 3
+    assert on_other_facts.json()["pathway"] != at_intake.json()["pathway"]

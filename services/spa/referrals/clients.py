@@ -91,8 +91,10 @@ class RoutingClient:
         self._client = client
 
     async def decide(self, facts: dict[str, Any]) -> Decision:
+        """Routing answers a repeated request (a retry after a timeout) 200 with the decision it
+        recorded the first time, so a triage asked twice is recorded once."""
         response = await self._client.request("POST", "/v1/decisions", json=facts)
-        if response.status_code != 201:
+        if response.status_code not in (200, 201):
             raise UpstreamRefused("routing", response.status_code)
         return _parse(Decision, "routing", response.content)
 

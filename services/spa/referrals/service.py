@@ -336,9 +336,13 @@ def age_on(birth: date, day: date) -> int:
 
 
 def decision_request(referral: Referral) -> dict[str, object]:
-    """What routing is told: codes, an age and a place; no identifiers, no free text."""
+    """What routing is told: codes, an age and a place; no identifiers, no free text. With the
+    referral id, the time of the assessment triage follows (none at intake) tells routing which
+    triage this is: a retry of the same one gets the decision already recorded."""
+    assessed_at = referral.assessed_at.isoformat() if referral.assessed_at else None
     return {
         "referral_id": str(referral.id),
+        "assessed_at": assessed_at,
         "channel": referral.channel,
         "urgency": referral.urgency,
         "needs": referral.needs,
