@@ -56,6 +56,8 @@ class Decision(Timestamped, Base):
     team: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     team_outcome: Mapped[str] = mapped_column(String(16))
     team_explanation: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # Why the case is held for a call handler rather than sent to a team, if it is.
+    hold: Mapped[str | None] = mapped_column(String(32))
     escalations: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
 
 

@@ -44,6 +44,10 @@ class Rule(BaseModel):
     # Overrides the pathway's response target for this rule; null means no national standard
     # applies (reablement for someone leaving a hospital bed is outside the two-day standard).
     response_target: timedelta | None = None
+    # Hold the case for a call handler instead of sending it to a team, with this reason (for
+    # example under_18: adult services do not take children; a handler finds the service
+    # that does). The pathway is recorded with the decision but no team is asked.
+    hold: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$", max_length=32)
 
 
 class PathwayPolicy(BaseModel):

@@ -99,6 +99,11 @@ class DecisionRead(BaseModel):
     linked_worker: str | None
     team_outcome: Literal["team", "county_queue", "no_assignment"]
     team_explanation: list[ExplanationStep]
+    hold: str | None = Field(
+        default=None,
+        description="Set when the rule holds the case for a call handler instead of a team "
+        "(e.g. under_18); the pathway is then not acted on",
+    )
     trace: list[TraceEntry]
     created_at: datetime
 
@@ -123,6 +128,7 @@ class DecisionRead(BaseModel):
             linked_worker=team.get("linked_worker"),
             team_outcome=row.team_outcome,
             team_explanation=row.team_explanation,
+            hold=row.hold,
             trace=row.trace,
             created_at=row.created_at,
         )

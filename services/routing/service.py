@@ -106,7 +106,7 @@ async def _decision(
     teams: TeamsClient, request: DecisionCreate, active: LoadedRuleSet, evaluation: Evaluation
 ) -> Decision:
     """The decision on the evaluation, with the teams the directory names for it."""
-    if evaluation.pathway in UNASSIGNED_PATHWAYS:
+    if evaluation.pathway in UNASSIGNED_PATHWAYS or evaluation.rule.hold is not None:
         team, outcome, explanation = None, "no_assignment", []
     else:
         resolution = await teams.resolve(
@@ -140,6 +140,7 @@ async def _decision(
         team=team,
         team_outcome=outcome,
         team_explanation=explanation,
+        hold=evaluation.rule.hold,
         escalations=[item.model_dump(mode="json") for item in escalations],
     )
 

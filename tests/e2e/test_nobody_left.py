@@ -138,3 +138,30 @@ async def test_long_term_work_for_an_unknown_practice_goes_to_the_localitys_hand
     assert [(item["referral_id"], item["queue_reason"]) for item in north] == [
         (referral["id"], "practice_unknown")
     ]
+
+
+async def test_a_child_in_crisis_is_held_for_a_call_handler_not_given_an_adult_pathway(
+    stack: Stack,
+) -> None:
+    born = (MORNING - timedelta(days=16 * 365 + 30)).date()
+    body = factories.referral(urgency="crisis", needs=["fall"], born=born)
+    referral = await _post(stack, "gp-system", body)
+    north = await _queue(stack, "north-call-handlers")
+
+    assert referral["status"] == "awaiting_assessment"
+    assert referral["routing"] is None
+    assert referral["assignments"] == []
+    assert [(item["referral_id"], item["queue_reason"], item["age_years"]) for item in north] == [
+        (referral["id"], "under_18", 16)
+    ]
+
+
+async def test_a_child_with_a_red_flag_is_still_sent_to_emergency_services(stack: Stack) -> None:
+    born = (MORNING - timedelta(days=12 * 365)).date()
+    body = factories.referral(
+        urgency="crisis", needs=["fall"], red_flags=["head_injury"], born=born
+    )
+
+    referral = await _post(stack, "gp-system", body)
+
+    assert referral["status"] == "redirected_emergency"

@@ -219,18 +219,26 @@ def test_chest_pain_alone_redirects_to_emergency(rules: RuleSet) -> None:
     assert evaluation.trace == [{"rule": "red-flag-redirect", "matched": True}]
 
 
-def test_sixteen_year_old_with_fall_in_crisis_is_not_rapid_response(rules: RuleSet) -> None:
+def test_sixteen_year_old_with_fall_in_crisis_is_held_for_a_call_handler(rules: RuleSet) -> None:
     evaluation = evaluate(
         rules,
         facts(channel=Channel.AMBULANCE, urgency=Urgency.CRISIS, needs={Need.FALL}, age=16),
     )
 
-    assert evaluation.pathway is not Pathway.RAPID_RESPONSE
-    assert evaluation.pathway is Pathway.ROUTINE_ASSESSMENT
-    assert evaluation.rule.id == "assessment-otherwise"
-    ucr = trace_entry(evaluation, "ucr-crisis-adult")
-    assert ucr["matched"] is False
-    assert ucr["why_not"] == "younger than 18"
+    # Adult community services do not take children: no adult team is asked.
+    assert evaluation.rule.id == "child-held-for-call-handler"
+    assert evaluation.rule.hold == "under_18"
+    assert [entry["rule"] for entry in evaluation.trace][-1] == "child-held-for-call-handler"
+
+
+def test_an_adult_in_crisis_is_not_held(rules: RuleSet) -> None:
+    evaluation = evaluate(
+        rules,
+        facts(channel=Channel.AMBULANCE, urgency=Urgency.CRISIS, needs={Need.FALL}, age=18),
+    )
+
+    assert (evaluation.pathway, evaluation.rule.hold) == (Pathway.RAPID_RESPONSE, None)
+    assert trace_entry(evaluation, "child-held-for-call-handler")["why_not"] == "older than 17"
 
 
 def test_eighteenth_birthday_is_the_rapid_response_boundary(rules: RuleSet) -> None:
@@ -286,6 +294,7 @@ def test_trace_lists_every_rule_before_the_match_with_its_reason(rules: RuleSet)
     assert evaluation.trace[-1] == {"rule": "long-term-case-management", "matched": True}
     assert [entry["why_not"] for entry in evaluation.trace[:-1]] == [
         "no listed red flag",
+        "older than 17",
         "no listed need",
         "no listed need",
         "no listed need",

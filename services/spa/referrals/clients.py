@@ -46,6 +46,8 @@ class Decision(BaseModel):
     linked_worker: str | None = None
     team_outcome: Literal["team", "county_queue", "no_assignment"]
     team_explanation: list[ExplanationStep] = Field(default_factory=list)
+    # The rule holds the case for a call handler instead of a team (e.g. under_18).
+    hold: str | None = None
     escalations: list[EscalationTarget]
 
 

@@ -21,6 +21,7 @@ from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals import clocks, lifecycle, service
 from services.spa.referrals.clients import (
     Assignment,
+    Decision,
     RoutingClient,
     TeamRef,
     TeamsClient,
@@ -121,6 +122,9 @@ class ReferralRouter:
             return
         if _ready_for_triage(referral):
             decision = await self._routing.decide(service.decision_request(referral))
+            if decision.hold is not None:
+                await self._hold_by_rules(session, referral, decision)
+                return
             # Committed by the next transaction, before any other call: with the read of the
             # case's assignments if it goes on to a team, else with the job's end.
             service.apply_decision(session, referral, decision, ACTOR)
@@ -192,6 +196,14 @@ class ReferralRouter:
         session.add(
             lifecycle.transition(referral, S.AWAITING_ASSESSMENT, actor=ACTOR, detail=detail)
         )
+
+    async def _hold_by_rules(
+        self, session: AsyncSession, referral: Referral, decision: Decision
+    ) -> None:
+        referral.locality_code = referral.locality_code or await self._locate(referral)
+        if referral.safeguarding.get("concern"):
+            service.add_job(session, referral, service.ESCALATE_JOB)
+        service.hold_by_decision(session, referral, decision, ACTOR)
 
     async def _escalate(self, session: AsyncSession, referral: Referral) -> str | None:
         """Assign the case to the CRU; returns the patient's locality."""

@@ -377,6 +377,28 @@ def apply_decision(
     session.add(lifecycle.transition(referral, S.TRIAGED, actor=actor, detail=detail))
 
 
+def hold_by_decision(
+    session: AsyncSession, referral: Referral, decision: Decision, actor: str
+) -> None:
+    """The rules hold the case for a call handler (a child, say): no pathway is acted on and
+    no team is asked; the handlers of its locality (or the county's) take it."""
+    assert decision.hold is not None
+    referral.decision_id = decision.id
+    referral.routing_reason = decision.reason
+    referral.queue_reason = decision.hold
+    detail = {
+        "decision_id": str(decision.id),
+        "rule_id": decision.rule_id,
+        "queue_reason": decision.hold,
+    }
+    if referral.status == S.AWAITING_ASSESSMENT:  # assessed, and held by the rules again
+        session.add(lifecycle.record_event(referral, "held_by_rules", actor=actor, detail=detail))
+    else:
+        session.add(
+            lifecycle.transition(referral, S.AWAITING_ASSESSMENT, actor=actor, detail=detail)
+        )
+
+
 def assignments_wanted(referral: Referral) -> list[tuple[AssignmentKind, TeamRef]]:
     """The teams a triaged referral goes to: the pathway's team and each escalation's team."""
     routing = referral.routing or {}
