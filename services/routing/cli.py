@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         help="check triage rule files; exit 1 on any error, 2 if a file cannot be read",
     )
     check.add_argument("files", nargs="+", metavar="FILE", type=Path)
-    commands.add_parser("audit-verify", help="check the audit trail's hash chain")
+    commands.add_parser(
+        "audit-verify",
+        help="check the audit trail's hash chain; exit 1 if it is broken, 2 if it cannot be read",
+    )
     args = parser.parse_args(argv)
     if args.command == "check-rules":
         return max(check_rules_file(path) for path in args.files)

@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
         "revoke-client", help="stop a client: no new tokens; its subscriptions get no events"
     )
     revoke.add_argument("--client-id", required=True)
-    commands.add_parser("audit-verify", help="check the audit trail's hash chain")
+    commands.add_parser(
+        "audit-verify",
+        help="check the audit trail's hash chain; exit 1 if it is broken, 2 if it cannot be read",
+    )
     return parser
 
 

@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         "load-directory", help="load or replace the whole directory from YAML"
     )
     load.add_argument("path", type=Path)
-    commands.add_parser("audit-verify", help="check the audit trail's hash chain")
+    commands.add_parser(
+        "audit-verify",
+        help="check the audit trail's hash chain; exit 1 if it is broken, 2 if it cannot be read",
+    )
     args = parser.parse_args(argv)
     settings = TeamsSettings()
     if args.command == "migrate":

@@ -3,6 +3,7 @@ into a hash chain that shows an edited, deleted or inserted record; readable wit
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import uuid
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select, text, update
 
+from services.routing import cli as routing_cli
 from services.routing.models import AuditEvent as RoutingAudit
 from services.shared import audit
 from services.spa.audit import AuditEvent, AuditHead
@@ -42,11 +44,17 @@ async def _spa_records(stack: Stack) -> list[AuditEvent]:
 
 
 async def _three_records(stack: Stack) -> str:
+    referral_id = await _three_accesses(stack)
+    await _sealed(stack, "spa")
+    return referral_id
+
+
+async def _three_accesses(stack: Stack) -> str:
+    """Create, read and read the timeline of a referral: at least three audit records."""
     async with stack.client("spa", "gp-system") as gp:
         referral_id = str((await gp.post("/v1/referrals", json=factories.referral())).json()["id"])
         await gp.get(f"/v1/referrals/{referral_id}")
         await gp.get(f"/v1/referrals/{referral_id}/timeline")
-    await _sealed(stack, "spa")
     return referral_id
 
 
@@ -216,3 +224,96 @@ async def test_records_sealed_during_a_walk_do_not_break_it(stack: Stack) -> Non
 
     assert result.intact
     assert result.checked == result.head_seq
+
+
+def _logged(capsys: pytest.CaptureFixture[str], event: str) -> list[dict[str, Any]]:
+    lines = capsys.readouterr().out.splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    return [record for record in records if record.get("event") == event]
+
+
+async def _forge_past_the_head(stack: Stack) -> int:
+    """A record inserted with the number the next sealed record would take, its link and hash
+    computed as the sealer would: the seq it holds."""
+    async with stack.apps["spa"].state.sessionmaker() as session, session.begin():
+        head = await session.get(AuditHead, 1)
+        assert head is not None
+        forged = audit.entry(
+            AuditEvent, client_id="gp-system", action="referral.read", resource_type="referral",
+            resource_id=uuid.uuid4(),
+        )  # fmt: skip
+        forged.at = stack.clock()
+        forged.seq, forged.prev_hash = head.seq + 1, head.hash
+        forged.hash = audit.digest(forged, forged.seq, head.hash)
+        session.add(forged)
+    return int(forged.seq)
+
+
+async def test_a_record_forged_past_the_head_is_a_break_and_the_sealer_stops_there(
+    any_stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = any_stack
+    await _three_records(stack)
+    forged_seq = await _forge_past_the_head(stack)
+    detected = await _verify(stack)
+    # Later access is recorded but waits unsealed: the sealer would reuse the forged number.
+    await _three_accesses(stack)
+    await asyncio.sleep(2.5)  # the sealer's turns, one a second
+    reported = _logged(capsys, "audit_chain_broken")
+    failures = _logged(capsys, "audit_seal_failed")
+    url = stack.apps["spa"].state.settings.database_url
+    status = await audit.verify_database(url, AuditEvent, AuditHead, stack.clock)
+    verdict = _last_line(capsys)
+
+    assert (detected.broken_at, detected.reason) == (forged_seq, audit.PAST_THE_HEAD)
+    assert [(line["broken_at"], line["reason"]) for line in reported] == [
+        (forged_seq, audit.PAST_THE_HEAD)
+    ]
+    assert failures == []
+    assert stack.apps["spa"].state.audit_sealer.broken.at == forged_seq
+    assert status == 1
+    assert (verdict["intact"], verdict["broken_at"]) == (False, forged_seq)
+    assert verdict["reason"] == audit.PAST_THE_HEAD
+    assert verdict["unsealed"] >= 3
+
+
+async def test_sealing_resumes_once_the_forged_record_is_removed(stack: Stack) -> None:
+    await _three_records(stack)
+    forged_seq = await _forge_past_the_head(stack)
+    sealer = stack.apps["spa"].state.audit_sealer
+    with pytest.raises(audit.ChainBroken):
+        await sealer.seal_now()
+    async with stack.apps["spa"].state.sessionmaker() as session, session.begin():
+        await session.execute(delete(AuditEvent).where(AuditEvent.seq == forged_seq))
+    await sealer.seal_now()
+    result = await _verify(stack)
+
+    assert result.intact
+    assert result.unsealed == 0
+
+
+async def test_numbers_swapped_between_two_records_break_the_chain(any_stack: Stack) -> None:
+    stack = any_stack
+    await _three_records(stack)
+    async with stack.apps["spa"].state.engine.begin() as connection:
+        for old, new in ((2, -2), (3, 2), (-2, 3)):
+            await connection.execute(
+                text("UPDATE audit_events SET seq = :new WHERE seq = :old"),
+                {"old": old, "new": new},
+            )
+    result = await _verify(stack)
+
+    assert (result.broken_at, result.reason) == (2, "the link to the record before is broken")
+
+
+async def test_the_command_gives_a_verdict_when_the_trail_cannot_be_read(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROUTING_DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1:9/nowhere")
+
+    status = await asyncio.to_thread(routing_cli.main, ["audit-verify"])
+    verdict = _last_line(capsys)
+
+    assert status == 2
+    assert verdict["intact"] is None
+    assert verdict["error"] == "the audit trail could not be read"
