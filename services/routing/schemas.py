@@ -70,6 +70,7 @@ class TeamResolution(BaseModel):
     outcome: Literal["team", "county_queue", "no_assignment"]
     team: TeamRef | None
     linked_worker: str | None = None
+    locality_code: str | None = None
     explanation: list[ExplanationStep]
 
 
@@ -104,6 +105,9 @@ class DecisionRead(BaseModel):
         description="Set when the rule holds the case for a call handler instead of a team "
         "(e.g. under_18); the pathway is then not acted on",
     )
+    locality_code: str | None = Field(
+        default=None, description="The locality the practice or postcode places the patient in"
+    )
     trace: list[TraceEntry]
     created_at: datetime
 
@@ -129,6 +133,7 @@ class DecisionRead(BaseModel):
             team_outcome=row.team_outcome,
             team_explanation=row.team_explanation,
             hold=row.hold,
+            locality_code=row.locality_code,
             trace=row.trace,
             created_at=row.created_at,
         )

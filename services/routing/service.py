@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.clients import TeamsClient
 from services.routing.models import Decision, ShadowDisagreement
-from services.routing.problems import DecisionNotFound, NoActiveRuleSet
+from services.routing.problems import DecisionNotFound, DirectoryUnavailable, NoActiveRuleSet
 from services.routing.rule_sets import COUNTY, LoadedRuleSet, RuleBook, ScopeRules
 from services.routing.rules import Evaluation, Facts, evaluate
 from services.routing.schemas import DecisionCreate, EscalationRead, SampleReferral
@@ -108,13 +108,14 @@ async def _decision(
     """The decision on the evaluation, with the teams the directory names for it."""
     if evaluation.pathway in UNASSIGNED_PATHWAYS or evaluation.rule.hold is not None:
         team, outcome, explanation = None, "no_assignment", []
+        locality = await _try_locate(teams, request)
     else:
         resolution = await teams.resolve(
             practice=request.practice,
             district=request.postcode_district,
             pathway=evaluation.pathway,
         )
-        outcome = resolution.outcome
+        outcome, locality = resolution.outcome, resolution.locality_code
         explanation = [step.model_dump() for step in resolution.explanation]
         team = (
             {
@@ -141,8 +142,18 @@ async def _decision(
         team_outcome=outcome,
         team_explanation=explanation,
         hold=evaluation.rule.hold,
+        locality_code=locality,
         escalations=[item.model_dump(mode="json") for item in escalations],
     )
+
+
+async def _try_locate(teams: TeamsClient, request: DecisionCreate) -> str | None:
+    """The patient's locality if the directory answers; a redirect to emergency services or a
+    hold for a call handler never waits for it."""
+    try:
+        return await teams.locate(practice=request.practice, district=request.postcode_district)
+    except DirectoryUnavailable:
+        return None
 
 
 async def _escalations(

@@ -21,6 +21,7 @@ from services.spa.identity.api import router as identity_router
 from services.spa.identity.keys import SigningKeys
 from services.spa.queue.api import router as queue_router
 from services.spa.referrals.api import router as referrals_router
+from services.spa.referrals.changes_api import router as changes_router
 from services.spa.referrals.clients import RoutingClient, TeamsClient
 from services.spa.referrals.clock_keeper import ClockKeeper
 from services.spa.referrals.clocks import load_policy
@@ -126,6 +127,7 @@ def create_app(
     if settings.issuer_enabled:
         app.include_router(identity_router)
     app.include_router(referrals_router)
+    app.include_router(changes_router)
     app.include_router(queue_router)
     app.include_router(reports_router)
     app.include_router(webhooks_router)
@@ -167,7 +169,7 @@ async def _webhooks(
         dispatcher = OutboxBatchWorker(
             app.state.sessionmaker,
             WebhookEvent,
-            Dispatcher(),
+            Dispatcher(clock),
             service="spa",
             in_order_of="referral_id",
             clock=clock,

@@ -40,6 +40,8 @@ class SpaSettings(ServiceSettings):
     idempotency_retention_hours: int = Field(default=24, ge=1, le=24 * 30)
     # A referral for the same patient and need within this window is a possible duplicate.
     duplicate_window_hours: int = Field(default=72, ge=0, le=24 * 90)
+    # How old a change must be before the changes feed lists it (see referrals/changes.py).
+    changes_settle_seconds: float = Field(default=5.0, ge=0, le=300)
     # How long a call handler's claim on a queued case lasts unless renewed.
     queue_claim_seconds: int = Field(default=900, ge=30, le=4 * 3600)
     # The longest a client may ask to wait for the routing outcome (Prefer: wait=N).

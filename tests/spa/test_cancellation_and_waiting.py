@@ -57,8 +57,16 @@ async def test_a_cancelled_referral_leaves_the_team_caseload_but_not_the_cru(
     }
     cru_caseload = await _caseload(stack, cru["team"]["id"])
     assert [(i["referral_id"], i["status"]) for i in cru_caseload] == [(routed["id"], "assigned")]
-    last = timeline["events"][-1]
-    assert (last["to_status"], last["detail"]) == ("cancelled", {"reason": "patient_admitted"})
+    events = [(event["event_type"], event["detail"]) for event in timeline["events"]]
+    assert ("cancelled", {"reason": "patient_admitted"}) in events
+    assert events[-1] == (
+        "assignment_withdrawn",
+        {
+            "assignment_id": care["assignment_id"],
+            "team_id": care["team"]["id"],
+            "reason": "referrer_cancelled",
+        },
+    )
 
 
 async def test_only_the_referrer_can_cancel_and_the_others_learn_nothing(stack: Stack) -> None:

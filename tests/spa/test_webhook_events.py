@@ -3,19 +3,23 @@ lifecycle table, each change to a team's hold on the case, the clocks and the CR
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from services.shared.outbox import OutboxBatchWorker
 from services.shared.vocabulary import ReferralStatus
 from services.spa.referrals.lifecycle import TRANSITIONS
 from services.spa.referrals.schemas import AssignmentChange
 from services.spa.referrals.service import ASSIGNMENT_WITHDRAWN
+from services.spa.webhooks.delivery import Dispatcher
 from services.spa.webhooks.events import EVENT_TYPES, REFERRAL_EVENTS
+from services.spa.webhooks.models import WebhookEvent
 from tests import factories
 from tests.e2e.test_caseload_lifecycle import care_assignment
 from tests.receiver import Receiver, running_receiver
@@ -188,3 +192,100 @@ async def test_a_cancellation_and_the_teams_release_are_told(
     withdrawn = told["assignment.withdrawn"]["data"]["detail"]
     assert withdrawn["reason"] == "referrer_cancelled"
     assert withdrawn["assignment_id"] == care_assignment(referral)
+
+
+# Each way a referral can go, from a referrer in the north: (client, body, its last event).
+WAYS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "routed": (
+        "gp-engine",
+        factories.referral(urgency="crisis", needs=["fall"]),
+        "referral.routed",
+    ),
+    "contact assessment": (
+        "county-engine",
+        factories.referral(
+            channel="county_contact", contact={"outcome": "contact_assessment_needed"}
+        ),
+        "referral.awaiting_assessment",
+    ),
+    "redirected": (
+        "gp-engine",
+        factories.referral(urgency="crisis", needs=["fall"], red_flags=["chest_pain"]),
+        "referral.redirected_emergency",
+    ),
+    "held for a child": (
+        "gp-engine",
+        factories.referral(urgency="urgent", needs=["fall"], born=date(2016, 5, 1)),
+        "referral.awaiting_assessment",
+    ),
+}
+
+
+@pytest.mark.parametrize("way", WAYS)
+async def test_every_filter_holds_for_every_way_a_referral_goes(
+    stack: Stack, receiver: Receiver, way: str
+) -> None:
+    client_id, body, last = WAYS[way]
+    filters = {
+        "/north": {"localities": ["north"]},
+        "/south": {"localities": ["south"]},
+        "/channel": {"channels": [body["channel"]]},
+        "/other-channel": {"channels": ["hospital_discharge"]},
+        "/last-only": {"event_types": [last]},
+    }
+    async with stack.client("spa", client_id) as spa:
+        for path, wanted in filters.items():
+            response = await spa.post(
+                "/v1/subscriptions", json={"url": receiver.base_url + path, **wanted}
+            )
+            assert response.status_code == 201, response.text
+    referral = await _post(stack, client_id, body)
+
+    north = await _told(stack, receiver, "/north", referral["id"], {"referral.received", last})
+    by_channel = await _told(stack, receiver, "/channel", referral["id"], {last})
+    only = await _told(stack, receiver, "/last-only", referral["id"], {last})
+    await asyncio.sleep(0.5)
+
+    assert referral["locality_code"] == "north"
+    assert by_channel.keys() == north.keys()
+    assert list(only) == [last]
+    assert receiver.at("/south") == []
+    assert receiver.at("/other-channel") == []
+
+
+async def test_numbering_holds_across_a_dispatcher_that_dies_and_another_that_takes_over(
+    stack: Stack, receiver: Receiver
+) -> None:
+    await _subscribe(stack, receiver, "gp-engine", "/gp")
+    dying = stack.apps["spa"].state.webhook_dispatcher
+    dying.stop()  # as if killed: what it had not dispatched waits in the outbox
+    await dying.stopped()
+    referral = await _post(stack, "gp-engine", factories.referral(urgency="crisis", needs=["fall"]))
+    async with stack.client("spa", "gp-engine") as spa:
+        await spa.post(
+            f"/v1/referrals/{referral['id']}/cancellation", json={"reason": "no_longer_needed"}
+        )
+    app = stack.apps["spa"]
+    successor = OutboxBatchWorker(
+        app.state.sessionmaker,
+        WebhookEvent,
+        Dispatcher(stack.clock),
+        service="spa",
+        in_order_of="referral_id",
+        clock=stack.clock,
+        batch_size=1,  # one at a time, so a half-done turn would show as a gap
+        then=app.state.webhook_deliverer_worker.notify,
+    )
+    for _ in range(12):
+        await successor.run_once()
+
+    told = await _told(
+        stack, receiver, "/gp", referral["id"], {"referral.cancelled", "assignment.withdrawn"}
+    )
+    async with stack.client("spa", "gp-engine") as spa:
+        timeline = (await spa.get(f"/v1/referrals/{referral['id']}/timeline")).json()["events"]
+
+    ordered = sorted(told.values(), key=lambda body: body["data"]["seq"])
+    assert [body["data"]["seq"] for body in ordered] == list(range(1, len(ordered) + 1))
+    told_in_order = [body["data"]["event"] for body in ordered]
+    assert told_in_order == [event["event_type"] for event in timeline]

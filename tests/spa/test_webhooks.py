@@ -146,6 +146,33 @@ async def test_a_failed_delivery_is_retried_until_it_succeeds(
     assert attempts[0]["response_body"] == "database down"
 
 
+async def test_an_endpoint_carries_its_own_headers_which_are_never_shown_again(
+    stack: Stack, receiver: Receiver
+) -> None:
+    subscription = await _subscribe(
+        stack,
+        receiver,
+        "/keyed",
+        event_types=["referral.received"],
+        headers={"X-Api-Key": "engine-key-0123456789"},
+    )
+    async with stack.client("spa", "gp-engine") as spa:
+        shown = (await spa.get(f"/v1/subscriptions/{subscription['id']}")).json()
+        reserved = await spa.post(
+            "/v1/subscriptions",
+            json={"url": f"{receiver.base_url}/x", "headers": {"Webhook-Signature": "forged"}},
+        )
+    await _refer(stack)
+    got = await _arrived(stack, receiver, "/keyed", 1)
+
+    assert got[0].headers["x-api-key"] == "engine-key-0123456789"
+    verify(subscription["secret"], got[0], stack.clock())  # the signature is still ours
+    assert shown["header_names"] == ["X-Api-Key"]
+    assert "engine-key-0123456789" not in str(shown) + str(subscription)
+    assert reserved.status_code == 422
+    assert "forged" not in reserved.text
+
+
 @pytest.mark.parametrize("status", [429, 503])
 async def test_a_receiver_that_asks_for_time_gets_it(
     stack: Stack, receiver: Receiver, status: int

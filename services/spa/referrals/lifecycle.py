@@ -72,6 +72,8 @@ def transition(
     if not can_transition(current, target):
         raise IllegalTransition(f"A referral that is {current} cannot become {target}.")
     referral.status = target
+    if target is S.AWAITING_ASSESSMENT:
+        referral.came_to_queue = True
     return record_event(
         referral, target.value, actor=actor, detail=detail, from_status=current, to_status=target
     )

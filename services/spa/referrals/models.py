@@ -68,8 +68,11 @@ class Referral(Timestamped, Base):
 
     # What the channel adds: NHS 111's Pathways disposition, the county contact's outcome.
     channel_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # The locality whose call handlers work the case if it waits in the queue.
+    # The locality the directory placed the patient in (from the practice, else the postcode
+    # district), known from routing on; its call handlers work the case if it waits.
     locality_code: Mapped[str | None] = mapped_column(String(16), index=True)
+    # Whether the case ever waited in a call-handler queue: those handlers may read it.
+    came_to_queue: Mapped[bool] = mapped_column(default=False)
     # Why the case waits for a call handler rather than being routed automatically.
     queue_reason: Mapped[str | None] = mapped_column(String(32))
     possible_duplicate_of: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("referrals.id"))

@@ -372,11 +372,41 @@ class ReferralRead(BaseModel):
     nhs111: Nhs111Details | None
     contact: CountyContactIn | None
     advice: AdviceIn | None = Field(description="Advice the case was resolved with")
-    locality_code: str | None = Field(description="The locality whose call handlers hold it")
+    locality_code: str | None = Field(
+        description="The locality the patient was placed in (practice, else postcode), once routed"
+    )
     queue_reason: str | None = Field(description="Why it waits for a call handler, if it does")
     possible_duplicate_of: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+
+
+class ChangeLinks(BaseModel):
+    referral: str
+    timeline: str
+
+
+class ReferralChangeRead(BaseModel):
+    """A referral that changed: codes only; its details come from its own (audited) read."""
+
+    referral_id: uuid.UUID
+    status: ReferralStatus
+    channel: Channel
+    urgency: Urgency
+    pathway: Pathway | None
+    locality_code: str | None
+    last_event: str = Field(description="The latest event on its timeline")
+    changed_at: datetime
+    links: ChangeLinks
+
+
+class ReferralChangePage(BaseModel):
+    items: list[ReferralChangeRead]
+    next_cursor: str | None = Field(
+        description="Where to go on from: pass as cursor, now if more is true, later to resume "
+        "(absent only when nothing has changed at all yet)"
+    )
+    more: bool = Field(description="Whether more changes wait beyond this page now")
 
 
 class TimelineEntry(BaseModel):

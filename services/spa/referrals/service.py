@@ -246,8 +246,12 @@ def is_call_handler(principal: Principal) -> bool:
 
 def handled_by(referral: Referral, principal: Principal) -> bool:
     """Whether the referral came to a call-handler queue this client works."""
-    queued = referral.queue_reason is not None or referral.locality_code is not None
-    return queued and principal.works_locality(referral.locality_code)
+    came = (
+        referral.queue_reason is not None
+        or referral.came_to_queue
+        or referral.escalated_at is not None  # on its locality coordinator's list
+    )
+    return came and principal.works_locality(referral.locality_code)
 
 
 def add_job(session: AsyncSession, referral: Referral, kind: str) -> None:
@@ -358,6 +362,7 @@ def apply_decision(
     session: AsyncSession, referral: Referral, decision: Decision, actor: str
 ) -> None:
     referral.decision_id = decision.id
+    referral.locality_code = decision.locality_code or referral.locality_code
     referral.pathway = decision.pathway
     referral.priority = decision.priority
     referral.response_target_seconds = (
@@ -384,6 +389,7 @@ def hold_by_decision(
     no team is asked; the handlers of its locality (or the county's) take it."""
     assert decision.hold is not None
     referral.decision_id = decision.id
+    referral.locality_code = decision.locality_code or referral.locality_code
     referral.routing_reason = decision.reason
     referral.queue_reason = decision.hold
     detail = {

@@ -33,6 +33,7 @@ from standardwebhooks import Webhook
 from services.shared.auth import Principal
 from services.shared.batching import Batcher
 from services.shared.clock import Clock
+from services.shared.vocabulary import ReferralStatus
 from services.spa.identity.models import Client
 from services.spa.referrals import service as referrals
 from services.spa.referrals.models import Referral, ReferralAssignment
@@ -67,6 +68,11 @@ def next_delay(attempts: int) -> timedelta | None:
     return base * random.uniform(0.9, 1.1)  # noqa: S311 - jitter, not security
 
 
+# An event of a referral not yet placed in a locality waits this long at most for routing to
+# place it, so that subscriptions filtered by locality hear of it; it is looked at again
+# every PLACEMENT_POLL.
+PLACEMENT_WAIT = timedelta(minutes=10)
+PLACEMENT_POLL = timedelta(milliseconds=500)
 # Answers whose Retry-After is honoured: the receiver is over its rate, or down for a while.
 RETRY_AFTER_STATUSES = (429, 503)
 # However long a receiver asks for, a message is tried again within this.
@@ -107,14 +113,24 @@ class Dispatcher:
     holds at most one event per referral (the claim passes over an event while an earlier one
     of its referral waits), so numbering cannot race."""
 
+    def __init__(self, clock: Clock, placement_wait: timedelta = PLACEMENT_WAIT) -> None:
+        self._clock = clock
+        self._placement_wait = placement_wait
+
     async def __call__(self, session: AsyncSession, batch: list[WebhookEvent]) -> bool:
         """True when some message is to be sent."""
         # Each event is written once, numbered and done together, not once per change.
         with session.no_autoflush:
-            await _number(session, [event for event in batch if event.referral_id is not None])
             subscribers = await Subscribers.load(session, batch)
+            now = self._clock()
+            waiting = [event for event in batch if self._awaits_placement(event, subscribers, now)]
+            ready = [event for event in batch if event not in waiting]
+            await _number(session, [event for event in ready if event.referral_id is not None])
+        for event in waiting:
+            # Later events of the referral wait behind it, so their order holds.
+            event.next_attempt_at = now + PLACEMENT_POLL
         sent = 0
-        for event in batch:
+        for event in ready:
             body = None
             for endpoint in subscribers.of(event):
                 body = body or payload(event)  # the same for every endpoint: made once
@@ -127,6 +143,19 @@ class Dispatcher:
                 session.add(message)
             event.status = "done"
         return sent > 0
+
+    def _awaits_placement(
+        self, event: WebhookEvent, subscribers: Subscribers, now: datetime
+    ) -> bool:
+        """Whether a locality filter cannot yet be applied to the event: its referral has not
+        been placed (routing, which finds the locality, has not run) and some endpoint filters
+        by locality. It waits for placement, up to ``placement_wait``."""
+        referral = subscribers.referrals.get(event.referral_id) if event.referral_id else None
+        if referral is None or referral.status != ReferralStatus.RECEIVED:
+            return False
+        if referral.locality_code is not None or now - event.occurred_at > self._placement_wait:
+            return False
+        return any(endpoint.localities for endpoint in subscribers.endpoints)
 
 
 async def _number(session: AsyncSession, batch: list[WebhookEvent]) -> None:
@@ -251,6 +280,8 @@ class Subscribers:
 
 def _wanted(endpoint: WebhookEndpoint, referral: Referral, held: list[ReferralAssignment]) -> bool:
     if endpoint.localities and referral.locality_code not in endpoint.localities:
+        return False
+    if endpoint.channels and referral.channel not in endpoint.channels:
         return False
     return not endpoint.teams or any(row.team_code in endpoint.teams for row in held)
 
@@ -451,6 +482,7 @@ class Deliverer:
         message_id = f"msg_{message.event_id.hex}"
         sent_at = self._clock()
         headers = {
+            **endpoint.extra_headers,  # the subscriber's own; none may replace those below
             "content-type": "application/json",
             "webhook-id": message_id,
             "webhook-timestamp": str(int(sent_at.timestamp())),

@@ -35,6 +35,10 @@ class WebhookEndpoint(Timestamped, Base):
     # Empty means every locality (or team).
     localities: Mapped[list[str]] = mapped_column(JSON, default=list)
     teams: Mapped[list[str]] = mapped_column(JSON, default=list)
+    channels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Headers the receiver expects on every delivery (an API key): kept like the signing
+    # secret, never shown again once set and never logged.
+    extra_headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     # Signing secrets ("whsec_..."); during a rotation the previous one signs too until it ends.
     secret: Mapped[str] = mapped_column(String(128))
     previous_secret: Mapped[str | None] = mapped_column(String(128))
@@ -43,6 +47,10 @@ class WebhookEndpoint(Timestamped, Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(32))
     # When the current run of failed attempts began; cleared by any success.
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @property
+    def header_names(self) -> list[str]:
+        return sorted(self.extra_headers or {})
 
 
 class WebhookEvent(OutboxJobColumns, Base):

@@ -6,13 +6,40 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from services.shared.vocabulary import Channel
 from services.spa.webhooks.events import EVENT_TYPES
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
 Url = Annotated[str, Field(min_length=8, max_length=2048)]
+# Headers of the subscriber's own: a token name, and a printable value. Those the delivery sets
+# itself (the signature, the content) cannot be replaced.
+HeaderName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+HeaderValue = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[\x20-\x7e]+$")]
+RESERVED_HEADERS = frozenset(
+    {"content-type", "content-length", "host", "webhook-id", "webhook-timestamp",
+     "webhook-signature", "transfer-encoding", "connection", "user-agent"}
+)  # fmt: skip
+
+
+def _no_reserved(headers: dict[str, str] | None) -> dict[str, str] | None:
+    if headers is None:
+        return None
+    reserved = sorted(name for name in headers if name.lower() in RESERVED_HEADERS)
+    if reserved:
+        raise ValueError(f"these headers are set by the delivery itself: {', '.join(reserved)}")
+    if len({name.lower() for name in headers}) != len(headers):
+        raise ValueError("a header is named twice")
+    return headers
+
+
+ExtraHeaders = Annotated[
+    dict[HeaderName, HeaderValue] | None,
+    Field(max_length=8, description="Sent with every delivery (e.g. an API key); write-only"),
+    AfterValidator(_no_reserved),
+]
 # Free text of the subscriber's own: printable, no control characters.
 Description = Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
@@ -27,6 +54,10 @@ class SubscriptionCreate(BaseModel):
     )
     localities: list[Code] = Field(default_factory=list, max_length=32)
     teams: list[Code] = Field(default_factory=list, max_length=64)
+    channels: list[Channel] = Field(
+        default_factory=list, max_length=16, description="Empty for every channel"
+    )
+    headers: ExtraHeaders = None
 
 
 class SubscriptionUpdate(BaseModel):
@@ -37,6 +68,8 @@ class SubscriptionUpdate(BaseModel):
     event_types: list[EventType] | None = Field(default=None, max_length=32)
     localities: list[Code] | None = Field(default=None, max_length=32)
     teams: list[Code] | None = Field(default=None, max_length=64)
+    channels: list[Channel] | None = Field(default=None, max_length=16)
+    headers: ExtraHeaders = Field(default=None, description="Replaces them all; {} for none")
     enabled: bool | None = None
 
 
@@ -49,6 +82,8 @@ class SubscriptionRead(BaseModel):
     event_types: list[str]
     localities: list[str]
     teams: list[str]
+    channels: list[str]
+    header_names: list[str] = Field(description="The names of its own headers; never the values")
     enabled: bool
     disabled_reason: str | None
     previous_secret_until: datetime | None = Field(

@@ -63,6 +63,8 @@ async def create(
         event_types=sorted(set(body.event_types)),
         localities=sorted(set(body.localities)),
         teams=sorted(set(body.teams)),
+        channels=sorted(set(body.channels)),
+        extra_headers=body.headers or {},
         secret=new_secret(),
         enabled=True,
     )
@@ -91,10 +93,12 @@ async def change(endpoint: WebhookEndpoint, body: SubscriptionUpdate, policy: Ur
         endpoint.url = body.url
     if body.description is not None:
         endpoint.description = body.description
-    for name in ("event_types", "localities", "teams"):
+    for name in ("event_types", "localities", "teams", "channels"):
         value = getattr(body, name)
         if value is not None:
             setattr(endpoint, name, sorted(set(value)))
+    if body.headers is not None:
+        endpoint.extra_headers = body.headers
     if body.enabled is True:
         endpoint.enabled, endpoint.disabled_reason, endpoint.failing_since = True, None, None
     elif body.enabled is False:

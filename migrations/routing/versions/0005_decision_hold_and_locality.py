@@ -1,4 +1,5 @@
-"""A decision can hold the case for a call handler (a rule's ``hold``, e.g. under_18).
+"""A decision can hold the case for a call handler (a rule's ``hold``, e.g. under_18), and
+records the locality the directory placed the patient in.
 
 Revision ID: 0005
 Revises: 0004
@@ -19,8 +20,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("decisions") as batch:
         batch.add_column(sa.Column("hold", sa.String(32), nullable=True))
+        batch.add_column(sa.Column("locality_code", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("decisions") as batch:
+        batch.drop_column("locality_code")
         batch.drop_column("hold")
