@@ -352,6 +352,15 @@ class _StackToken(httpx.Auth):
         yield request
 
 
+async def post_referral(stack: Stack, client_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Post a referral as ``client_id``, waiting for its routing; the referral as answered."""
+    async with stack.client("spa", client_id) as spa:
+        response = await spa.post("/v1/referrals", json=body, headers={"Prefer": "wait=10"})
+    assert response.status_code == 201, response.text
+    referral: dict[str, Any] = response.json()
+    return referral
+
+
 async def _add_idempotency_key(request: httpx.Request) -> None:
     if request.method == "POST" and request.url.path == "/v1/referrals":
         request.headers.setdefault("Idempotency-Key", str(uuid.uuid4()))

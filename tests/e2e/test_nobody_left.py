@@ -8,19 +8,10 @@ from typing import Any
 
 from tests import factories
 from tests.spa.test_queue import _linked_to
-from tests.stack import MORNING, Stack
+from tests.stack import MORNING, Stack, post_referral
 
-WAIT = {"Prefer": "wait=10"}
 # Tuesday 24 November 2026, 18:16 in the UK: the county contact centre closed at 18:00.
 TUESDAY_EVENING = MORNING.replace(hour=18, minute=16)
-
-
-async def _post(stack: Stack, client_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    async with stack.client("spa", client_id) as spa:
-        response = await spa.post("/v1/referrals", json=body, headers=WAIT)
-    assert response.status_code == 201, response.text
-    referral: dict[str, Any] = response.json()
-    return referral
 
 
 async def _queue(stack: Stack, client_id: str) -> list[dict[str, Any]]:
@@ -40,7 +31,7 @@ async def test_a_crisis_no_locality_claims_goes_to_county_handlers_at_once(stack
         nhs111={"dx_code": "Dx05"},
     )
 
-    referral = await _post(stack, "nhs111-system", body)
+    referral = await post_referral(stack, "nhs111-system", body)
     county = await _queue(stack, "county-call-handlers")
     north = await _queue(stack, "north-call-handlers")
 
@@ -57,7 +48,7 @@ async def test_a_crisis_nobody_claims_is_escalated_by_its_clock(stack: Stack) ->
     body = factories.referral(
         urgency="crisis", needs=["fall"], practice="V81999", postcode="ZZ99 3VZ"
     )
-    referral = await _post(stack, "gp-system", body)
+    referral = await post_referral(stack, "gp-system", body)
     timers = stack.apps["spa"].state.timers
 
     stack.clock.now += timedelta(hours=2, minutes=1)
@@ -75,8 +66,8 @@ async def test_a_crew_waiting_with_a_crisis_hears_where_it_went_though_it_may_be
     first_body = factories.referral(needs=["fall"])
     second_body = factories.referral(channel="ambulance", urgency="crisis", needs=["fall"])
     second_body["patient"] = first_body["patient"]
-    first = await _post(stack, "gp-system", first_body)
-    second = await _post(stack, "ambulance-cad", second_body)
+    first = await post_referral(stack, "gp-system", first_body)
+    second = await post_referral(stack, "ambulance-cad", second_body)
 
     assert second["status"] == "routed"
     assert second["team"]["code"] == "lit-north"
@@ -87,7 +78,7 @@ async def test_model_b_names_the_practices_linked_worker_to_referrer_team_and_su
     stack: Stack,
 ) -> None:
     body = factories.referral(needs=["ltc_management"], practice="M92001")
-    referral = await _post(stack, "gp-system", body)
+    referral = await post_referral(stack, "gp-system", body)
     async with stack.client("teams", "team-app") as team:
         caseload = (await team.get(f"/v1/teams/{referral['team']['id']}/caseload")).json()
     async with stack.client("spa", "gp-system") as spa:
@@ -114,7 +105,7 @@ async def test_the_referrer_is_told_in_plain_words_why_a_backup_team_has_the_cas
         )
     assert full.status_code == 200, full.text
     body = factories.referral(needs=["ltc_management"], practice="M91001")
-    referral = await _post(stack, "gp-system", body)
+    referral = await post_referral(stack, "gp-system", body)
     async with stack.client("spa", "gp-system") as spa:
         events = (await spa.get(f"/v1/referrals/{referral['id']}/timeline")).json()["events"]
 
@@ -130,7 +121,7 @@ async def test_long_term_work_for_an_unknown_practice_goes_to_the_localitys_hand
 ) -> None:
     # V81999 is "practice unknown"; the postcode district places the patient in the north.
     body = factories.referral(needs=["ltc_management"], practice="V81999", postcode="XW1 2ZZ")
-    referral = await _post(stack, "gp-system", body)
+    referral = await post_referral(stack, "gp-system", body)
     north = await _queue(stack, "north-call-handlers")
 
     assert referral["status"] == "awaiting_assessment"
@@ -145,7 +136,7 @@ async def test_a_child_in_crisis_is_held_for_a_call_handler_not_given_an_adult_p
 ) -> None:
     born = (MORNING - timedelta(days=16 * 365 + 30)).date()
     body = factories.referral(urgency="crisis", needs=["fall"], born=born)
-    referral = await _post(stack, "gp-system", body)
+    referral = await post_referral(stack, "gp-system", body)
     north = await _queue(stack, "north-call-handlers")
 
     assert referral["status"] == "awaiting_assessment"
@@ -162,6 +153,6 @@ async def test_a_child_with_a_red_flag_is_still_sent_to_emergency_services(stack
         urgency="crisis", needs=["fall"], red_flags=["head_injury"], born=born
     )
 
-    referral = await _post(stack, "gp-system", body)
+    referral = await post_referral(stack, "gp-system", body)
 
     assert referral["status"] == "redirected_emergency"

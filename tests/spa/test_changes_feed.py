@@ -9,17 +9,7 @@ from typing import Any
 import httpx
 
 from tests import factories
-from tests.stack import Stack
-
-WAIT = {"Prefer": "wait=10"}
-
-
-async def _post(stack: Stack, client_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    async with stack.client("spa", client_id) as spa:
-        response = await spa.post("/v1/referrals", json=body, headers=WAIT)
-    assert response.status_code == 201, response.text
-    referral: dict[str, Any] = response.json()
-    return referral
+from tests.stack import Stack, post_referral
 
 
 async def _page(http: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
@@ -31,7 +21,7 @@ async def _page(http: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
 
 async def test_a_referrer_catches_up_page_by_page_and_resumes(stack: Stack) -> None:
     since = stack.clock().isoformat()
-    made = [await _post(stack, "gp-system", factories.referral()) for _ in range(3)]
+    made = [await post_referral(stack, "gp-system", factories.referral()) for _ in range(3)]
     stack.clock.now += timedelta(seconds=10)  # past the settling time
     async with stack.client("spa", "gp-system") as gp:
         first = await _page(gp, updated_since=since, limit=2)
@@ -56,9 +46,11 @@ async def test_a_referrer_catches_up_page_by_page_and_resumes(stack: Stack) -> N
 
 async def test_a_team_and_call_handlers_see_only_what_reached_them(stack: Stack) -> None:
     since = stack.clock().isoformat()
-    routed = await _post(stack, "gp-system", factories.referral(urgency="crisis", needs=["fall"]))
+    routed = await post_referral(
+        stack, "gp-system", factories.referral(urgency="crisis", needs=["fall"])
+    )
     contact = {"outcome": "contact_assessment_needed"}
-    queued = await _post(
+    queued = await post_referral(
         stack, "county-contact", factories.referral(channel="county_contact", contact=contact)
     )
     stack.clock.now += timedelta(seconds=10)
@@ -77,7 +69,7 @@ async def test_a_team_and_call_handlers_see_only_what_reached_them(stack: Stack)
 
 async def test_a_change_too_fresh_to_have_settled_waits_for_the_next_read(stack: Stack) -> None:
     since = stack.clock().isoformat()
-    await _post(stack, "gp-system", factories.referral())
+    await post_referral(stack, "gp-system", factories.referral())
     async with stack.client("spa", "gp-system") as gp:
         fresh = await _page(gp, updated_since=since)
         stack.clock.now += timedelta(seconds=10)

@@ -23,9 +23,7 @@ from services.spa.webhooks.models import WebhookEvent
 from tests import factories
 from tests.e2e.test_caseload_lifecycle import care_assignment
 from tests.receiver import Receiver, running_receiver
-from tests.stack import Stack
-
-WAIT = {"Prefer": "wait=10"}
+from tests.stack import Stack, post_referral
 
 
 @pytest.fixture
@@ -78,14 +76,6 @@ async def _subscribe(stack: Stack, receiver: Receiver, client_id: str, path: str
     assert response.status_code == 201, response.text
 
 
-async def _post(stack: Stack, client_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    async with stack.client("spa", client_id) as spa:
-        response = await spa.post("/v1/referrals", json=body, headers=WAIT)
-    assert response.status_code == 201, response.text
-    referral: dict[str, Any] = response.json()
-    return referral
-
-
 async def _told(
     stack: Stack, receiver: Receiver, path: str, referral_id: str, wanted: set[str]
 ) -> dict[str, dict[str, Any]]:
@@ -114,7 +104,7 @@ async def test_a_county_contact_held_for_assessment_is_told(
     await _subscribe(stack, receiver, "county-engine", "/county")
     contact = {"outcome": "contact_assessment_needed"}
     body = factories.referral(channel="county_contact", contact=contact)
-    referral = await _post(stack, "county-engine", body)
+    referral = await post_referral(stack, "county-engine", body)
 
     told = await _told(
         stack,
@@ -131,7 +121,7 @@ async def test_advice_given_by_the_county_is_told(stack: Stack, receiver: Receiv
     await _subscribe(stack, receiver, "county-engine", "/county")
     contact = {"outcome": "advice_given", "advice": {"topics": ["carer_support"]}}
     body = factories.referral(channel="carer", needs=["carer_support"], contact=contact)
-    referral = await _post(stack, "county-engine", body)
+    referral = await post_referral(stack, "county-engine", body)
 
     told = await _told(
         stack, receiver, "/county", referral["id"], {"referral.resolved_with_advice"}
@@ -143,7 +133,7 @@ async def test_advice_given_by_the_county_is_told(stack: Stack, receiver: Receiv
 async def test_a_redirect_to_emergency_services_is_told(stack: Stack, receiver: Receiver) -> None:
     await _subscribe(stack, receiver, "gp-engine", "/gp")
     body = factories.referral(urgency="crisis", needs=["fall"], red_flags=["chest_pain"])
-    referral = await _post(stack, "gp-engine", body)
+    referral = await post_referral(stack, "gp-engine", body)
 
     told = await _told(stack, receiver, "/gp", referral["id"], {"referral.redirected_emergency"})
 
@@ -155,7 +145,9 @@ async def test_acceptance_with_its_plan_and_the_first_contact_are_told(
     stack: Stack, receiver: Receiver
 ) -> None:
     await _subscribe(stack, receiver, "gp-engine", "/gp")
-    referral = await _post(stack, "gp-engine", factories.referral(urgency="crisis", needs=["fall"]))
+    referral = await post_referral(
+        stack, "gp-engine", factories.referral(urgency="crisis", needs=["fall"])
+    )
     assignment = care_assignment(referral)
     planned = stack.clock() + timedelta(minutes=40)
     async with stack.client("teams", "team-app") as team:
@@ -178,7 +170,9 @@ async def test_a_cancellation_and_the_teams_release_are_told(
     stack: Stack, receiver: Receiver
 ) -> None:
     await _subscribe(stack, receiver, "gp-engine", "/gp")
-    referral = await _post(stack, "gp-engine", factories.referral(urgency="crisis", needs=["fall"]))
+    referral = await post_referral(
+        stack, "gp-engine", factories.referral(urgency="crisis", needs=["fall"])
+    )
     async with stack.client("spa", "gp-engine") as spa:
         cancelled = await spa.post(
             f"/v1/referrals/{referral['id']}/cancellation", json={"reason": "no_longer_needed"}
@@ -239,7 +233,7 @@ async def test_every_filter_holds_for_every_way_a_referral_goes(
                 "/v1/subscriptions", json={"url": receiver.base_url + path, **wanted}
             )
             assert response.status_code == 201, response.text
-    referral = await _post(stack, client_id, body)
+    referral = await post_referral(stack, client_id, body)
 
     north = await _told(stack, receiver, "/north", referral["id"], {"referral.received", last})
     by_channel = await _told(stack, receiver, "/channel", referral["id"], {last})
@@ -260,7 +254,9 @@ async def test_numbering_holds_across_a_dispatcher_that_dies_and_another_that_ta
     dying = stack.apps["spa"].state.webhook_dispatcher
     dying.stop()  # as if killed: what it had not dispatched waits in the outbox
     await dying.stopped()
-    referral = await _post(stack, "gp-engine", factories.referral(urgency="crisis", needs=["fall"]))
+    referral = await post_referral(
+        stack, "gp-engine", factories.referral(urgency="crisis", needs=["fall"])
+    )
     async with stack.client("spa", "gp-engine") as spa:
         await spa.post(
             f"/v1/referrals/{referral['id']}/cancellation", json={"reason": "no_longer_needed"}

@@ -44,7 +44,10 @@ def decode_cursor(cursor: str | None) -> int:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
         if not text.startswith(CURSOR_PREFIX) or not text[1:].isdigit() or len(text) > 20:
             raise ValueError(text)
-        return int(text[1:])
+        event_id = int(text[1:])
+        if event_id >= 2**63:  # no event has a number past a 64-bit column
+            raise ValueError(text)
+        return event_id
     except (ValueError, UnicodeDecodeError, binascii.Error):
         raise InvalidCursor("The cursor is not one this service gave out.") from None
 
