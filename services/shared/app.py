@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from services.shared import hardening
 from services.shared.audit import AuditSealer
@@ -31,6 +31,7 @@ from services.shared.problems import (
     install_problem_handlers,
 )
 from services.shared.settings import ServiceSettings
+from services.shared.strict_input import StrictInput, storable_path
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -53,10 +54,13 @@ def build_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        dependencies=[Depends(storable_path)],
     )
     app.state.settings = settings
     app.state.clock = clock
     install_problem_handlers(app)
+    # Added before the body limit, so inside it: a body is read here only as far as it allows.
+    app.add_middleware(StrictInput)
     hardening.install(app, settings)
     app.add_middleware(RequestContextMiddleware, service=service)
     # Outermost, so that even the bare 500 of an unexpected failure carries them.

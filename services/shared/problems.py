@@ -4,11 +4,13 @@ Exception hierarchy::
 
     Problem                         base; never raised itself
     ├── BadRequest                  400 the request cannot be understood
-    ├── ValidationFailed            422 the body, query or path failed validation (field-level errors)
+    │   └── BodyNotUtf8             400 the body's bytes are not UTF-8
+    ├── ValidationFailed            422 a body, query, path or header failed validation (field errors)
     ├── AuthenticationRequired      401 no usable bearer token
     ├── InsufficientScope           403 the token lacks the scope the operation needs
     ├── ResourceNotFound            404 base of "that record does not exist (for you)"
     ├── Conflict                    409 base of "the request clashes with current state"
+    ├── ContentTooLarge             413 the body is over the service's limit
     ├── UpstreamUnavailable         503 another service could not be reached or failed
     ├── DatabaseUnavailable         503 the database is unavailable or busy; retry
     └── InternalError               500 an unexpected failure; says nothing about why
@@ -69,6 +71,11 @@ class BadRequest(Problem):
     type = TYPE_PREFIX + "bad-request"
     title = "Bad request"
     status = 400
+
+
+class BodyNotUtf8(BadRequest):
+    type = TYPE_PREFIX + "body-not-utf-8"
+    title = "The request body is not UTF-8"
 
 
 class ValidationFailed(Problem):
