@@ -4,8 +4,8 @@ PostgreSQL's text and JSON types cannot hold U+0000, and a lone surrogate has no
 all: a value holding either fails at the database, or, inside a JSON column, is stored and
 breaks every later read of its row. So one rule covers every header, query parameter, path
 parameter, form field, and every string and key of a JSON body; a refusal is a 422 naming
-where the character was, never the value. Bodies are UTF-8: bytes that
-do not decode are a 400.
+where the character was, never the value. Bodies are UTF-8 (bytes that do not decode are a
+400), and a JSON integer must fit in 64 bits.
 
 ``StrictInput`` checks all but the path parameters before the app runs; ``storable_path``, a
 dependency of every route, checks those, which exist only once a request is routed.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email.message
 import json
+import math
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -37,6 +38,9 @@ from services.shared.problems import (
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE = "holds a character that cannot be stored (U+0000 or an unpaired surrogate)"
+# Signed 64 bits: what a BIGINT column holds, and far beyond any count or code we take.
+INTEGER_RANGE = (-(2**63), 2**63 - 1)
+_MOST_DIGITS = 19
 # Enough for a client to fix its request; a body of a million bad strings gets no longer answer.
 _MOST_ERRORS = 20
 
@@ -49,14 +53,46 @@ def storable(text: str) -> bool:
     return _UNSTORABLE.search(text) is None
 
 
+class _Refused:
+    """Stands in, while a body is parsed, for a number this service does not take."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+_OUT_OF_RANGE = _Refused(
+    f"a number must be an integer from {INTEGER_RANGE[0]} to {INTEGER_RANGE[1]}, or finite"
+)
+_NOT_A_NUMBER = _Refused("NaN and Infinity are not JSON numbers")
+
+
+def _integer(literal: str) -> int | _Refused:
+    # The length first: turning a 10,000-digit literal into an int is itself the cost to avoid.
+    if len(literal.removeprefix("-")) > _MOST_DIGITS:
+        return _OUT_OF_RANGE
+    value = int(literal)
+    return value if INTEGER_RANGE[0] <= value <= INTEGER_RANGE[1] else _OUT_OF_RANGE
+
+
+def _decimal(literal: str) -> float | _Refused:
+    value = float(literal)
+    return value if math.isfinite(value) else _OUT_OF_RANGE
+
+
+def _constant(_: str) -> _Refused:
+    return _NOT_A_NUMBER
+
+
 def _error(where: str, path: Iterable[str], reason: str) -> FieldError:
     return {"in": where, "field": ".".join(path), "reason": reason}
 
 
 def json_errors(document: Any) -> list[FieldError]:
     """Where a parsed JSON body (or a document parsed from YAML in one) holds unstorable text,
-    in a value or a key (named by its object), by path. Walked without recursion, however
-    deep."""
+    in a value or a key (named by its object), or a refused number, by path. Walked without
+    recursion, however deep."""
     errors: list[FieldError] = []
     pending: deque[tuple[tuple[str, ...], Any]] = deque([((), document)])
     while pending and len(errors) < _MOST_ERRORS:
@@ -71,6 +107,8 @@ def json_errors(document: Any) -> list[FieldError]:
             pending.extend(((*path, str(index)), item) for index, item in enumerate(value))
         elif isinstance(value, str) and not storable(value):
             errors.append(_error("body", path, f"the value {UNSTORABLE}"))
+        elif isinstance(value, _Refused):
+            errors.append(_error("body", path, value.reason))
     return errors
 
 
@@ -132,7 +170,9 @@ def body_errors(kind: BodyKind, body: bytes) -> list[FieldError]:
 
 def _parsed_json_errors(text: str) -> list[FieldError]:
     try:
-        document = json.loads(text)
+        document = json.loads(
+            text, parse_int=_integer, parse_float=_decimal, parse_constant=_constant
+        )
     except json.JSONDecodeError as exc:
         return field_errors([{"type": "json_invalid", "loc": ("body", exc.pos)}])
     except RecursionError:

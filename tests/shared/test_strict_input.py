@@ -1,6 +1,6 @@
 """Input no service can store or mean is refused before any handler, the same way in all three
-services: text holding U+0000 or a lone surrogate (422 naming where), and bodies that are not
-UTF-8. Nothing of a refused request is stored."""
+services: text holding U+0000 or a lone surrogate (422 naming where), integers beyond 64 bits,
+and bodies that are not UTF-8. Nothing of a refused request is stored."""
 
 from __future__ import annotations
 
@@ -255,6 +255,60 @@ async def test_a_percent_escape_of_nul_in_basic_credentials_is_refused(stack: St
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
+
+
+RANGE = "integer from -9223372036854775808 to 9223372036854775807"
+NUMBERS = [
+    ("10000-digits", "9" * 10_000, RANGE),
+    ("2**63", str(2**63), RANGE),
+    ("-2**63-1", str(-(2**63) - 1), RANGE),
+    ("1e400", "1e400", RANGE),
+    ("nan", "NaN", "not JSON numbers"),
+    ("infinity", "-Infinity", "not JSON numbers"),
+]
+
+
+@pytest.mark.parametrize(
+    ("literal", "reason"), [n[1:] for n in NUMBERS], ids=[n[0] for n in NUMBERS]
+)
+async def test_a_number_beyond_64_bits_is_refused_naming_the_field(
+    stack: Stack, literal: str, reason: str
+) -> None:
+    # The literal is spliced in as sent: Python's JSON encoder would not write most of them.
+    body = _encoded(factories.referral(risk={"clinical_frailty_scale": "N"}))
+    response, stored = await _refer_raw(stack, body.replace(b'"N"', literal.encode()))
+
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "risk.clinical_frailty_scale"
+    assert reason in error["reason"]
+    assert stored == 0
+
+
+async def _refer_raw(stack: Stack, content: bytes, **headers: str) -> Sent:
+    async with stack.client("spa", "gp-system") as spa:
+        response = await spa.post(
+            "/v1/referrals", content=content, headers={"content-type": "application/json"} | headers
+        )
+    return response, await stack.count_rows("spa", Referral)
+
+
+async def test_an_integer_a_field_has_no_bound_for_is_still_within_64_bits(stack: Stack) -> None:
+    update = {
+        "assignment_id": str(uuid.uuid4()),
+        "team_id": str(uuid.uuid4()),
+        "kind": "care",
+        "change": "accepted",
+        "at": "2026-11-24T10:00:00Z",
+        "seq": 2**63,
+    }
+    async with stack.client("spa", "teams-service") as teams:
+        response = await teams.post(
+            f"/v1/referrals/{await _referral_id(stack)}/assignment-updates", json=update
+        )
+
+    assert response.status_code == 422, response.text
+    assert [error["field"] for error in response.json()["errors"]] == ["seq"]
 
 
 # One JSON endpoint of each service, and the rows it would add.
