@@ -27,6 +27,7 @@ from services.shared.problems import (
     ContentTooLarge,
     DatabaseUnavailable,
     InsufficientScope,
+    UnsupportedMediaType,
     ValidationFailed,
     install_problem_handlers,
 )
@@ -180,9 +181,11 @@ def _install_problem_openapi(app: FastAPI) -> None:
                     # Every secured operation reads the database, whose connection can drop.
                     responses.setdefault("503", _problem_content(DatabaseUnavailable.title))
                 if "requestBody" in operation:
-                    # A body that cannot be read at all (not UTF-8, say), or one too large.
+                    # A body that cannot be read at all (not UTF-8, say), one too large, or
+                    # one declared in another charset.
                     responses.setdefault("400", _problem_content(BadRequest.title))
                     responses.setdefault("413", _problem_content(ContentTooLarge.title))
+                    responses.setdefault("415", _problem_content(UnsupportedMediaType.title))
         app.openapi_schema = document
         return document
 

@@ -11,6 +11,7 @@ Exception hierarchy::
     ├── ResourceNotFound            404 base of "that record does not exist (for you)"
     ├── Conflict                    409 base of "the request clashes with current state"
     ├── ContentTooLarge             413 the body is over the service's limit
+    ├── UnsupportedMediaType        415 a body of a kind or charset no service takes
     ├── UpstreamUnavailable         503 another service could not be reached or failed
     ├── DatabaseUnavailable         503 the database is unavailable or busy; retry
     └── InternalError               500 an unexpected failure; says nothing about why
@@ -137,6 +138,12 @@ class ContentTooLarge(Problem):
     status = 413
 
 
+class UnsupportedMediaType(Problem):
+    type = TYPE_PREFIX + "unsupported-media-type"
+    title = "The request body is of a media type or charset this service does not take"
+    status = 415
+
+
 class InternalError(Problem):
     pass
 
@@ -181,6 +188,7 @@ _STATUS_PROBLEMS: dict[int, type[Problem]] = {
     404: ResourceNotFound,
     405: MethodNotAllowed,
     413: ContentTooLarge,
+    415: UnsupportedMediaType,
 }
 
 

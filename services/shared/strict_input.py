@@ -4,8 +4,8 @@ PostgreSQL's text and JSON types cannot hold U+0000, and a lone surrogate has no
 all: a value holding either fails at the database, or, inside a JSON column, is stored and
 breaks every later read of its row. So one rule covers every header, query parameter, path
 parameter, form field, and every string and key of a JSON body; a refusal is a 422 naming
-where the character was, never the value. Bodies are UTF-8 (bytes that do not decode are a
-400), and a JSON integer must fit in 64 bits.
+where the character was, never the value. Bodies are UTF-8 (a declared charset of any other
+kind is a 415, bytes that do not decode a 400), and a JSON integer must fit in 64 bits.
 
 ``StrictInput`` checks all but the path parameters before the app runs; ``storable_path``, a
 dependency of every route, checks those, which exist only once a request is routed.
@@ -13,6 +13,7 @@ dependency of every route, checks those, which exist only once a request is rout
 
 from __future__ import annotations
 
+import codecs
 import email.message
 import json
 import math
@@ -31,6 +32,7 @@ from services.shared.problems import (
     BodyNotUtf8,
     ContentTooLarge,
     Problem,
+    UnsupportedMediaType,
     ValidationFailed,
     field_errors,
     problem_response,
@@ -142,15 +144,30 @@ def envelope_errors(scope: Scope) -> list[FieldError]:
 
 
 def body_kind(content_type: str | None) -> BodyKind | None:
-    """How a body of this type is read, or None when no handler reads it as fields."""
+    """How a body of this type is read, or None when no handler reads it as fields.
+
+    Raises UnsupportedMediaType for a charset other than UTF-8, and for multipart bodies: no
+    service takes files, and a form is sent URL-encoded."""
     if content_type is None:
         return None
     message = email.message.Message()
     message["content-type"] = content_type
+    charset = message.get_content_charset()
+    if charset is not None and _codec_name(charset) != "utf-8":
+        raise UnsupportedMediaType("Request bodies are read as UTF-8; send charset=utf-8 or none.")
     kind = message.get_content_type()
+    if kind.startswith("multipart/"):
+        raise UnsupportedMediaType("Send JSON, or at the token endpoint a URL-encoded form.")
     if kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json")):
         return "json"
     return "form" if kind == "application/x-www-form-urlencoded" else None
+
+
+def _codec_name(charset: str) -> str | None:
+    try:
+        return codecs.lookup(charset).name
+    except LookupError:
+        return None
 
 
 def body_errors(kind: BodyKind, body: bytes) -> list[FieldError]:

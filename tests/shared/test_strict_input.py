@@ -1,6 +1,6 @@
 """Input no service can store or mean is refused before any handler, the same way in all three
 services: text holding U+0000 or a lone surrogate (422 naming where), integers beyond 64 bits,
-and bodies that are not UTF-8. Nothing of a refused request is stored."""
+and bodies that are not UTF-8 (or say they are not). Nothing of a refused request is stored."""
 
 from __future__ import annotations
 
@@ -357,6 +357,23 @@ async def test_a_body_that_is_not_utf8_is_refused_by_every_service(
         assert stored == 0
 
 
+@pytest.mark.parametrize("charset", ["utf-16", "iso-8859-1", "no-such-charset"])
+async def test_a_body_declared_in_another_charset_is_refused_by_every_service(
+    stack: Stack, charset: str
+) -> None:
+    content_type = f"application/json; charset={charset}"
+    for response, stored in await _post_each(stack, "utf-8", content_type):
+        assert response.status_code == 415, response.text
+        assert response.json()["type"] == PROBLEM + "unsupported-media-type"
+        assert stored == 0
+
+
+async def test_a_body_declared_utf8_is_taken_by_every_service(stack: Stack) -> None:
+    answers = await _post_each(stack, "utf-8", "application/json; charset=UTF-8")
+
+    assert [(response.status_code, stored) for response, stored in answers] == [(201, 1)] * 3
+
+
 async def test_a_form_with_a_percent_escape_that_is_not_utf8_is_refused(stack: Stack) -> None:
     async with stack.raw("spa") as spa:
         response = await spa.post(
@@ -367,3 +384,12 @@ async def test_a_form_with_a_percent_escape_that_is_not_utf8_is_refused(stack: S
 
     assert response.status_code == 400
     assert response.json()["type"] == PROBLEM + "body-not-utf-8"
+
+
+async def test_a_multipart_form_is_refused_at_the_token_endpoint(stack: Stack) -> None:
+    form = {"grant_type": "client_credentials", "client_id": f"gp{NUL}", "client_secret": "x"}
+    async with stack.raw("spa") as spa:
+        response = await spa.post("/oauth/token", data=form, files={"unused": b""})
+
+    assert response.status_code == 415
+    assert response.json()["type"] == PROBLEM + "unsupported-media-type"
