@@ -1,6 +1,7 @@
 """Input no service can store or mean is refused before any handler, the same way in all three
 services: text holding U+0000 or a lone surrogate (422 naming where), integers beyond 64 bits,
-and bodies that are not UTF-8 (or say they are not). Nothing of a refused request is stored."""
+dates that are date-times, and bodies that are not UTF-8 (or say they are not). Nothing of a
+refused request is stored."""
 
 from __future__ import annotations
 
@@ -309,6 +310,29 @@ async def test_an_integer_a_field_has_no_bound_for_is_still_within_64_bits(stack
 
     assert response.status_code == 422, response.text
     assert [error["field"] for error in response.json()["errors"]] == ["seq"]
+
+
+@pytest.mark.parametrize(
+    "written", ["1941-03-14T00:00:00", "1941-03-14T00:00:00Z", "1941-03-14 00:00", 0, "19410314"]
+)
+async def test_a_date_of_birth_must_be_written_as_a_date(stack: Stack, written: Any) -> None:
+    response, stored = await _refer(
+        stack, _with(factories.referral(), "patient.date_of_birth", written)
+    )
+
+    assert response.status_code == 422, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "patient.date_of_birth"
+    assert "YYYY-MM-DD" in error["reason"]
+    assert stored == 0
+
+
+async def test_a_date_of_birth_written_as_a_date_is_taken_and_read_back(stack: Stack) -> None:
+    response, stored = await _refer(stack, factories.referral())
+
+    assert response.status_code == 201, response.text
+    assert response.json()["patient"]["date_of_birth"] == "1941-03-14"
+    assert stored == 1
 
 
 # One JSON endpoint of each service, and the rows it would add.
