@@ -1,7 +1,7 @@
 """Input no service can store or mean is refused before any handler, the same way in all three
 services: text holding U+0000 or a lone surrogate (422 naming where), integers beyond 64 bits,
-dates that are date-times, and bodies that are not UTF-8 (or say they are not). Nothing of a
-refused request is stored."""
+dates that are date-times, bodies that are not UTF-8 (or say they are not), and a repeated
+Idempotency-Key. Nothing of a refused request is stored."""
 
 from __future__ import annotations
 
@@ -333,6 +333,23 @@ async def test_a_date_of_birth_written_as_a_date_is_taken_and_read_back(stack: S
     assert response.status_code == 201, response.text
     assert response.json()["patient"]["date_of_birth"] == "1941-03-14"
     assert stored == 1
+
+
+async def test_two_idempotency_keys_are_refused(stack: Stack) -> None:
+    async with stack.client("spa", "gp-system") as spa:
+        response = await spa.post(
+            "/v1/referrals",
+            json=factories.referral(),
+            headers=[
+                ("Idempotency-Key", str(uuid.uuid4())),
+                ("Idempotency-Key", str(uuid.uuid4())),
+            ],
+        )
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == PROBLEM + "idempotency-key-repeated"
+    assert await stack.count_rows("spa", Referral) == 0
 
 
 # One JSON endpoint of each service, and the rows it would add.
