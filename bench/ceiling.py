@@ -4,7 +4,7 @@ or outbox). Our throughput is reported as a share of this app's, run with the sa
 settings on the same machine.
 
     CEILING_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/bench_ceiling \\
-        uvicorn --app-dir bench ceiling:app --loop uvloop --http httptools
+        uvicorn --app-dir bench ceiling:app --loop uvloop --http httptools --no-server-header
 """
 
 from __future__ import annotations

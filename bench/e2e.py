@@ -45,7 +45,8 @@ CEILING_PORT = 18010
 # spa's background workers in a process of their own, at a lower CPU priority than intake.
 WORKER_PORT = 18004
 WORKER_NICENESS = 10
-SERVER = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+SERVER = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning",
+          "--no-server-header"]  # fmt: skip
 CHANNELS = "gp ambulance hospital_discharge care_home community_team lspa"
 TARGETS = {
     "routed_per_second_at_saturation": 300,

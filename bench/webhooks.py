@@ -149,7 +149,8 @@ def start_receiver(port: int) -> subprocess.Popen[bytes]:
     is not counted as ours."""
     command = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).parent),
                "webhooks:receiver", "--port", str(port), "--lifespan", "off",
-               "--log-level", "warning", "--no-access-log", "--http", "httptools"]  # fmt: skip
+               "--log-level", "warning", "--no-access-log", "--http", "httptools",
+               "--no-server-header"]  # fmt: skip
     server = subprocess.Popen(command)  # noqa: S603 - our own fixed command
     for _ in range(100):
         with socket.socket() as probe:

@@ -128,6 +128,7 @@ def start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
         command = [
             sys.executable, "-m", "uvicorn", "--factory", f"services.{service}.main:app_from_environment",
             "--host", HOST, "--port", str(port), "--no-access-log", "--log-level", "warning",
+            "--no-server-header",
         ]  # fmt: skip
         # A session of its own, so that Ctrl-C reaches only this launcher, which then stops
         # each service once and waits for it.

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from services.routing.checks import Finding, check_rule_set
+from services.shared.strict_input import json_errors
 from services.shared.vocabulary import Channel, Escalation, Need, Pathway, RedFlag, Urgency
 
 
@@ -185,9 +186,14 @@ def _error(source: str, rule: str, field: str, reason: str) -> dict[str, str]:
 
 def _parse_yaml(text: str, source: str) -> object:
     try:
-        return yaml.safe_load(text)
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RuleSetInvalid([_error(source, "", "", _yaml_reason(exc))]) from exc
+    # YAML's own escapes ("\0") make text that the check of the request body never saw.
+    unstorable = json_errors(document)
+    if unstorable:
+        raise RuleSetInvalid([_error(source, "", e["field"], e["reason"]) for e in unstorable])
+    return document
 
 
 def _yaml_reason(exc: yaml.YAMLError) -> str:

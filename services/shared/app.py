@@ -8,7 +8,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from services.shared import hardening
 from services.shared.audit import AuditSealer
@@ -27,10 +27,12 @@ from services.shared.problems import (
     ContentTooLarge,
     DatabaseUnavailable,
     InsufficientScope,
+    UnsupportedMediaType,
     ValidationFailed,
     install_problem_handlers,
 )
 from services.shared.settings import ServiceSettings
+from services.shared.strict_input import StrictInput, storable_path
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -53,10 +55,13 @@ def build_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        dependencies=[Depends(storable_path)],
     )
     app.state.settings = settings
     app.state.clock = clock
     install_problem_handlers(app)
+    # Added before the body limit, so inside it: a body is read here only as far as it allows.
+    app.add_middleware(StrictInput)
     hardening.install(app, settings)
     app.add_middleware(RequestContextMiddleware, service=service)
     # Outermost, so that even the bare 500 of an unexpected failure carries them.
@@ -176,9 +181,11 @@ def _install_problem_openapi(app: FastAPI) -> None:
                     # Every secured operation reads the database, whose connection can drop.
                     responses.setdefault("503", _problem_content(DatabaseUnavailable.title))
                 if "requestBody" in operation:
-                    # A body that cannot be read at all (not UTF-8, say), or one too large.
+                    # A body that cannot be read at all (not UTF-8, say), one too large, or
+                    # one declared in another charset.
                     responses.setdefault("400", _problem_content(BadRequest.title))
                     responses.setdefault("413", _problem_content(ContentTooLarge.title))
+                    responses.setdefault("415", _problem_content(UnsupportedMediaType.title))
         app.openapi_schema = document
         return document
 

@@ -12,12 +12,13 @@ this module. The clock reaches:
   An engine built without a clock refuses to fill a time in, rather than guess one.
 """
 
+import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 Clock = Callable[[], datetime]
 
@@ -68,3 +69,20 @@ def _plausible(value: datetime) -> datetime:
 
 
 Moment = Annotated[AwareDatetime, AfterValidator(_plausible)]
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _written_as_date(value: object) -> object:
+    # Left to itself, a date field also takes a date-time at midnight, or a number of seconds
+    # since 1970: a client sending either has mistaken the field, and is told so.
+    if isinstance(value, datetime) or not (
+        isinstance(value, date) or (isinstance(value, str) and _ISO_DATE.fullmatch(value))
+    ):
+        raise ValueError("a date must be written YYYY-MM-DD, with no time")
+    return value
+
+
+CalendarDate = Annotated[date, BeforeValidator(_written_as_date)]
+"""A calendar date, written ``YYYY-MM-DD`` and nothing else."""

@@ -42,12 +42,16 @@ class TooManyRequests(Problem):
     status = 429
 
 
-class _BodyTooLarge(StarletteHTTPException):
+class BodyTooLarge(StarletteHTTPException):
     """Raised from ``receive`` when a streamed body passes the limit: an HTTP exception, so
     the framework passes it to the problem handlers rather than calling it a parse error."""
 
-    def __init__(self) -> None:
-        super().__init__(status_code=413)
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(status_code=413, detail=_too_large(max_bytes))
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"Request bodies are limited to {max_bytes} bytes."
 
 
 class BodyLimit:
@@ -66,7 +70,7 @@ class BodyLimit:
         if declared is not None and (
             not _LENGTH.fullmatch(declared) or int(declared) > self.max_bytes
         ):
-            problem = ContentTooLarge(f"Request bodies are limited to {self.max_bytes} bytes.")
+            problem = ContentTooLarge(_too_large(self.max_bytes))
             await problem_response(problem, scope["path"])(scope, receive, send)
             return
         seen = 0
@@ -77,7 +81,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         await self.app(scope, counted, send)

@@ -4,11 +4,14 @@ Exception hierarchy::
 
     Problem                         base; never raised itself
     ├── BadRequest                  400 the request cannot be understood
-    ├── ValidationFailed            422 the body, query or path failed validation (field-level errors)
+    │   └── BodyNotUtf8             400 the body's bytes are not UTF-8
+    ├── ValidationFailed            422 a body, query, path or header failed validation (field errors)
     ├── AuthenticationRequired      401 no usable bearer token
     ├── InsufficientScope           403 the token lacks the scope the operation needs
     ├── ResourceNotFound            404 base of "that record does not exist (for you)"
     ├── Conflict                    409 base of "the request clashes with current state"
+    ├── ContentTooLarge             413 the body is over the service's limit
+    ├── UnsupportedMediaType        415 a body of a kind or charset no service takes
     ├── UpstreamUnavailable         503 another service could not be reached or failed
     ├── DatabaseUnavailable         503 the database is unavailable or busy; retry
     └── InternalError               500 an unexpected failure; says nothing about why
@@ -71,6 +74,11 @@ class BadRequest(Problem):
     status = 400
 
 
+class BodyNotUtf8(BadRequest):
+    type = TYPE_PREFIX + "body-not-utf-8"
+    title = "The request body is not UTF-8"
+
+
 class ValidationFailed(Problem):
     type = TYPE_PREFIX + "validation-failed"
     title = "The request failed validation"
@@ -130,6 +138,12 @@ class ContentTooLarge(Problem):
     status = 413
 
 
+class UnsupportedMediaType(Problem):
+    type = TYPE_PREFIX + "unsupported-media-type"
+    title = "The request body is of a media type or charset this service does not take"
+    status = 415
+
+
 class InternalError(Problem):
     pass
 
@@ -174,6 +188,7 @@ _STATUS_PROBLEMS: dict[int, type[Problem]] = {
     404: ResourceNotFound,
     405: MethodNotAllowed,
     413: ContentTooLarge,
+    415: UnsupportedMediaType,
 }
 
 

@@ -51,7 +51,7 @@ class Processes:
             command = [
                 sys.executable, "-m", "uvicorn", "--factory",
                 f"services.{service.split('-')[0]}.main:app_from_environment",
-                "--host", "127.0.0.1", "--port", port, "--no-access-log",
+                "--host", "127.0.0.1", "--port", port, "--no-access-log", "--no-server-header",
             ]  # fmt: skip
             with self.logs[service].open("ab") as log:
                 self._running[service] = subprocess.Popen(
@@ -181,6 +181,10 @@ def test_a_referral_is_routed_across_three_real_processes(processes: Processes) 
         assert body["patient"]["nhs_number"] not in text
         assert "Testperson" not in text
         assert body["patient"]["date_of_birth"] not in text
+    # No answer names the software that serves it.
+    assert "server" not in created.headers
+    for url in processes.urls.values():
+        assert "server" not in httpx.get(f"{url}/healthz").headers, url
 
 
 def test_referrals_taken_while_routing_and_teams_are_down_are_each_routed_once_they_return(

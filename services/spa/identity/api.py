@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.problems import problem_responses
+from services.shared.strict_input import storable
 from services.spa.identity import service
 from services.spa.identity.keys import SigningKeys
 from services.spa.identity.problems import (
@@ -50,7 +51,14 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     client_id, separator, secret = decoded.partition(":")
     if not separator:
         raise InvalidTokenRequest("The Basic credentials have no secret.", error="invalid_request")
-    return unquote(client_id), unquote(secret)
+    credentials = unquote(client_id), unquote(secret)
+    # Encoded, they pass the check of every header; decoded, they must pass it too.
+    if not all(storable(part) for part in credentials):
+        raise InvalidTokenRequest(
+            "The Basic credentials hold a character no client id or secret has.",
+            error="invalid_request",
+        )
+    return credentials
 
 
 @router.post(

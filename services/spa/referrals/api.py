@@ -24,6 +24,7 @@ from services.spa.referrals.problems import (
     AssignmentNoLongerHeld,
     AssignmentUnknown,
     ChannelNotPermitted,
+    IdempotencyKeyRepeated,
     IdempotencyKeyRequired,
     IdempotencyKeyReused,
     IllegalTransition,
@@ -69,7 +70,12 @@ router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
     responses={
         202: {"model": ReferralRead, "description": "Stored; the outcome is not known yet"},
         **problem_responses(
-            ChannelNotPermitted, IdempotencyKeyRequired, IdempotencyKeyReused, ConcurrentChange
+            ChannelNotPermitted,
+            # Both are 400s: the one named last is the one the document describes.
+            IdempotencyKeyRepeated,
+            IdempotencyKeyRequired,
+            IdempotencyKeyReused,
+            ConcurrentChange,
         ),
     },
 )
@@ -79,13 +85,10 @@ async def create_referral(
     session: SessionDep,
     now: NowDep,
     principal: Annotated[Principal, requires("referrals:create")],
-    idempotency_key: Annotated[
-        str | None, Header(alias=idempotency.HEADER, description="Unique per referral (a UUID)")
-    ] = None,
+    key: idempotency.KeyDep,
     prefer: Annotated[str | None, Header(description="wait=N: wait N seconds for routing")] = None,
 ) -> Response:
     settings: SpaSettings = request.app.state.settings
-    key = idempotency.require_key(idempotency_key)
     digest = idempotency.request_hash(body)
     earlier = await idempotency.find(session, principal.client_id, key, now)
     if earlier is not None:

@@ -12,26 +12,49 @@ import hashlib
 import json
 import re
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Header, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.spa.referrals.models import IdempotencyRecord
-from services.spa.referrals.problems import IdempotencyKeyRequired, IdempotencyKeyReused
+from services.spa.referrals.problems import (
+    IdempotencyKeyRepeated,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
+)
 from services.spa.referrals.schemas import ReferralCreate
 
 HEADER = "Idempotency-Key"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-def require_key(value: str | None) -> str:
+def require_key(values: list[str]) -> str:
+    """The one key sent. Of two, a proxy or a retry layer added one: which of them the client
+    will retry with cannot be known, so neither is taken."""
+    if len(values) > 1:
+        raise IdempotencyKeyRepeated(f"Send one {HEADER} header; this request has {len(values)}.")
+    value = values[0] if values else None
     if value is None or not _KEY.match(value):
         raise IdempotencyKeyRequired(
             f"Send an {HEADER} header (for example a UUID) so that a retry cannot create a "
             "second referral."
         )
     return value
+
+
+async def _request_key(
+    request: Request,
+    # Declared for the OpenAPI document; every value sent is read from the request itself.
+    _: Annotated[
+        str | None, Header(alias=HEADER, description="Unique per referral (a UUID)")
+    ] = None,
+) -> str:
+    return require_key(request.headers.getlist(HEADER))
+
+
+KeyDep = Annotated[str, Depends(_request_key)]
 
 
 def request_hash(body: ReferralCreate) -> str:

@@ -38,6 +38,11 @@ class IdempotencyKeyRequired(BadRequest):
     title = "An Idempotency-Key header of 1 to 255 visible ASCII characters is required"
 
 
+class IdempotencyKeyRepeated(BadRequest):
+    type = TYPE_PREFIX + "idempotency-key-repeated"
+    title = "Exactly one Idempotency-Key header is sent with a referral"
+
+
 class IdempotencyKeyReused(Problem):
     type = TYPE_PREFIX + "idempotency-key-reused"
     title = "This Idempotency-Key was used for a different request"

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from services.shared.clock import Moment
+from services.shared.clock import CalendarDate, Moment
 from services.shared.identifiers import NhsNumber, OdsCode, Postcode, format_nhs_number
 from services.shared.vocabulary import (
     MAX_AGE_YEARS,
@@ -73,7 +73,7 @@ class PatientIn(BaseModel):
     )
     given_name: Name | None = None
     family_name: Name | None = None
-    date_of_birth: date
+    date_of_birth: CalendarDate
     postcode: Postcode | None = None
     registered_practice: OdsCode | None = Field(default=None, description="V81999 when unknown")
 
@@ -306,7 +306,7 @@ class PatientRead(BaseModel):
     nhs_number_verification: str
     given_name: str | None
     family_name: str | None
-    date_of_birth: date
+    date_of_birth: CalendarDate
     postcode: str | None
     registered_practice: str | None
 
