@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.identifiers import UNKNOWN_PRACTICE
 from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Escalation, Pathway, TeamType
-from services.teams.hours import is_open
+from services.teams.hours import is_open, local_description, next_opening
 from services.teams.models import Locality, Practice, Team, TeamPractice
 
 MODEL_TEAM_TYPES: dict[str, dict[Pathway, TeamType]] = {
@@ -186,11 +186,9 @@ async def _out_of_hours(
 
 def _note_pressure(team: Team, availability: Availability, steps: list[Step]) -> None:
     if not availability.check_hours and not is_open(team.hours, availability.at):
-        steps.append(
-            Step(
-                "waits_for_opening", f"{team.name} is closed now; routine work waits for it to open"
-            )
-        )
+        opens = local_description(next_opening(team.hours, availability.at))
+        message = f"{team.name} is outside its service hours; the case waits for it to open {opens}"
+        steps.append(Step("waits_for_opening", message))
     if team.operating_status == "pressured":
         steps.append(Step("team_pressured", f"{team.name} reports that it is under pressure"))
     if team.capacity_updated_at is not None and not availability.capacity_known(team):

@@ -67,14 +67,31 @@ async def set_locality(session: AsyncSession, code: str, **values: object) -> No
     session.expire_all()
 
 
-async def test_routine_work_waits_for_a_plmdt_that_is_closed_at_the_weekend(
+async def test_routine_work_waits_for_a_plmdt_outside_its_hours_at_the_weekend(
     session: AsyncSession,
 ) -> None:
     resolution = await place(session, "M91001", Pathway.ROUTINE_ASSESSMENT, SATURDAY_10AM)
 
     assert team_code(resolution) == "plmdt-north-1"
-    assert "waits_for_opening" in steps(resolution)
     assert "backup_used" not in steps(resolution)
+    waits = next(step for step in resolution.explanation if step.code == "waits_for_opening")
+    assert waits.message == (
+        "PLMDT North 1 is outside its service hours; the case waits for it to open"
+        " Monday 30 November at 08:30"
+    )
+
+
+async def test_routine_work_passes_from_a_closed_plmdt_to_its_backup(
+    session: AsyncSession,
+) -> None:
+    await set_team(session, "plmdt-north-1", operating_status="closed")
+
+    resolution = await place(session, "M91001", Pathway.ROUTINE_ASSESSMENT, TUESDAY_10AM)
+
+    assert team_code(resolution) == "lit-north"
+    backup = next(step for step in resolution.explanation if step.code == "backup_used")
+    assert backup.message == "PLMDT North 1 is closed, so its backup Locality Integrated Team North"
+    assert "waits_for_opening" not in steps(resolution)
 
 
 async def test_reablement_in_the_evening_waits_for_the_locality_team(
