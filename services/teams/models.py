@@ -130,6 +130,8 @@ class Assignment(Timestamped, Base):
     assigned_by: Mapped[str] = mapped_column(String(128))
     # Risk markers for MDT worklists (frailty score, number of long-term conditions, end of life).
     risk: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # When spa offers the case to the next team unless this one accepts it (see assign).
+    acceptance_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     planned_first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -105,6 +105,17 @@ class AssignmentCreate(BaseModel):
     urgency: Urgency
     decision_id: uuid.UUID | None = None
     risk: RiskMarkers = Field(default_factory=RiskMarkers)
+    acceptance_window: timedelta | None = Field(
+        default=None,
+        gt=timedelta(0),
+        le=timedelta(days=14),
+        description=(
+            "How long the team has to accept the case (ISO 8601 duration). For a pathway that "
+            "can wait for the team to open, it counts only the team's service hours; for one "
+            "its locality lists as time-critical, it runs from now. The answer's "
+            "acceptance_due_at says when it ends."
+        ),
+    )
 
 
 class WithdrawalCreate(BaseModel):
@@ -137,6 +148,9 @@ class AssignmentRead(BaseModel):
     status: str
     decision_id: uuid.UUID | None
     risk: RiskMarkers
+    acceptance_due_at: datetime | None = Field(
+        description="When the case goes to the next team unless accepted; null without a window"
+    )
     accepted_at: datetime | None
     planned_first_contact_at: datetime | None
     first_contact_at: datetime | None
