@@ -65,11 +65,9 @@ async def resolve_team(
             "reason": "exactly one of pathway or escalation",
         }
         raise ValidationFailed("Give exactly one of pathway or escalation.", errors=[error])
-    settings: TeamsSettings = request.app.state.settings
     availability = resolver.Availability(
         at=at or now,
         capacity_max_age=_capacity_max_age(request),
-        time_critical=frozenset(settings.time_critical_pathways),
         excluded=frozenset(exclude or ()),
     )
     resolution = await resolver.resolve(

@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal
 from services.shared.logging import current_request_id
-from services.teams.models import Assignment, OutboxJob, Team
+from services.shared.vocabulary import Pathway
+from services.teams.hours import open_time_ends
+from services.teams.models import Assignment, Locality, OutboxJob, Team
 from services.teams.problems import (
     AssignmentNotFound,
     AssignmentStateConflict,
@@ -53,7 +55,7 @@ def require_team(principal: Principal, team: Team) -> None:
 
 
 async def assign(
-    session: AsyncSession, request: AssignmentCreate, assigned_by: str
+    session: AsyncSession, request: AssignmentCreate, assigned_by: str, now: datetime
 ) -> tuple[Assignment, bool]:
     """Put a case on a team's caseload. Returns the assignment and whether it is new: a retry of
     the same referral, team and kind returns the first assignment instead of a second one."""
@@ -72,6 +74,7 @@ async def assign(
         decision_id=request.decision_id,
         linked_worker=request.linked_worker,
         risk=request.risk.model_dump(exclude_defaults=True),
+        acceptance_due_at=await acceptance_due(session, team, request, now),
         assigned_by=assigned_by,
     )
     try:
@@ -84,6 +87,30 @@ async def assign(
             raise
         return existing, False
     return assignment, True
+
+
+async def acceptance_due(
+    session: AsyncSession, team: Team, request: AssignmentCreate, now: datetime
+) -> datetime | None:
+    """When the acceptance window ends. Work that may wait for the team to open counts only
+    the team's service hours, so a case given to a PLMDT on Friday evening is not taken from it
+    over the weekend. Work that cannot wait reached the team because it is open, and must not
+    pause when it closes: its window runs from now."""
+    window = request.acceptance_window
+    if window is None:
+        return None
+    if request.pathway is None or await cannot_wait(session, team, request.pathway):
+        return now + window
+    return open_time_ends(team.hours, now, window)
+
+
+async def cannot_wait(session: AsyncSession, team: Team, pathway: Pathway) -> bool:
+    """Whether the team's locality lists the pathway as time-critical; a county-wide team
+    serves every locality, so for it any locality's list counts."""
+    query = select(Locality.time_critical_pathways).where(Locality.retired_at.is_(None))
+    if team.locality_id is not None:
+        query = query.where(Locality.id == team.locality_id)
+    return any(pathway in listed for listed in await session.scalars(query))
 
 
 async def _find(session: AsyncSession, request: AssignmentCreate) -> Assignment | None:

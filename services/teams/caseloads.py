@@ -64,9 +64,10 @@ async def create_assignment(
     body: AssignmentCreate,
     response: Response,
     session: SessionDep,
+    now: NowDep,
     principal: Annotated[Principal, requires("assignments:create")],
 ) -> AssignmentRead:
-    assignment, created = await assignments.assign(session, body, principal.client_id)
+    assignment, created = await assignments.assign(session, body, principal.client_id, now)
     await session.flush()
     _audit(session, principal, "assignment.create", assignment.id)
     if not created:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.logging import current_request_id
 from services.shared.problems import field_errors
-from services.shared.vocabulary import TeamType
+from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Pathway, TeamType
 from services.teams.entries import (
     DirectoryFile,
     LocalityEntry,
@@ -71,7 +71,8 @@ class _Errors(list[dict[str, str]]):
 
 
 def check_directory(directory: DirectoryFile) -> list[dict[str, str]]:
-    """References exist, codes are unique, no backup cycle, no practice covered twice by one type."""
+    """References exist, codes are unique, no backup cycle, no practice covered twice by one type,
+    time-critical pathways are pathways teams take."""
     errors = _Errors()
     localities = _unique([entry.code for entry in directory.localities], "localities", errors)
     practices = _unique([entry.ods_code for entry in directory.practices], "practices", errors)
@@ -82,6 +83,7 @@ def check_directory(directory: DirectoryFile) -> list[dict[str, str]]:
                 f"localities.{i}.pathway_team_types",
                 "a custom model must map pathways to team types",
             )
+    _check_time_critical(directory.localities, errors)
     for i, practice in enumerate(directory.practices):
         if practice.locality not in localities:
             errors.add(f"practices.{i}.locality", f"no active locality {practice.locality!r}")
@@ -104,6 +106,19 @@ def check_directory(directory: DirectoryFile) -> list[dict[str, str]]:
     for code in _backup_cycles(directory.teams):
         errors.add("teams", f"the backup chain from {code} returns to itself")
     return list(errors)
+
+
+def _check_time_critical(localities: list[LocalityEntry], errors: _Errors) -> None:
+    """Each time-critical pathway is one that goes to a team, listed once."""
+    for i, locality in enumerate(localities):
+        listed: set[Pathway] = set()
+        for j, pathway in enumerate(locality.time_critical_pathways):
+            field = f"localities.{i}.time_critical_pathways.{j}"
+            if pathway in UNASSIGNED_PATHWAYS:
+                errors.add(field, f"{pathway} goes to no team, so it never waits for one")
+            elif pathway in listed:
+                errors.add(field, f"{pathway} is listed twice")
+            listed.add(pathway)
 
 
 def _check_coverage(teams: list[TeamEntry], practices: set[str], errors: _Errors) -> None:
@@ -242,6 +257,7 @@ async def _apply_localities(
             else None
         )
         locality.postcode_districts = list(entry.postcode_districts)
+        locality.time_critical_pathways = [str(pathway) for pathway in entry.time_critical_pathways]
         locality.retired_at = None
         localities[entry.code] = locality
         session.add(locality)
@@ -360,6 +376,7 @@ def _locality_entry(row: Locality, team_codes: dict[uuid.UUID, str]) -> Locality
             "out_of_hours": team_codes.get(row.out_of_hours_team_id)
             if row.out_of_hours_team_id
             else None,
+            "time_critical_pathways": row.time_critical_pathways,
         }
     )
 

@@ -14,6 +14,9 @@ from services.teams.hours import ServiceHours
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
+# Crisis work goes to the out-of-hours service; every other pathway waits for its team to open.
+DEFAULT_TIME_CRITICAL_PATHWAYS = (Pathway.RAPID_RESPONSE,)
+
 
 class Discipline(StrEnum):
     SOCIAL_CARE = "social_care"
@@ -43,6 +46,15 @@ class LocalityEntry(Entry):
     pathway_team_types: dict[Pathway, TeamType] | None = None
     postcode_districts: list[PostcodeDistrict] = Field(default_factory=list, max_length=100)
     out_of_hours: Code | None = Field(default=None, description="Code of the out-of-hours team")
+    time_critical_pathways: list[Pathway] = Field(
+        default_factory=lambda: list(DEFAULT_TIME_CRITICAL_PATHWAYS),
+        max_length=len(Pathway),
+        description=(
+            "Pathways that cannot wait for a team to open: a team outside its service hours "
+            "passes them along its backups to the out-of-hours service. Work on any other "
+            "pathway stays with a team that is outside its hours and waits for it to open."
+        ),
+    )
 
 
 class PracticeEntry(Entry):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from datetime import date, datetime, time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -20,6 +21,8 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 TimeRange = tuple[time, time | None]  # an end of None means midnight at the end of the day
+# How far ahead to look for opening hours: hours open only on bank holidays open within a year.
+_SEARCH_DAYS = 800
 
 
 def parse_range(text: str) -> TimeRange:
@@ -80,9 +83,53 @@ class ServiceHours(BaseModel):
                 return True
         return False
 
+    def open_periods(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """The periods the team is open from ``start`` on, in order, as UTC instants (a period
+        open at ``start`` begins there)."""
+        first = start.astimezone(LOCAL).date()
+        for offset in range(_SEARCH_DAYS):
+            day = first + timedelta(days=offset)
+            for begin, end in sorted(map(parse_range, self.ranges_on(day)), key=lambda r: r[0]):
+                opens = _instant(day, begin)
+                closes = (
+                    _instant(day + timedelta(days=1), time()) if end is None else _instant(day, end)
+                )
+                if closes > start:
+                    yield max(opens, start), closes
+
+
+def _instant(day: date, at: time) -> datetime:
+    return datetime.combine(day, at, tzinfo=LOCAL).astimezone(UTC)
+
 
 def is_open(hours: dict[str, list[str]] | None, at: datetime) -> bool:
     """Whether a team with these stored hours is open at ``at`` (always, when it has none)."""
     if hours is None:
         return True
     return ServiceHours.model_validate(hours).is_open(at)
+
+
+def open_time_ends(
+    hours: dict[str, list[str]] | None, start: datetime, duration: timedelta
+) -> datetime:
+    """When a team has been open for ``duration`` counted from ``start``: a clock that runs
+    only in the team's service hours (all the time, when it has none)."""
+    if hours is None:
+        return start + duration
+    remaining = duration
+    for opens, closes in ServiceHours.model_validate(hours).open_periods(start):
+        if remaining <= closes - opens:
+            return opens + remaining
+        remaining -= closes - opens
+    return start + duration  # hours open so rarely that the search gives up: count every hour
+
+
+def next_opening(hours: dict[str, list[str]] | None, at: datetime) -> datetime:
+    """When a team is next open: ``at`` itself if it is open then."""
+    return open_time_ends(hours, at, timedelta())
+
+
+def local_description(at: datetime) -> str:
+    """A moment as a person in England reads it: "Monday 30 November at 08:30"."""
+    local = at.astimezone(LOCAL)
+    return f"{local:%A} {local.day} {local:%B} at {local:%H:%M}"

@@ -13,6 +13,7 @@ from services.shared.audit import AuditColumns, AuditHeadColumns
 from services.shared.clock import clock_default
 from services.shared.db import NAMING_CONVENTION, Timestamped, UTCDateTime
 from services.shared.outbox import OutboxJobColumns
+from services.teams.entries import DEFAULT_TIME_CRITICAL_PATHWAYS
 
 
 class Base(DeclarativeBase):
@@ -44,6 +45,10 @@ class Locality(Timestamped, Base):
     # Postcode districts (outward codes) that fall back to this locality for unknown practices.
     postcode_districts: Mapped[list[str]] = mapped_column(JSON, default=list)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Pathways that cannot wait for a team to open (see services.teams.resolver.Availability).
+    time_critical_pathways: Mapped[list[str]] = mapped_column(
+        JSON, default=lambda: [str(pathway) for pathway in DEFAULT_TIME_CRITICAL_PATHWAYS]
+    )
     # Where cases go when the locality's teams are closed and their backups are exhausted.
     out_of_hours_team_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("teams.id", use_alter=True)
@@ -127,6 +132,8 @@ class Assignment(Timestamped, Base):
     assigned_by: Mapped[str] = mapped_column(String(128))
     # Risk markers for MDT worklists (frailty score, number of long-term conditions, end of life).
     risk: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # When spa offers the case to the next team unless this one accepts it (see assign).
+    acceptance_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     planned_first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.identifiers import UNKNOWN_PRACTICE
 from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Escalation, Pathway, TeamType
-from services.teams.hours import is_open
+from services.teams.hours import is_open, local_description, next_opening
 from services.teams.models import Locality, Practice, Team, TeamPractice
 
 MODEL_TEAM_TYPES: dict[str, dict[Pathway, TeamType]] = {
@@ -60,20 +60,23 @@ def capacity_known(team: Team, at: datetime, max_age: timedelta) -> bool:
 class Availability:
     """What the resolver may rely on about a team at a given moment.
 
-    Service hours bind only time-critical cases (by default rapid response and reablement, and
-    every escalation): routine work for a team that is closed tonight stays with that team,
-    which takes it when it opens. Being closed (operating status) or full binds every case.
+    Service hours bind only cases that cannot wait: every escalation, and the pathways the
+    patient's locality lists as time-critical (by default rapid response). Other work for a
+    team that is outside its hours tonight stays with that team, which takes it when it opens.
+    Being closed (operating status) or full binds every case.
     """
 
     at: datetime
     capacity_max_age: timedelta
-    time_critical: frozenset[Pathway] = frozenset({Pathway.RAPID_RESPONSE, Pathway.REABLEMENT})
     check_hours: bool = True
     # Teams already tried for this case (they declined it or let it lapse): passed over.
     excluded: frozenset[uuid.UUID] = frozenset()
 
-    def for_case(self, pathway: Pathway | None, escalation: Escalation | None) -> Availability:
-        return replace(self, check_hours=escalation is not None or pathway in self.time_critical)
+    def for_case(
+        self, pathway: Pathway | None, escalation: Escalation | None, locality: Locality | None
+    ) -> Availability:
+        critical = locality is not None and pathway in locality.time_critical_pathways
+        return replace(self, check_hours=escalation is not None or critical)
 
     def problem(self, team: Team) -> str | None:
         """Why ``team`` cannot take a case now, or None when it can."""
@@ -122,10 +125,10 @@ async def resolve(
     if escalation is None and pathway in UNASSIGNED_PATHWAYS:
         step = Step("no_assignment_needed", f"Pathway {pathway} is not assigned to a team")
         return Resolution("no_assignment", explanation=[step])
-    availability = availability.for_case(pathway, escalation)
     resolution = Resolution("team")
     practice, locality = await locate(session, practice_ods, district, resolution.explanation)
     resolution.locality = locality
+    availability = availability.for_case(pathway, escalation, locality)
     team_type = _wanted_team_type(locality, pathway, escalation, resolution.explanation)
     if team_type is None:
         return await _county_queue(session, resolution)
@@ -191,11 +194,9 @@ async def _out_of_hours(
 
 def _note_pressure(team: Team, availability: Availability, steps: list[Step]) -> None:
     if not availability.check_hours and not is_open(team.hours, availability.at):
-        steps.append(
-            Step(
-                "waits_for_opening", f"{team.name} is closed now; routine work waits for it to open"
-            )
-        )
+        opens = local_description(next_opening(team.hours, availability.at))
+        message = f"{team.name} is outside its service hours; the case waits for it to open {opens}"
+        steps.append(Step("waits_for_opening", message))
     if team.operating_status == "pressured":
         steps.append(Step("team_pressured", f"{team.name} reports that it is under pressure"))
     if team.capacity_updated_at is not None and not availability.capacity_known(team):

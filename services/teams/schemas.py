@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -108,6 +108,17 @@ class AssignmentCreate(BaseModel):
     linked_worker: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
         default=None, description="Model B: the team member linked to the patient's practice"
     )
+    acceptance_window: timedelta | None = Field(
+        default=None,
+        gt=timedelta(0),
+        le=timedelta(days=14),
+        description=(
+            "How long the team has to accept the case (ISO 8601 duration). For a pathway that "
+            "can wait for the team to open, it counts only the team's service hours; for one "
+            "its locality lists as time-critical, it runs from now. The answer's "
+            "acceptance_due_at says when it ends."
+        ),
+    )
 
 
 class WithdrawalCreate(BaseModel):
@@ -141,6 +152,9 @@ class AssignmentRead(BaseModel):
     decision_id: uuid.UUID | None
     linked_worker: str | None
     risk: RiskMarkers
+    acceptance_due_at: datetime | None = Field(
+        description="When the case goes to the next team unless accepted; null without a window"
+    )
     accepted_at: datetime | None
     planned_first_contact_at: datetime | None
     first_contact_at: datetime | None

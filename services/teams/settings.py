@@ -2,7 +2,6 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.shared.settings import ServiceSettings
-from services.shared.vocabulary import Pathway
 
 
 class TeamsSettings(ServiceSettings):
@@ -12,9 +11,6 @@ class TeamsSettings(ServiceSettings):
     auth_audience: str = "teams"
     spa_url: str = "http://127.0.0.1:8001"
 
-    # Pathways for which a team outside its service hours passes the case along its backups;
-    # other work waits for the team to open.
-    time_critical_pathways: tuple[Pathway, ...] = (Pathway.RAPID_RESPONSE, Pathway.REABLEMENT)
     # Capacity reported longer ago than this is treated as unknown, not trusted.
     capacity_max_age_seconds: int = Field(default=4 * 3600, ge=60)
     # A case is on a team's MDT worklist from this Clinical Frailty Scale score, or this many

@@ -98,6 +98,51 @@ async def test_a_lapsed_acceptance_window_sends_the_case_to_the_next_team(stack:
     assert next_team["id"] != first_team["id"]
 
 
+async def _at(stack: Stack, moment: datetime) -> None:
+    """Set the clock to ``moment`` and let the timers that are now due fire."""
+    stack.clock.now = moment
+    await stack.apps["spa"].state.timers.run_once()
+
+
+async def test_a_routine_case_given_on_friday_evening_waits_for_monday(stack: Stack) -> None:
+    stack.clock.now = datetime(2026, 11, 27, 19, 0, tzinfo=UTC)  # Friday, the PLMDT has closed
+    async with stack.client("spa", "gp-system") as gp:
+        body = factories.referral()  # a routine mobility assessment, practice M91001
+        referral = (await gp.post("/v1/referrals", json=body, headers=WAIT)).json()
+    assert referral["status"] == "routed", referral
+    assert referral["team"]["code"] == "plmdt-north-1"  # open 08:30-17:00 on weekdays
+
+    await _at(stack, datetime(2026, 11, 29, 12, 0, tzinfo=UTC))  # Sunday noon
+    sunday = await _read(stack, referral["id"])
+    # Monday's eight service hours end at 16:30.
+    await _at(stack, datetime(2026, 11, 30, 16, 20, tzinfo=UTC))
+    monday_afternoon = await _read(stack, referral["id"])
+    await _at(stack, datetime(2026, 11, 30, 16, 40, tzinfo=UTC))
+    moved = await wait_for_status(stack, referral["id"], "rerouted")
+
+    assert (sunday["status"], sunday["team"]["code"]) == ("routed", "plmdt-north-1")
+    assert (monday_afternoon["status"], monday_afternoon["team"]["code"]) == (
+        "routed",
+        "plmdt-north-1",
+    )
+    assert moved["team"]["code"] == "lit-north"
+    rerouted = (await _events(stack, referral["id"], "rerouted"))[0]
+    assert rerouted["detail"]["reason"] == "acceptance_window_lapsed"
+
+
+async def test_crisis_work_given_just_before_closing_keeps_its_short_window(
+    stack: Stack,
+) -> None:
+    stack.clock.now = datetime(2026, 11, 24, 19, 50, tzinfo=UTC)  # lit-north closes at 20:00
+    referral = await _crisis(stack)
+    assert referral["team"]["code"] == "lit-north"
+
+    await _tick(stack, timedelta(minutes=16))
+    moved = await wait_for_status(stack, referral["id"], "rerouted")
+
+    assert moved["team"]["code"] == "ooh-county"
+
+
 async def test_a_decline_sends_the_case_on_at_once(stack: Stack) -> None:
     referral = await _crisis(stack)
     declined = await _team(

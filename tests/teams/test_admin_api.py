@@ -237,6 +237,7 @@ async def test_a_locality_and_its_practice_come_and_go(admin: httpx.AsyncClient)
         "pathway_team_types": None,
         "postcode_districts": [],
         "out_of_hours": None,
+        "time_critical_pathways": ["rapid_response"],
     }
     assert moved.json()["locality"] == "north"
     assert retired_practice.json() == moved.json()
@@ -250,6 +251,43 @@ async def test_a_locality_and_its_practice_come_and_go(admin: httpx.AsyncClient)
         ("M94001", "created"),
         ("west", "created"),
     ]
+
+
+async def test_a_locality_decides_which_pathways_go_out_of_hours(
+    stack: Stack, admin: httpx.AsyncClient
+) -> None:
+    evening = {"practice": "M91001", "pathway": "reablement", "at": "2026-11-24T22:00:00Z"}
+    north = entry(await directory(admin), "localities", "north")
+    async with stack.client("teams", "team-app") as team_app:
+        waits = (await team_app.get("/v1/resolve", params=evening)).json()
+        changed = await admin.put(
+            "/v1/directory/localities/north",
+            json={**north, "time_critical_pathways": ["rapid_response", "reablement"]},
+        )
+        goes = (await team_app.get("/v1/resolve", params=evening)).json()
+
+    assert waits["team"]["code"] == "lit-north"
+    assert changed.status_code == 200, changed.text
+    assert goes["team"]["code"] == "ooh-county"
+    [change] = await admin_changes(admin)
+    assert change["before"]["time_critical_pathways"] == ["rapid_response"]
+    assert change["after"]["time_critical_pathways"] == ["rapid_response", "reablement"]
+
+
+async def test_a_time_critical_pathway_that_goes_to_no_team_is_refused(
+    admin: httpx.AsyncClient,
+) -> None:
+    before = await directory(admin)
+    north = {**entry(before, "localities", "north"), "time_critical_pathways": ["advice"]}
+
+    response = await admin.put("/v1/directory/localities/north", json=north)
+
+    assert response.status_code == 422, response.text
+    i = [locality["code"] for locality in before["localities"]].index("north")
+    assert_error(
+        response.json(), f"localities.{i}.time_critical_pathways.0", "advice goes to no team"
+    )
+    assert await directory(admin) == before
 
 
 async def test_retiring_a_team_no_one_refers_to_takes_it_out_of_service(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.stack import Stack
+
+FRIDAY_7PM = datetime(2026, 11, 27, 19, 0, tzinfo=UTC)
 
 
 async def _team_id(stack: Stack, code: str) -> str:
@@ -43,6 +46,38 @@ async def test_assigning_twice_keeps_one_case_on_the_caseload(stack: Stack) -> N
     assert caseload["team"]["code"] == "lit-south"
 
 
+async def test_a_window_for_work_that_can_wait_counts_only_the_teams_hours(
+    stack: Stack,
+) -> None:
+    stack.clock.now = FRIDAY_7PM
+    team_id = await _team_id(stack, "plmdt-north-1")  # open 08:30-17:00 on weekdays
+    body = assignment(team_id, pathway="routine_assessment", acceptance_window="PT8H")
+    async with stack.client("teams", "spa-service") as spa:
+        first = await spa.post("/v1/assignments", json=body)
+        stack.clock.now += timedelta(hours=1)
+        again = await spa.post("/v1/assignments", json=body)
+
+    assert first.status_code == 201, first.text
+    # Monday's eight open hours, not Saturday evening.
+    assert first.json()["acceptance_due_at"] == "2026-11-30T16:30:00Z"
+    assert again.json()["acceptance_due_at"] == first.json()["acceptance_due_at"]
+
+
+async def test_a_window_for_work_that_cannot_wait_runs_from_now(stack: Stack) -> None:
+    five_to_eight = datetime(2026, 11, 27, 19, 55, tzinfo=UTC)  # lit-north closes at 20:00
+    stack.clock.now = five_to_eight
+    team_id = await _team_id(stack, "lit-north")
+    crisis = assignment(team_id, pathway="rapid_response", acceptance_window="PT15M")
+    unwindowed = assignment(team_id, pathway="rapid_response")
+    async with stack.client("teams", "spa-service") as spa:
+        timed = (await spa.post("/v1/assignments", json=crisis)).json()
+        untimed = (await spa.post("/v1/assignments", json=unwindowed)).json()
+
+    due = datetime.fromisoformat(timed["acceptance_due_at"])
+    assert five_to_eight + timedelta(minutes=15) <= due < five_to_eight + timedelta(minutes=16)
+    assert untimed["acceptance_due_at"] is None
+
+
 async def test_caseload_filters_by_kind(stack: Stack) -> None:
     team_id = await _team_id(stack, "cru-county")
     async with stack.client("teams", "spa-service") as spa:
@@ -74,6 +109,8 @@ async def test_an_unknown_team_cannot_be_assigned(stack: Stack) -> None:
         ("kind", "gossip"),
         ("pathway", "scenic_route"),
         ("urgency", "yesterday"),
+        ("acceptance_window", "PT0S"),
+        ("acceptance_window", "P30D"),
     ],
 )
 async def test_bad_assignment_fields_are_refused(stack: Stack, field: str, value: str) -> None:

@@ -128,6 +128,18 @@ def test_a_custom_operating_model_with_its_own_mapping_is_accepted() -> None:
     }
 
 
+def test_only_crisis_work_goes_out_of_hours_unless_a_locality_says_otherwise() -> None:
+    data = demo_data()
+    south = index_of(data["localities"], "code", "south")
+    data["localities"][south]["time_critical_pathways"] = ["rapid_response", "reablement"]
+
+    directory = parse_directory(dump(data))
+
+    pathways = {entry.code: entry.time_critical_pathways for entry in directory.localities}
+    assert pathways["east"] == ["rapid_response"]
+    assert pathways["south"] == ["rapid_response", "reablement"]
+
+
 def test_ods_codes_and_postcodes_are_normalised() -> None:
     data = demo_data()
     data["practices"][0]["ods_code"] = " m91001 "
@@ -192,9 +204,23 @@ def _duplicate_practice(data: dict[str, Any]) -> tuple[str, str]:
     return "practices", "M92001 appears more than once"
 
 
+def _advice_as_time_critical(data: dict[str, Any]) -> tuple[str, str]:
+    i = index_of(data["localities"], "code", "east")
+    data["localities"][i]["time_critical_pathways"] = ["rapid_response", "advice"]
+    return f"localities.{i}.time_critical_pathways.1", "advice goes to no team"
+
+
+def _time_critical_pathway_twice(data: dict[str, Any]) -> tuple[str, str]:
+    i = index_of(data["localities"], "code", "north")
+    data["localities"][i]["time_critical_pathways"] = ["reablement", "reablement"]
+    return f"localities.{i}.time_critical_pathways.1", "reablement is listed twice"
+
+
 @pytest.mark.parametrize(
     "mutate",
     [
+        _advice_as_time_critical,
+        _time_critical_pathway_twice,
         _practice_in_unknown_locality,
         _team_in_unknown_locality,
         _unknown_backup,

@@ -14,8 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.db import create_engine, create_sessionmaker
-from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Pathway
-from services.teams.models import Practice, Team
+from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Escalation, Pathway
+from services.teams.models import Locality, Practice, Team
 from services.teams.resolver import Availability, Resolution, resolve
 from tests.databases import empty_tables
 from tests.stack import MORNING, SettableClock, load_demo_directory
@@ -62,14 +62,76 @@ async def set_team(session: AsyncSession, code: str, **values: object) -> None:
     session.expire_all()
 
 
-async def test_routine_work_waits_for_a_plmdt_that_is_closed_at_the_weekend(
+async def set_locality(session: AsyncSession, code: str, **values: object) -> None:
+    await session.execute(update(Locality).where(Locality.code == code).values(**values))
+    session.expire_all()
+
+
+async def test_routine_work_waits_for_a_plmdt_outside_its_hours_at_the_weekend(
     session: AsyncSession,
 ) -> None:
     resolution = await place(session, "M91001", Pathway.ROUTINE_ASSESSMENT, SATURDAY_10AM)
 
     assert team_code(resolution) == "plmdt-north-1"
-    assert "waits_for_opening" in steps(resolution)
     assert "backup_used" not in steps(resolution)
+    waits = next(step for step in resolution.explanation if step.code == "waits_for_opening")
+    assert waits.message == (
+        "PLMDT North 1 is outside its service hours; the case waits for it to open"
+        " Monday 30 November at 08:30"
+    )
+
+
+async def test_routine_work_passes_from_a_closed_plmdt_to_its_backup(
+    session: AsyncSession,
+) -> None:
+    await set_team(session, "plmdt-north-1", operating_status="closed")
+
+    resolution = await place(session, "M91001", Pathway.ROUTINE_ASSESSMENT, TUESDAY_10AM)
+
+    assert team_code(resolution) == "lit-north"
+    backup = next(step for step in resolution.explanation if step.code == "backup_used")
+    assert backup.message == "PLMDT North 1 is closed, so its backup Locality Integrated Team North"
+    assert "waits_for_opening" not in steps(resolution)
+
+
+async def test_reablement_in_the_evening_waits_for_the_locality_team(
+    session: AsyncSession,
+) -> None:
+    resolution = await place(session, "M91001", Pathway.REABLEMENT, TUESDAY_10PM)
+
+    assert team_code(resolution) == "lit-north"
+    assert "waits_for_opening" in steps(resolution)
+    assert "out_of_hours_used" not in steps(resolution)
+
+
+async def test_a_locality_that_lists_reablement_as_time_critical_sends_it_out_of_hours(
+    session: AsyncSession,
+) -> None:
+    await set_locality(session, "north", time_critical_pathways=["rapid_response", "reablement"])
+
+    north = await place(session, "M91001", Pathway.REABLEMENT, TUESDAY_10PM)
+    south = await place(session, "M93001", Pathway.REABLEMENT, TUESDAY_10PM)
+
+    assert team_code(north) == "ooh-county"
+    assert team_code(south) == "lit-south"
+
+
+async def test_a_safeguarding_escalation_always_checks_hours(session: AsyncSession) -> None:
+    await set_team(session, "cru-county", hours={"mon": ["09:00-17:00"]})
+    await set_locality(session, "north", time_critical_pathways=[])
+
+    resolution = await resolve(
+        session,
+        practice_ods="M91001",
+        district=None,
+        escalation=Escalation.SAFEGUARDING,
+        availability=Availability(at=TUESDAY_10PM, capacity_max_age=FOUR_HOURS),
+    )
+
+    assert team_code(resolution) == "ooh-county"
+    assert "Wealdmoor Central Referral Unit is outside its service hours" in " ".join(
+        step.message for step in resolution.explanation
+    )
 
 
 async def test_urgent_work_passes_from_a_team_outside_its_hours_to_its_backup(
@@ -225,21 +287,22 @@ async def test_every_case_gets_an_available_team_or_the_county_queue(
     closed: set[str],
     full: set[str],
 ) -> None:
-    practice = sorted(p.ods_code for p in await session.scalars(select(Practice)))[practice_index]
+    practices = {p.ods_code: p for p in await session.scalars(select(Practice))}
+    practice = sorted(practices)[practice_index]
     # With every team open (a weekday morning, nothing closed), the answer is the primary team.
     primary = await place(session, practice, pathway, TUESDAY_10AM)
     assert primary.outcome == "team"
     assert primary.team is not None
     primary_id = primary.team.id
     at = datetime(2026, 12, 21, tzinfo=UTC) + timedelta(minutes=minutes)  # a week with Christmas
+    general = Availability(at=at, capacity_max_age=FOUR_HOURS)
+    availability = general.for_case(pathway, None, practices[practice].locality)
     for code in closed:
         await set_team(session, code, operating_status="closed")
     for code in full:
         await set_team(
             session, code, capacity_available=0, capacity_maximum=10, capacity_updated_at=at
         )
-    general = Availability(at=at, capacity_max_age=FOUR_HOURS)
-    availability = general.for_case(pathway, None)
 
     resolution = await resolve(
         session, practice_ods=practice, district=None, pathway=pathway, availability=general

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -67,6 +67,8 @@ class Assignment(BaseModel):
     team_id: uuid.UUID
     kind: AssignmentKind
     status: str
+    # When the acceptance window ends by the team's hours; absent from a teams that predates it.
+    acceptance_due_at: datetime | None = None
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -22,7 +22,7 @@ from services.shared.clock import Clock
 from services.shared.vocabulary import AssignmentKind
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals import clocks, lifecycle, service
-from services.spa.referrals.clients import TeamsClient
+from services.spa.referrals.clients import Assignment, TeamsClient
 from services.spa.referrals.clocks import ClockPolicy, TimerKind
 from services.spa.referrals.models import Referral, ReferralAssignment, ReferralTimer
 from services.spa.referrals.routing_job import next_team
@@ -133,8 +133,10 @@ class ClockKeeper:
         ]
         detail: dict[str, object] = {"reason": reason, "from_team_id": str(assignment.team_id)}
         next_row = later[-1] if later else None
+        made: Assignment | None = None  # teams' answer for a team offered the case now
         if next_row is None:
-            next_row = await self._offer(session, referral, [row.team_id for row in care], existing)
+            tried = [row.team_id for row in care]
+            next_row, made = await self._offer(session, referral, tried, existing)
         if await self._referral_moved_on(session, referral, next_row):
             return False
         if kind is TimerKind.ACCEPTANCE_WINDOW and assignment.status != "withdrawn":
@@ -148,10 +150,8 @@ class ClockKeeper:
         else:
             detail["to_team_id"] = str(next_row.team_id)
             target = S.REROUTED
-            if not later:
-                clocks.start_acceptance_window(
-                    session, self._policy, referral, next_row.assignment_id, self._clock()
-                )
+            if made is not None:
+                clocks.start_acceptance_window(session, self._policy, referral, made, self._clock())
         session.add(lifecycle.transition(referral, target, actor=ACTOR, detail=detail))
         return True
 
@@ -161,18 +161,19 @@ class ClockKeeper:
         referral: Referral,
         tried: list[uuid.UUID],
         existing: list[ReferralAssignment],
-    ) -> ReferralAssignment | None:
+    ) -> tuple[ReferralAssignment | None, Assignment | None]:
         """Assign the next team the directory names, recorded at once in its own transaction,
-        so that a case teams holds is never unknown here; None when no team is left."""
-        offered = await next_team(self._teams, referral, tried)
+        so that a case teams holds is never unknown here. Returns the row recorded and teams'
+        answer (with the acceptance window's end); neither when no team is left."""
+        offered = await next_team(self._teams, self._policy, referral, tried)
         if offered is None:
-            return None
+            return None, None
         team, made = offered
         service.record_assignment(
             session, referral, AssignmentKind.CARE, team, made, existing, ACTOR, at=self._clock()
         )
         await session.commit()
-        return await _assignment(session, made.id)
+        return await _assignment(session, made.id), made
 
     async def _referral_moved_on(
         self, session: AsyncSession, referral: Referral, offered: ReferralAssignment | None

@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.calendar import add_working_days
 from services.shared.logging import current_request_id
-from services.shared.vocabulary import Pathway
+from services.shared.vocabulary import AssignmentKind, Pathway
+from services.spa.referrals.clients import Assignment
 from services.spa.referrals.models import Referral, ReferralTimer
 
 DEFAULT_POLICY = Path(__file__).resolve().parents[1] / "clock_policy.yaml"
@@ -47,6 +48,10 @@ class ClockPolicy(BaseModel):
 
     def acceptance_window(self, pathway: str | None) -> timedelta | None:
         return self.acceptance_windows.get(Pathway(pathway)) if pathway else None
+
+    def care_window(self, referral: Referral, kind: AssignmentKind) -> timedelta | None:
+        """The acceptance window a team is given for the case: care assignments only."""
+        return self.acceptance_window(referral.pathway) if kind is AssignmentKind.CARE else None
 
 
 def load_policy(path: Path | None) -> ClockPolicy:
@@ -77,12 +82,16 @@ def start_acceptance_window(
     session: AsyncSession,
     policy: ClockPolicy,
     referral: Referral,
-    assignment_id: uuid.UUID,
+    assignment: Assignment,
     now: datetime,
 ) -> None:
+    """The window ends when teams says: it counts the team's service hours for work that may
+    wait for the team to open. A teams that does not say (an older version) runs it from now."""
     window = policy.acceptance_window(referral.pathway)
-    if window is not None:
-        schedule(session, referral, TimerKind.ACCEPTANCE_WINDOW, now + window, assignment_id)
+    if window is None:
+        return
+    due = assignment.acceptance_due_at or now + window
+    schedule(session, referral, TimerKind.ACCEPTANCE_WINDOW, due, assignment.id)
 
 
 def start_response_clock(session: AsyncSession, policy: ClockPolicy, referral: Referral) -> None:

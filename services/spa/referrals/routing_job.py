@@ -43,7 +43,7 @@ class NoSafeguardingTeam(UpstreamUnavailable):
 
 
 async def next_team(
-    teams: TeamsClient, referral: Referral, tried: list[uuid.UUID]
+    teams: TeamsClient, policy: ClockPolicy, referral: Referral, tried: list[uuid.UUID]
 ) -> tuple[TeamRef, Assignment] | None:
     """Assign the case to the next team the directory names for its pathway, passing over the
     teams already tried; None when no team is left."""
@@ -56,7 +56,8 @@ async def next_team(
     team = resolution.team
     if team is None or team.id in tried:
         return None
-    request = service.assignment_request(referral, AssignmentKind.CARE, team)
+    kind = AssignmentKind.CARE
+    request = service.assignment_request(referral, kind, team, policy.care_window(referral, kind))
     return team, await teams.assign(request)
 
 
@@ -137,12 +138,14 @@ class ReferralRouter:
         care_team = None
         for kind, wanted in service.assignments_wanted(referral):
             team = wanted
-            assignment = await self._teams.assign(service.assignment_request(referral, kind, team))
+            window = self._policy.care_window(referral, kind)
+            request = service.assignment_request(referral, kind, team, window)
+            assignment = await self._teams.assign(request)
             if kind is AssignmentKind.CARE and assignment.status in ("withdrawn", "declined"):
                 # The team already let this case go (it is being routed again after an
                 # assessment): the next team the directory names, passing over those tried.
                 tried = [row.team_id for row in existing if row.kind == AssignmentKind.CARE]
-                offered = await next_team(self._teams, referral, [*tried, wanted.id])
+                offered = await next_team(self._teams, self._policy, referral, [*tried, wanted.id])
                 if offered is None:
                     continue
                 team, assignment = offered
@@ -184,7 +187,7 @@ class ReferralRouter:
         if kind is AssignmentKind.SAFEGUARDING:
             clocks.start_safeguarding_clock(session, self._policy, referral, assignment.id, now)
         else:
-            clocks.start_acceptance_window(session, self._policy, referral, assignment.id, now)
+            clocks.start_acceptance_window(session, self._policy, referral, assignment, now)
 
     async def _hold(self, session: AsyncSession, referral: Referral) -> None:
         """Put the case in its locality's call-handler queue; a safeguarding concern goes to the

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +33,8 @@ from services.spa.referrals.schemas import (
 
 ROUTE_JOB = "route"
 SPA_ACTOR = "spa"
+# Durations go to other services as ISO 8601 ("PT8H").
+_DURATION = TypeAdapter(timedelta)
 # Seen only by call handlers: a referrer must not learn of another referrer's referral.
 DUPLICATE_LINKED = "possible_duplicate_linked"
 WITHDRAW_JOB = "withdraw"
@@ -418,8 +421,13 @@ def assignments_wanted(referral: Referral) -> list[tuple[AssignmentKind, TeamRef
 
 
 def assignment_request(
-    referral: Referral, kind: AssignmentKind, team: TeamRef
+    referral: Referral,
+    kind: AssignmentKind,
+    team: TeamRef,
+    acceptance_window: timedelta | None = None,
 ) -> dict[str, object]:
+    """What teams is told to put the case on a caseload; teams counts the acceptance window
+    against the team's hours and answers when it ends."""
     request: dict[str, object] = {
         "referral_id": str(referral.id),
         "team_id": str(team.id),
@@ -432,6 +440,8 @@ def assignment_request(
     worker = linked_worker(referral, team.id) if kind is AssignmentKind.CARE else None
     if worker is not None:
         request["linked_worker"] = worker
+    if acceptance_window is not None:
+        request["acceptance_window"] = _DURATION.dump_python(acceptance_window, mode="json")
     return request
 
 
