@@ -96,13 +96,32 @@ async def test_red_flag_is_redirected_to_emergency_services_without_a_team(stack
 
 
 async def test_unknown_practice_falls_back_to_the_locality_of_the_postcode(stack: Stack) -> None:
-    body = factories.referral(needs=["wound_care"], practice="V81999", postcode="XW7 9QQ")
+    # Short-term work: the locality team of the postcode's locality takes it.
+    body = factories.referral(
+        needs=["post_discharge_support"], practice="V81999", postcode="XW7 9QQ"
+    )
     referral = await post_and_wait_routed(stack, body)
 
     assert referral["status"] == "routed"
-    # South is Model A: a routine assessment goes to a PLMDT, but with no known practice the
-    # locality's first PLMDT is chosen.
-    assert referral["team"]["code"].startswith("plmdt-south")
+    assert referral["team"]["code"] == "lit-south"
+    assert referral["locality_code"] == "south"
+
+
+async def test_routine_work_for_an_unknown_practice_is_not_given_to_a_guessed_practice_team(
+    stack: Stack,
+) -> None:
+    body = factories.referral(needs=["wound_care"], practice="V81999", postcode="XW7 9QQ")
+    referral = await post_and_wait_routed(stack, body)
+    async with stack.client("spa", "south-call-handlers") as handlers:
+        queue = (await handlers.get("/v1/queue")).json()["items"]
+
+    # South is Model A: a routine assessment belongs to the practice's PLMDT, so the locality's
+    # call handlers find the practice rather than the first PLMDT by code being chosen.
+    assert referral["status"] == "awaiting_assessment"
+    assert referral["team"] is None
+    assert [(item["referral_id"], item["queue_reason"]) for item in queue] == [
+        (referral["id"], "practice_unknown")
+    ]
 
 
 async def test_timeline_records_each_step_with_its_actor(stack: Stack) -> None:
