@@ -28,6 +28,12 @@ from tests.stack import Stack
 WAIT = {"Prefer": "wait=10"}
 
 
+# A practice whose team has a backup open at the same hours (int-east-1, then int-east-2), for
+# the tests of a case moving on; in the north at 10:00 the out-of-hours service is closed, so a
+# case lit-north lets go has no team left and goes to the call handlers.
+EAST_PRACTICE = "M92001"
+
+
 async def _crisis(stack: Stack, **overrides: Any) -> dict[str, Any]:
     """A crisis fall: rapid response, lit-north, two-hour target, 15-minute acceptance window."""
     body = factories.referral(urgency="crisis", needs=["fall"], **overrides)
@@ -70,7 +76,7 @@ async def _caseload_status(stack: Stack, team_id: str, referral_id: str) -> str:
 
 
 async def test_a_lapsed_acceptance_window_sends_the_case_to_the_next_team(stack: Stack) -> None:
-    referral = await _crisis(stack)
+    referral = await _crisis(stack, practice=EAST_PRACTICE)
     first_team = referral["team"]
 
     await _tick(stack, timedelta(minutes=14))
@@ -78,10 +84,10 @@ async def test_a_lapsed_acceptance_window_sends_the_case_to_the_next_team(stack:
     await _tick(stack, timedelta(minutes=2))
     moved = await wait_for_status(stack, referral["id"], "rerouted")
 
-    assert still["team"]["code"] == "lit-north"
-    assert moved["team"]["code"] not in ("lit-north", None)
+    assert still["team"]["code"] == "int-east-1"
+    assert moved["team"]["code"] not in ("int-east-1", None)
     by_team = {a["team"]["code"]: a["status"] for a in moved["assignments"]}
-    assert by_team["lit-north"] == "withdrawn"
+    assert by_team["int-east-1"] == "withdrawn"
     # The first team is told: the case is withdrawn from its caseload.
     assert await _caseload_status(stack, first_team["id"], referral["id"]) == "withdrawn"
     rerouted = (await _events(stack, referral["id"], "rerouted"))[0]
@@ -144,7 +150,7 @@ async def test_crisis_work_given_just_before_closing_keeps_its_short_window(
 
 
 async def test_a_decline_sends_the_case_on_at_once(stack: Stack) -> None:
-    referral = await _crisis(stack)
+    referral = await _crisis(stack, practice=EAST_PRACTICE)
     declined = await _team(
         stack,
         f"/v1/assignments/{care_assignment(referral)}/decline",
@@ -155,7 +161,7 @@ async def test_a_decline_sends_the_case_on_at_once(stack: Stack) -> None:
     moved = await wait_for_status(stack, referral["id"], "rerouted")
 
     assert declined.status_code == 200
-    assert moved["team"]["code"] != "lit-north"
+    assert moved["team"]["code"] != "int-east-1"
     rerouted = (await _events(stack, referral["id"], "rerouted"))[0]
     assert rerouted["detail"]["reason"] == "declined"
 
@@ -261,7 +267,7 @@ async def test_two_timer_workers_fire_each_timer_once(any_stack: Stack) -> None:
 
 
 async def test_a_restart_mid_window_still_fires(stack: Stack) -> None:
-    referral = await _crisis(stack)
+    referral = await _crisis(stack, practice=EAST_PRACTICE)
     old = stack.apps["spa"]
     old.state.timers.stop()
     await old.state.timers.stopped()
@@ -274,7 +280,7 @@ async def test_a_restart_mid_window_still_fires(stack: Stack) -> None:
         fresh.state.worker.stop()
         fresh.state.timers.stop()
 
-    assert moved["team"]["code"] != "lit-north"
+    assert moved["team"]["code"] != "int-east-1"
 
 
 async def test_an_unacknowledged_safeguarding_concern_is_escalated_after_a_working_day(
@@ -315,7 +321,7 @@ def test_the_clock_policy_is_data() -> None:
 async def test_a_change_the_assignment_cannot_take_is_refused_and_moves_no_clock(
     stack: Stack,
 ) -> None:
-    referral = await _crisis(stack)
+    referral = await _crisis(stack, practice=EAST_PRACTICE)
     assignment = care_assignment(referral)
     team_id = referral["team"]["id"]
     base = {"assignment_id": assignment, "team_id": team_id, "kind": "care"}
@@ -357,7 +363,7 @@ async def test_a_change_the_assignment_cannot_take_is_refused_and_moves_no_clock
     assert late_accept.status_code == 422
     assert await pending_timers() == after_reroute
     final = await wait_for_status(stack, referral["id"], "rerouted")
-    assert final["team"]["code"] != "lit-north"
+    assert final["team"]["code"] != "int-east-1"
 
 
 async def test_response_times_report_counts_shares_and_percentiles(stack: Stack) -> None:
@@ -437,15 +443,15 @@ def _failing_once(stack: Stack, name: str, before: Any = None) -> dict[str, int]
 
 
 async def test_a_reroute_cut_short_by_a_failure_is_finished_on_retry(stack: Stack) -> None:
-    referral = await _crisis(stack)
+    referral = await _crisis(stack, practice=EAST_PRACTICE)
     calls = _failing_once(stack, "resolve_pathway")
     await _tick(stack, timedelta(minutes=16))
     await _tick(stack, timedelta(minutes=10))  # past the backoff: the retry
     moved = await wait_for_status(stack, referral["id"], "rerouted")
 
     assert calls["count"] == 2
-    assert moved["team"]["code"] != "lit-north"
-    assert {a["team"]["code"]: a["status"] for a in moved["assignments"]}["lit-north"] == (
+    assert moved["team"]["code"] != "int-east-1"
+    assert {a["team"]["code"]: a["status"] for a in moved["assignments"]}["int-east-1"] == (
         "withdrawn"
     )
 
@@ -453,7 +459,7 @@ async def test_a_reroute_cut_short_by_a_failure_is_finished_on_retry(stack: Stac
 async def test_a_cancellation_during_a_reroute_leaves_no_team_holding_the_case(
     stack: Stack,
 ) -> None:
-    referral = await _crisis(stack)
+    referral = await _crisis(stack, practice=EAST_PRACTICE)
 
     async def cancel() -> None:
         async with stack.client("spa", "gp-system") as gp:
