@@ -14,7 +14,9 @@ from services.shared.identifiers import nhs_number_check_digit
 
 NAMES = ("Testperson", "Ada")
 FREE_TEXT = ("Fictional test referral", "Lives alone", "fell at home", "daughter")
-_TEN_DIGITS = re.compile(r"(?<!\d)(\d{3})[ -]?(\d{3})[ -]?(\d{4})(?!\d)")
+# Ten digits standing alone: a run of digits inside an id (a UUID's "86b0-2039612467aa") is the
+# id's, and passes the check digit one time in eleven.
+_TEN_DIGITS = re.compile(r"(?<![0-9A-Za-z])(\d{3})[ -]?(\d{3})[ -]?(\d{4})(?![0-9A-Za-z])")
 _DATE = re.compile(r"(?<![\dT:.-])(19|20)\d\d-[01]\d-[0-3]\d(?![\dT])")
 _POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
 # Fields whose values are ours, not a person's: times, ids, event and path names.

@@ -161,6 +161,8 @@ async def test_changes_made_while_spa_is_down_arrive_in_order_when_it_returns(st
         await team.post(f"/v1/assignments/{assignment}/close", json={})
     await asyncio.sleep(0.3)
     stack.transports["spa"].down = False
+    # Past the reporter's backoff, however many tries it made while spa was down.
+    stack.clock.now += timedelta(minutes=6)
     await wait_for_status(stack, referral["id"], "closed")
 
     events = [event["event_type"] for event in await timeline(stack, referral["id"])]

@@ -48,3 +48,11 @@ def test_a_spaced_nhs_number_and_a_plain_text_line_are_found() -> None:
     spaced = f"{number[:3]} {number[3:6]} {number[6:]}"
     assert "nhs_number" in findings(json.dumps({**CLEAN, "error": spaced}))
     assert "nhs_number" in findings(f"Traceback: value {number} rejected")
+
+
+def test_digits_inside_an_id_are_not_an_nhs_number() -> None:
+    # "2039612467" passes the Modulus 11 check, but here it is part of a UUID's last group.
+    line = '{"referral_id": "79a629aa-a5d9-4435-86b0-2039612467aa", "event": "referral_job_done"}'
+
+    assert findings(line) == []
+    assert findings('{"referral_id": "x", "note": "2039612467"}') == ["nhs_number"]
