@@ -38,11 +38,12 @@ async def test_a_cancelled_referral_leaves_the_team_caseload_but_not_the_cru(
         cru = next(a for a in routed["assignments"] if a["kind"] == "safeguarding")
 
         async def withdrawn() -> bool:
-            return not [
-                item
-                for item in await _caseload(stack, care["team"]["id"])
-                if item["status"] != "withdrawn"
-            ]
+            # teams withdraws the case first; spa records it once teams has answered
+            caseload = await _caseload(stack, care["team"]["id"])
+            ours = (await gp.get(f"/v1/referrals/{routed['id']}")).json()
+            return all(item["status"] == "withdrawn" for item in caseload) and any(
+                a["kind"] == "care" and a["status"] == "withdrawn" for a in ours["assignments"]
+            )
 
         await stack.wait_for(withdrawn)
         final = (await gp.get(f"/v1/referrals/{routed['id']}")).json()
