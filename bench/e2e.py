@@ -313,10 +313,10 @@ class Bench:
         }
 
     def profile(self) -> list[str]:
-        """py-spy on each spa process during a second saturation run (raw stacks, for a flame
+        """py-spy on each of our processes during a second saturation run (raw stacks, for a flame
         graph or a count by function)."""
         RESULTS.mkdir(parents=True, exist_ok=True)
-        names = [name for name in ("spa", "spa-worker") if name in self.processes]
+        names = [name for name in ("spa", "spa-worker", "routing", "teams") if name in self.processes]
         outs = [RESULTS / f"{name}-profile.txt" for name in names]
         py_spy = str(Path(sys.executable).parent / "py-spy")
         seconds = str(int(self.args.saturation_seconds))

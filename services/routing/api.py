@@ -16,8 +16,16 @@ from services.routing.rule_sets import RuleBook
 from services.routing.schemas import DecisionCreate, DecisionRead
 from services.shared import audit
 from services.shared.auth import Principal, requires
+from services.shared.batches import (
+    BatchAnswer,
+    BatchRequest,
+    ItemAnswer,
+    answered,
+    checked,
+    refused,
+)
 from services.shared.db import SessionDep
-from services.shared.problems import problem_responses
+from services.shared.problems import Problem, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
@@ -59,11 +67,43 @@ async def create_decision(
     book: Annotated[RuleBook, Depends(_rule_book)],
     teams: Annotated[TeamsClient, Depends(_teams)],
 ) -> DecisionRead:
-    decision, created = await service.decide(session, book, teams, body, principal.client_id)
-    if not created:
+    decided = await service.decide(session, book, teams, body, principal.client_id)
+    if not decided.created:
         response.status_code = status.HTTP_200_OK
-    _audit(session, principal, "decision.create" if created else "decision.read", decision.id)
-    return DecisionRead.from_row(decision)
+    _audit_decided(session, principal, decided)
+    return DecisionRead.from_row(decided.decision)
+
+
+@router.post(
+    "/decisions/batch",
+    summary="Triage many referrals in one request",
+    description=(
+        "Each item is a decision request as `POST /v1/decisions` takes it, and is answered as "
+        "that would answer it, in the order given: `status` 201 with the new `decision`, 200 "
+        "with the one already recorded for the same request, or a problem status with its "
+        "`problem` (an item that fails validation, or whose directory lookup failed). One "
+        "item's problem never fails the others; the decisions are recorded in one transaction."
+    ),
+)
+async def create_decisions(
+    body: BatchRequest,
+    session: SessionDep,
+    principal: Annotated[Principal, requires("decisions:create")],
+    book: Annotated[RuleBook, Depends(_rule_book)],
+    teams: Annotated[TeamsClient, Depends(_teams)],
+) -> BatchAnswer[DecisionRead]:
+    items = checked(DecisionCreate, body.items)
+    valid = [item for item in items if not isinstance(item, Problem)]
+    outcomes = iter(await service.decide_many(session, book, teams, valid, principal.client_id))
+    answers: list[ItemAnswer[DecisionRead]] = []
+    for item in items:
+        outcome = item if isinstance(item, Problem) else next(outcomes)
+        if isinstance(outcome, Problem):
+            answers.append(refused(outcome))
+            continue
+        _audit_decided(session, principal, outcome)
+        answers.append(answered(DecisionRead.from_row(outcome.decision), outcome.created))
+    return BatchAnswer[DecisionRead](items=answers)
 
 
 @router.get(
@@ -79,6 +119,11 @@ async def get_decision(
     decision = await service.get_decision(session, decision_id)
     _audit(session, principal, "decision.read", decision.id)
     return DecisionRead.from_row(decision)
+
+
+def _audit_decided(session: AsyncSession, principal: Principal, decided: service.Decided) -> None:
+    action = "decision.create" if decided.created else "decision.read"
+    _audit(session, principal, action, decided.decision.id)
 
 
 def _audit(session: AsyncSession, principal: Principal, action: str, decision_id: object) -> None:

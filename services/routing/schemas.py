@@ -139,12 +139,6 @@ class DecisionRead(BaseModel):
         )
 
 
-class LocalityAnswer(BaseModel):
-    """The teams service's answer to "which locality is this practice or district in"."""
-
-    locality_code: str | None
-
-
 class RuleSetUpload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +18,7 @@ from services.routing.problems import DecisionNotFound, DirectoryUnavailable, No
 from services.routing.rule_sets import COUNTY, LoadedRuleSet, RuleBook, ScopeRules
 from services.routing.rules import Evaluation, Facts, evaluate
 from services.routing.schemas import DecisionCreate, EscalationRead, SampleReferral
+from services.shared.problems import Problem
 from services.shared.vocabulary import UNASSIGNED_PATHWAYS
 
 
@@ -34,7 +37,12 @@ async def rules_for(
     session: AsyncSession, book: RuleBook, teams: TeamsClient, request: SampleReferral
 ) -> ScopeRules:
     """The rules of the referral's locality when it has its own, else the county's."""
-    scopes = await book.scopes(session)
+    return await _rules_in(await book.scopes(session), teams, request)
+
+
+async def _rules_in(
+    scopes: dict[str, ScopeRules], teams: TeamsClient, request: SampleReferral
+) -> ScopeRules:
     if set(scopes) - {COUNTY}:
         locality = await teams.locate(practice=request.practice, district=request.postcode_district)
         if locality is not None and locality in scopes:
@@ -53,6 +61,19 @@ def request_key(request: DecisionCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+async def _recorded(
+    session: AsyncSession, requests: list[DecisionCreate], keys: list[str]
+) -> dict[tuple[uuid.UUID, str], Decision]:
+    """The decisions already recorded for any of these requests, by referral and request key."""
+    rows = await session.scalars(
+        select(Decision).where(
+            Decision.referral_id.in_({request.referral_id for request in requests}),
+            Decision.request_key.in_(set(keys)),
+        )
+    )
+    return {(row.referral_id, row.request_key): row for row in rows}
+
+
 async def recorded_decision(
     session: AsyncSession, referral_id: uuid.UUID, key: str
 ) -> Decision | None:
@@ -61,31 +82,77 @@ async def recorded_decision(
     )
 
 
+@dataclass(frozen=True)
+class Decided:
+    decision: Decision
+    created: bool  # False when the request repeats one already answered
+
+
 async def decide(
     session: AsyncSession,
     book: RuleBook,
     teams: TeamsClient,
     request: DecisionCreate,
     requested_by: str,
-) -> tuple[Decision, bool]:
-    """Triage the referral, ask the directory for the team, and record the whole decision; and
-    whether it is new. A request asked again (a retry after a timeout) gets the decision
-    recorded the first time, and nothing new is recorded."""
-    key = request_key(request)
-    recorded = await recorded_decision(session, request.referral_id, key)
-    if recorded is not None:
-        return recorded, False
-    rules = await rules_for(session, book, teams, request)
+) -> Decided:
+    """Triage one referral: ``decide_many`` with one request, its problem raised."""
+    (outcome,) = await decide_many(session, book, teams, [request], requested_by)
+    if isinstance(outcome, Problem):
+        raise outcome
+    return outcome
+
+
+async def decide_many(
+    session: AsyncSession,
+    book: RuleBook,
+    teams: TeamsClient,
+    requests: list[DecisionCreate],
+    requested_by: str,
+) -> list[Decided | Problem]:
+    """Triage each referral, ask the directory for its teams, and record the whole decision;
+    one outcome per request, in order. A request asked again (a retry after a timeout) gets the
+    decision recorded the first time, and nothing new is recorded. The directory is asked for
+    every request at once (its client gathers the questions into one call), and a problem of
+    one request (the directory down for it, no rule set) is that request's alone."""
+    keys = [request_key(request) for request in requests]
+    recorded = await _recorded(session, requests, keys)
+    scopes = await book.scopes(session)
+    fresh = [i for i, r in enumerate(requests) if (r.referral_id, keys[i]) not in recorded]
+    built = await asyncio.gather(
+        *(_evaluate(scopes, teams, requests[i]) for i in fresh), return_exceptions=True
+    )
+    outcomes: list[Decided | Problem | None] = [
+        Decided(recorded[(r.referral_id, keys[i])], created=False) if i not in fresh else None
+        for i, r in enumerate(requests)
+    ]
+    for i, result in zip(fresh, built, strict=True):
+        if isinstance(result, Problem):
+            outcomes[i] = result
+            continue
+        if isinstance(result, BaseException):
+            raise result
+        decision, rules, evaluation, facts = result
+        decision.requested_by, decision.request_key = requested_by, keys[i]
+        stored = await _record(session, decision)
+        if stored is not decision:
+            outcomes[i] = Decided(stored, created=False)
+            continue
+        if rules.shadow is not None:
+            compare_with_shadow(session, decision, evaluation, rules.shadow, facts)
+        outcomes[i] = Decided(decision, created=True)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+async def _evaluate(
+    scopes: dict[str, ScopeRules], teams: TeamsClient, request: DecisionCreate
+) -> tuple[Decision, ScopeRules, Evaluation, Facts]:
+    """The decision for one request, not yet recorded (no database work: requests of a batch
+    are evaluated side by side)."""
+    rules = await _rules_in(scopes, teams, request)
     facts = facts_of(request)
     evaluation = evaluate(rules.active.rules, facts)
     decision = await _decision(teams, request, rules.active, evaluation)
-    decision.requested_by, decision.request_key = requested_by, key
-    stored = await _record(session, decision)
-    if stored is not decision:
-        return stored, False
-    if rules.shadow is not None:
-        compare_with_shadow(session, decision, evaluation, rules.shadow, facts)
-    return decision, True
+    return decision, rules, evaluation, facts
 
 
 async def _record(session: AsyncSession, decision: Decision) -> Decision:

@@ -3,14 +3,23 @@
 Each caller awaits its own item; the items that arrive while a batch is being run are gathered
 and run together as the next batch. Under load, N callers cost a handful of round trips instead
 of N; alone, a caller waits for one round trip, as it would have anyway.
+
+A batch runs under its callers' request id when they share one; a batch for several requests
+gets an id of its own (which the calls it makes carry to other services), and a named batcher
+logs which request ids it served, so each case can still be followed through every log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -24,16 +33,25 @@ class Batcher(Generic[Item, Result]):
     """
 
     def __init__(
-        self, run: Callable[[list[Item]], Awaitable[Sequence[Result]]], *, max_batch: int = 500
+        self,
+        run: Callable[[list[Item]], Awaitable[Sequence[Result]]],
+        *,
+        max_batch: int = 500,
+        name: str | None = None,
     ) -> None:
         self._run = run
         self._max_batch = max_batch
+        # Named: each batch serving several requests logs their ids (calls to other services).
+        self._name = name
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._callers: list[tuple[str | None, str | None]] = []  # request id, service
         self._task: asyncio.Task[None] | None = None
 
     async def __call__(self, item: Item) -> Result:
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
+        bound = structlog.contextvars.get_contextvars()
+        self._callers.append((bound.get("request_id"), bound.get("service")))
         if self._task is None:
             # In a context of its own: not the first caller's (its request id, say).
             self._task = asyncio.create_task(self._drain(), context=contextvars.Context())
@@ -45,14 +63,28 @@ class Batcher(Generic[Item, Result]):
                 # One turn of the loop first, so that callers woken together share a batch.
                 await asyncio.sleep(0)
                 batch = self._waiting[: self._max_batch]
-                del self._waiting[: self._max_batch]
+                callers = self._callers[: self._max_batch]
+                del self._waiting[: self._max_batch], self._callers[: self._max_batch]
+                self._bind(callers)
                 await self._run_batch(batch)
         finally:
             self._task = None
             # Cancelled (the process is stopping): nobody may be left waiting for ever.
-            stranded, self._waiting = self._waiting, []
+            stranded, self._waiting, self._callers = self._waiting, [], []
             for _, future in stranded:
                 future.cancel()
+
+    def _bind(self, callers: list[tuple[str | None, str | None]]) -> None:
+        """The batch's request id (and service) for its log lines and outgoing calls."""
+        ids = list(dict.fromkeys(request_id for request_id, _ in callers if request_id))
+        service = next((service for _, service in callers if service), None)
+        request_id = ids[0] if len(ids) == 1 else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        if service is not None:
+            structlog.contextvars.bind_contextvars(service=service)
+        if self._name is not None and len(ids) > 1:
+            log.info("batch_started", batch=self._name, items=len(callers), for_request_ids=ids)
 
     async def _run_batch(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:

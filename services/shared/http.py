@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 import uuid
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -20,6 +21,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from services.shared.clock import Clock
 from services.shared.logging import current_request_id
+from services.shared.outbox import RetryLater
 from services.shared.problems import UpstreamUnavailable
 from services.shared.settings import ServiceSettings
 
@@ -241,3 +243,13 @@ class ServiceClient:
                 upstream_status=response.status_code,
             )
         return response
+
+
+@contextlib.contextmanager
+def outage_is_retry() -> Iterator[None]:
+    """Around a call made by an outbox step: another service being unreachable, failing or
+    busy is a reason to try the job later, not a problem to answer with."""
+    try:
+        yield
+    except UpstreamUnavailable as problem:
+        raise RetryLater(str(problem.extensions.get("upstream", "upstream"))) from problem

@@ -4,8 +4,14 @@ done afterwards by a worker, retried until it succeeds.
 A job is claimed by pushing its ``next_attempt_at`` past a lease (with ``FOR UPDATE SKIP LOCKED``
 on PostgreSQL, so replicas never claim the same job; SQLite has a single writer). The work
 happens outside the claim's transaction; if the process dies mid-job the lease lapses and the job
-runs again, so handlers must be idempotent. A handler marks its job done in the transaction that
-completes the work, so "done" and the work's effects commit together.
+runs again, so handlers must be idempotent.
+
+The contract a handler keeps (``Steps``): it is a step function registered for a job kind,
+``async def step(session, job)``. The worker loads the job, calls the step, and marks the job
+done in the transaction that completes the step's work, so "done" and the work's effects commit
+together. A step that cannot finish now raises ``RetryLater`` (the job is put off with backoff);
+one that no retry can help raises ``GiveUp`` (the job fails, and the queue's own hook hands the
+work to people). Any other exception is a fault: logged and retried like ``RetryLater``.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import BigInteger, ColumnElement, Index, Integer, Select, String, exists, select
@@ -24,7 +31,6 @@ from sqlalchemy.orm import Mapped, aliased, declared_attr, mapped_column
 
 from services.shared.clock import Clock, clock_default
 from services.shared.db import Timestamped, UTCDateTime
-from services.shared.problems import UpstreamUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -64,9 +70,108 @@ def backoff_seconds(attempts: int) -> float:
     return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
 
-Handler = Callable[[int], Awaitable[None]]
+class RetryLater(Exception):
+    """Raised by a step: the job cannot be done now (a service is down, an earlier change has
+    not arrived yet); the worker puts it off with backoff. ``reason`` is kept on the job and
+    logged, so it names a cause (``teams``, ``spa_answered_409``), never a person."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class GiveUp(Exception):
+    """Raised by a step: no retry can do this job (another service refused it for good). The
+    job fails with ``reason``, and the queue's ``on_give_up`` puts the work where people see
+    it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job a worker claimed: its id, the tries counted so far (this one included), and the
+    request that made it, so its log lines follow the case."""
+
+    id: int
+    attempts: int
+    request_id: str | None
+
+
+# What an ``OutboxWorker`` runs for each claim: ``Steps`` for ordinary jobs, or a handler that
+# manages its own transactions (webhook delivery records outcomes in batches).
+Handler = Callable[[Claim], Awaitable[None]]
 
 Job = TypeVar("Job", bound=OutboxJobColumns)
+
+Step = Callable[[AsyncSession, Job], Awaitable[None]]
+GiveUpStep = Callable[[AsyncSession, Job, GiveUp], Awaitable[None]]
+
+
+class Steps(Generic[Job]):
+    """The handler of a queue whose jobs are done one at a time: the step registered for the
+    job's kind runs with a session; the job is marked done in the transaction that ends the
+    step, failed (after ``on_give_up``, in a transaction of its own) when the step gives up.
+
+    A step may commit along the way (no transaction is to stay open across a call to another
+    service); each such commit must leave work that a retry of the whole step repeats
+    harmlessly. ``after_commit`` runs once the job is done or given up (to tell waiters)."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        model: type[Job],
+        steps: Mapping[str, Step[Job]],
+        *,
+        on_give_up: GiveUpStep[Job] | None = None,
+        after_commit: Callable[[Job], None] | None = None,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._model = model
+        self._steps = dict(steps)
+        self._on_give_up = on_give_up
+        self._after_commit = after_commit
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(self._steps)
+
+    async def __call__(self, claim: Claim) -> None:
+        async with self._sessionmaker() as session:
+            job = await session.get(self._model, claim.id)
+            if job is None or job.status != "pending":
+                return  # finished by an earlier claim whose lease had lapsed
+            kind = job.kind
+            try:
+                step = self._steps.get(kind)
+                if step is None:
+                    raise GiveUp(f"unknown_kind_{kind}")
+                await step(session, job)
+            except GiveUp as given_up:
+                await session.rollback()
+                await self._give_up(session, claim, given_up)
+                return
+            job.status = "done"
+            job.last_error = None
+            await session.commit()
+        log.info("outbox_job_done", job_id=claim.id, kind=kind)
+        if self._after_commit is not None:
+            self._after_commit(job)
+
+    async def _give_up(self, session: AsyncSession, claim: Claim, given_up: GiveUp) -> None:
+        job = await session.get(self._model, claim.id, populate_existing=True)
+        if job is None or job.status != "pending":
+            return
+        if self._on_give_up is not None:
+            await self._on_give_up(session, job, given_up)
+        job.status = "failed"
+        job.last_error = given_up.reason[:64]
+        await session.commit()
+        log.error("outbox_job_given_up", job_id=claim.id, kind=job.kind, reason=given_up.reason)
+        if self._after_commit is not None:
+            self._after_commit(job)
 
 
 def due_jobs(
@@ -258,14 +363,14 @@ class OutboxWorker(_Loop):
     ) -> None:
         while not self._stopping:
             room = self._max_in_flight - len(in_flight)
-            claimed: list[tuple[int, int, str | None]] = []
+            claimed: list[Claim] = []
             if room >= self._refill:
                 try:
                     claimed = await self._claim(min(room, self._batch_size))
                 except Exception as exc:  # the loop must outlive any one failure
                     log.error("outbox_cycle_failed", error_type=type(exc).__name__)
             for job in claimed:
-                task = asyncio.create_task(self._run_job(*job))
+                task = asyncio.create_task(self._run_job(job))
                 in_flight.add(task)
                 task.add_done_callback(finished)
             if claimed and len(claimed) == min(room, self._batch_size) and room > len(claimed):
@@ -281,10 +386,10 @@ class OutboxWorker(_Loop):
         were any."""
         claimed = await self._claim(self._batch_size)
         if claimed:
-            await asyncio.gather(*(self._run_job(*job) for job in claimed))
+            await asyncio.gather(*(self._run_job(job) for job in claimed))
         return bool(claimed)
 
-    async def _claim(self, limit: int) -> list[tuple[int, int, str | None]]:
+    async def _claim(self, limit: int) -> list[Claim]:
         now = self._clock()
         condition = self._claim_filter() if self._claim_filter is not None else None
         due = due_jobs(
@@ -301,43 +406,52 @@ class OutboxWorker(_Loop):
             for job in jobs:
                 job.attempts += 1
                 job.next_attempt_at = now + self._lease
-                claimed.append((job.id, job.attempts, job.request_id))
+                claimed.append(Claim(job.id, job.attempts, job.request_id))
             return claimed
 
-    async def _run_job(self, job_id: int, attempts: int, request_id: str | None) -> None:
+    async def _run_job(self, claim: Claim) -> None:
         # Each job runs in its own task, so this binding stays with this job's log lines.
         structlog.contextvars.bind_contextvars(
-            request_id=request_id or f"job-{job_id}", service=self._service
+            request_id=claim.request_id or f"job-{claim.id}", service=self._service
         )
         try:
-            await self._handle(job_id)
-        except UpstreamUnavailable as problem:
-            upstream = str(problem.extensions.get("upstream", "upstream"))
-            await self._retry_later(job_id, upstream, attempts)
+            await self._handle(claim)
+        except RetryLater as later:
+            await self._retry_later(claim.id, later.reason, claim.attempts)
         except Exception as exc:
-            log.error("outbox_job_failed", job_id=job_id, error_type=type(exc).__name__)
-            await self._retry_later(job_id, type(exc).__name__, attempts)
+            log.error("outbox_job_failed", job_id=claim.id, error_type=type(exc).__name__)
+            await self._retry_later(claim.id, type(exc).__name__, claim.attempts)
 
 
-# Does a batch's work in the caller's transaction; True when it made work for someone else.
-BatchHandler = Callable[[AsyncSession, list[Any]], Awaitable[bool]]
+@dataclass
+class BatchDone:
+    """What a batch step did: the jobs it put off, each with when to look at it again (the
+    rest are done), and whether it made work for another queue."""
+
+    later: dict[int, datetime] = field(default_factory=dict)
+    made_work: bool = False
+
+
+# A step for jobs that are only database work, done for a whole batch in one transaction.
+BatchStep = Callable[[AsyncSession, list[Any]], Awaitable[BatchDone]]
 
 
 class OutboxBatchWorker(_Loop):
     """For jobs that are only database work: claims a batch and does it in the same
     transaction, so a batch costs one transaction rather than one (and a claim) per job.
 
-    The handler gets the session and the claimed jobs, locked, and marks each one done (or
-    leaves it pending for later); the commit makes the work and the claim one. When it says it
-    made work for someone else, ``then`` is called after the commit (to wake that worker). If
-    the batch fails, its jobs are done one at a time instead, and only a job that fails alone is
-    put off (with backoff), so one bad job holds up no other."""
+    The step registered for the jobs' kind gets the session and the claimed jobs, locked, and
+    says which it put off (``BatchDone.later``); the worker marks the others done, and the
+    commit makes the work and the claim one. When the step made work for someone else, ``then``
+    is called after the commit (to wake that worker). If the batch fails, its jobs are done one
+    at a time instead, and only a job that fails alone is put off (with backoff), so one bad
+    job holds up no other."""
 
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         model: type[OutboxJobColumns],
-        handle: BatchHandler,
+        steps: Mapping[str, BatchStep],
         *,
         service: str,
         in_order_of: str | None = None,
@@ -355,7 +469,7 @@ class OutboxBatchWorker(_Loop):
             batch_size=batch_size,
             poll_interval=poll_interval,
         )
-        self._handle = handle
+        self._steps = dict(steps)
         self._then = then
 
     async def _loop(self) -> None:
@@ -395,10 +509,27 @@ class OutboxBatchWorker(_Loop):
     async def _claim_and_do(self, limit: int, claimed: list[int]) -> int:
         """Claim up to ``limit`` due jobs (their ids go into ``claimed``) and do them in the
         claim's transaction; how many there were."""
+        made_work = False
         async with self._sessionmaker() as session, session.begin():
             jobs = list(await session.scalars(self._due(limit)))
             claimed.extend(job.id for job in jobs)
-            made_work = bool(jobs) and await self._handle(session, jobs)
+            by_kind: dict[str, list[Any]] = {}
+            for job in jobs:
+                by_kind.setdefault(job.kind, []).append(job)
+            for kind, of_kind in by_kind.items():
+                step = self._steps.get(kind)
+                if step is None:
+                    for job in of_kind:
+                        job.status, job.last_error = "failed", f"unknown_kind_{kind}"[:64]
+                    log.error("outbox_job_given_up", kind=kind, jobs=len(of_kind))
+                    continue
+                done = await step(session, of_kind)
+                made_work = made_work or done.made_work
+                for job in of_kind:
+                    if job.id in done.later:
+                        job.next_attempt_at = done.later[job.id]
+                    else:
+                        job.status = "done"
         if made_work and self._then is not None:
             self._then()
         return len(jobs)
@@ -407,13 +538,20 @@ class OutboxBatchWorker(_Loop):
         return due_jobs(self._model, self._clock(), limit, in_order_of=self._in_order_of)
 
 
-def wake(state: Any, worker: str) -> None:
-    """Tell this process's worker (an attribute of the app's state) that work was committed.
-    Where the workers run in processes of their own there is none here, and they find the work
-    at their next poll."""
-    found = getattr(state, worker, None)
-    if found is not None:
-        found.notify()
+class Wakeup:
+    """Tells the worker of one queue, where it runs in this process, that work was committed.
+    Where it runs in a process of its own there is none to tell here, and it finds the work at
+    its next poll."""
+
+    def __init__(self) -> None:
+        self._worker: _Loop | None = None
+
+    def attach(self, worker: _Loop) -> None:
+        self._worker = worker
+
+    def __call__(self) -> None:
+        if self._worker is not None:
+            self._worker.notify()
 
 
 class Background(Protocol):

@@ -23,13 +23,14 @@ from services.spa.queue.api import router as queue_router
 from services.spa.referrals.api import router as referrals_router
 from services.spa.referrals.changes_api import router as changes_router
 from services.spa.referrals.clients import RoutingClient, TeamsClient
-from services.spa.referrals.clock_keeper import ClockKeeper
+from services.spa.referrals.clock_keeper import ClockKeeper, timer_jobs
 from services.spa.referrals.clocks import load_policy
 from services.spa.referrals.models import OutboxJob, ReferralTimer
-from services.spa.referrals.routing_job import ReferralRouter
+from services.spa.referrals.routing_job import ReferralRouter, referral_jobs
 from services.spa.referrals.waiting import StatusWatch
 from services.spa.reports.api import router as reports_router
 from services.spa.settings import SpaSettings
+from services.spa.wakeups import Wakeups
 from services.spa.webhooks import addresses, catalogue
 from services.spa.webhooks.api import router as webhooks_router
 from services.spa.webhooks.delivery import Deliverer, Dispatcher, delivery_client
@@ -63,18 +64,17 @@ def create_app(
             app.state.status_watch = StatusWatch()
             app.state.clock_policy = policy = load_policy(settings.clock_policy_file)
             teams = TeamsClient(ServiceClient(app.state.http, settings.teams_url, "teams"))
+            app.state.wakeups = wakeups = Wakeups()
             router = ReferralRouter(
-                app.state.sessionmaker,
                 RoutingClient(ServiceClient(app.state.http, settings.routing_url, "routing")),
                 teams,
                 policy,
                 clock=clock,
-                on_change=app.state.status_watch.changed,
             )
             worker = OutboxWorker(
                 app.state.sessionmaker,
                 OutboxJob,
-                router,
+                referral_jobs(app.state.sessionmaker, router, app.state.status_watch.changed),
                 service="spa",
                 in_order_of="referral_id",
                 failed_blocks=False,
@@ -88,17 +88,11 @@ def create_app(
                 app.state.webhook_url_policy = _url_policy(settings)
                 yield
                 return
-            keeper = ClockKeeper(
-                app.state.sessionmaker,
-                teams,
-                policy,
-                clock,
-                on_change=app.state.status_watch.changed,
-            )
+            keeper = ClockKeeper(teams, policy, clock)
             timers = OutboxWorker(
                 app.state.sessionmaker,
                 ReferralTimer,
-                keeper,
+                timer_jobs(app.state.sessionmaker, keeper, app.state.status_watch.changed),
                 service="spa",
                 batch_size=settings.outbox_batch_size,
                 poll_interval=settings.timer_poll_interval_seconds,
@@ -114,6 +108,8 @@ def create_app(
             ):
                 app.state.worker = worker
                 app.state.timers = timers
+                wakeups.routing.attach(worker)
+                wakeups.deliveries.attach(deliverer)
                 yield
 
     app = build_app(
@@ -169,7 +165,7 @@ async def _webhooks(
         dispatcher = OutboxBatchWorker(
             app.state.sessionmaker,
             WebhookEvent,
-            Dispatcher(clock),
+            {"dispatch": Dispatcher(clock)},
             service="spa",
             in_order_of="referral_id",
             clock=clock,

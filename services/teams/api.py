@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal, requires
 from services.shared.clock import Moment, NowDep
@@ -21,6 +22,9 @@ from services.teams.schemas import (
     CapacityRead,
     CapacityUpdate,
     LocalityRead,
+    ResolutionBatch,
+    ResolutionBatchRead,
+    ResolutionQuery,
     ResolutionRead,
     ResolutionStep,
     TeamRead,
@@ -65,19 +69,60 @@ async def resolve_team(
             "reason": "exactly one of pathway or escalation",
         }
         raise ValidationFailed("Give exactly one of pathway or escalation.", errors=[error])
-    availability = resolver.Availability(
-        at=at or now,
-        capacity_max_age=_capacity_max_age(request),
-        excluded=frozenset(exclude or ()),
-    )
-    resolution = await resolver.resolve(
-        session,
-        practice_ods=practice,
+    query = ResolutionQuery(
+        practice=practice,
         district=district,
-        availability=availability,
         pathway=pathway,
         escalation=escalation,
+        at=at,
+        exclude=exclude or [],
     )
+    return await _answer(session, query, now, _capacity_max_age(request))
+
+
+@router.post(
+    "/resolutions",
+    summary="Many resolutions in one request: a team, or only a locality, for each query",
+    description=(
+        "Answers each query as `GET /v1/resolve` would (or, with neither `pathway` nor "
+        "`escalation`, as `GET /v1/locate` would, with outcome `no_assignment`), in the order "
+        "asked. For callers that route many referrals at once."
+    ),
+)
+async def resolve_many(
+    body: ResolutionBatch,
+    request: Request,
+    session: SessionDep,
+    now: NowDep,
+    _: Annotated[Principal, requires("directory:read")],
+) -> ResolutionBatchRead:
+    max_age = _capacity_max_age(request)
+    return ResolutionBatchRead(
+        items=[await _answer(session, query, now, max_age) for query in body.queries]
+    )
+
+
+async def _answer(
+    session: AsyncSession, query: ResolutionQuery, now: datetime, capacity_max_age: timedelta
+) -> ResolutionRead:
+    if query.pathway is None and query.escalation is None:
+        steps: list[resolver.Step] = []
+        __, locality = await resolver.locate(session, query.practice, query.district, steps)
+        resolution = resolver.Resolution("no_assignment", locality=locality, explanation=steps)
+    else:
+        availability = resolver.Availability(
+            at=query.at or now,
+            capacity_max_age=capacity_max_age,
+            excluded=frozenset(query.exclude),
+        )
+        resolution = await resolver.resolve(
+            session,
+            practice_ods=query.practice,
+            district=query.district,
+            availability=availability,
+            pathway=query.pathway,
+            escalation=query.escalation,
+        )
     return ResolutionRead(
         outcome=resolution.outcome,
         team=TeamSummary.model_validate(resolution.team) if resolution.team else None,

@@ -13,10 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared import audit
 from services.shared.auth import Principal, requires
+from services.shared.batches import (
+    BatchAnswer,
+    BatchRequest,
+    ItemAnswer,
+    answered,
+    checked,
+    refused,
+)
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.outbox import OutboxWorker
-from services.shared.problems import problem_responses
+from services.shared.problems import Problem, problem_responses
 from services.shared.vocabulary import AssignmentKind
 from services.teams import assignments, service
 from services.teams.models import Assignment, AuditEvent, Team
@@ -73,6 +81,44 @@ async def create_assignment(
     if not created:
         response.status_code = status.HTTP_200_OK
     return AssignmentRead.model_validate(assignment)
+
+
+@router.post(
+    "/assignments/batch",
+    summary="Put many cases on caseloads in one request",
+    description=(
+        "Each item is an assignment as `POST /v1/assignments` takes it, and is answered as that "
+        "would answer it, in the order given: `status` 201 with the new assignment as `result`, "
+        "200 with the one already made for the same referral, team and kind, or a problem "
+        "status with its `problem`. One item's problem never fails the others; the assignments "
+        "are made in one transaction."
+    ),
+)
+async def create_assignments(
+    body: BatchRequest,
+    session: SessionDep,
+    now: NowDep,
+    principal: Annotated[Principal, requires("assignments:create")],
+) -> BatchAnswer[AssignmentRead]:
+    outcomes: list[tuple[Assignment, bool] | Problem] = []
+    for item in checked(AssignmentCreate, body.items):
+        if isinstance(item, Problem):
+            outcomes.append(item)
+            continue
+        try:
+            outcomes.append(await assignments.assign(session, item, principal.client_id, now))
+        except Problem as problem:
+            outcomes.append(problem)
+    await session.flush()
+    answers: list[ItemAnswer[AssignmentRead]] = []
+    for outcome in outcomes:
+        if isinstance(outcome, Problem):
+            answers.append(refused(outcome))
+            continue
+        assignment, created = outcome
+        _audit(session, principal, "assignment.create", assignment.id)
+        answers.append(answered(AssignmentRead.model_validate(assignment), created))
+    return BatchAnswer[AssignmentRead](items=answers)
 
 
 @router.post(

@@ -17,7 +17,7 @@ from services.teams.api import router
 from services.teams.caseloads import router as caseloads_router
 from services.teams.models import AuditEvent, AuditHead, OutboxJob
 from services.teams.openreferral import router as openreferral_router
-from services.teams.reporting import AssignmentReporter
+from services.teams.reporting import report_jobs
 from services.teams.settings import TeamsSettings
 
 
@@ -32,13 +32,11 @@ def create_app(
         async with service_resources(
             app, settings, mounts=mounts, audit_models=(AuditEvent, AuditHead)
         ):
-            reporter = AssignmentReporter(
-                app.state.sessionmaker, ServiceClient(app.state.http, settings.spa_url, "spa")
-            )
+            spa = ServiceClient(app.state.http, settings.spa_url, "spa")
             worker = OutboxWorker(
                 app.state.sessionmaker,
                 OutboxJob,
-                reporter,
+                report_jobs(app.state.sessionmaker, spa),
                 service="teams",
                 in_order_of="assignment_id",
                 clock=clock,

@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.shared.clock import Moment
-from services.shared.vocabulary import AssignmentKind, Pathway, TeamType, Urgency
+from services.shared.identifiers import OdsCode, PostcodeDistrict
+from services.shared.vocabulary import AssignmentKind, Escalation, Pathway, TeamType, Urgency
 
 
 class TeamSummary(BaseModel):
@@ -78,6 +79,42 @@ class ResolutionRead(BaseModel):
     linked_worker: str | None = None
     locality_code: str | None = None
     explanation: list[ResolutionStep]
+
+
+class ResolutionQuery(BaseModel):
+    """One question of a batch: the team for a pathway or an escalation, as ``GET /v1/resolve``
+    asks it; with neither, only the patient's locality (outcome ``no_assignment``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    practice: OdsCode | None = Field(default=None, description="Registered practice ODS code")
+    district: PostcodeDistrict | None = Field(
+        default=None, description="Postcode district: the fallback for an unknown practice"
+    )
+    pathway: Pathway | None = None
+    escalation: Escalation | None = None
+    at: Moment | None = Field(default=None, description="When the case arrives; now if absent")
+    exclude: list[uuid.UUID] = Field(
+        default_factory=list, max_length=20, description="Teams already tried, passed over"
+    )
+
+    @model_validator(mode="after")
+    def _one_question(self) -> Self:
+        if self.pathway is not None and self.escalation is not None:
+            raise ValueError("give at most one of pathway or escalation")
+        return self
+
+
+class ResolutionBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    queries: list[ResolutionQuery] = Field(min_length=1, max_length=500)
+
+
+class ResolutionBatchRead(BaseModel):
+    """One answer per query, in the order asked."""
+
+    items: list[ResolutionRead]
 
 
 class RiskMarkers(BaseModel):

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.shared.outbox import OutboxBatchWorker
+from services.shared.outbox import BatchDone, OutboxBatchWorker
 from services.spa.webhooks.models import WebhookEvent
 from tests.stack import Stack
 
@@ -42,18 +42,16 @@ async def test_a_failing_job_is_put_off_alone_and_its_keys_later_jobs_wait(stack
     bad = ids[0]
     batches: list[list[int]] = []
 
-    async def handle(session: AsyncSession, batch: list[WebhookEvent]) -> bool:
+    async def handle(session: AsyncSession, batch: list[WebhookEvent]) -> BatchDone:
         batches.append([job.id for job in batch])
-        for job in batch:
-            if job.id == bad:
-                raise RuntimeError("this job cannot be done")
-            job.status = "done"
-        return False
+        if any(job.id == bad for job in batch):
+            raise RuntimeError("this job cannot be done")
+        return BatchDone()
 
     worker = OutboxBatchWorker(
         stack.apps["spa"].state.sessionmaker,
         WebhookEvent,
-        handle,
+        {"dispatch": handle},
         service="spa",
         in_order_of="referral_id",
         clock=stack.clock,
@@ -76,19 +74,17 @@ async def test_two_workers_never_take_the_same_job(stack: Stack) -> None:
     ids = await _events(stack, [uuid.uuid4() for _ in range(30)])
     seen: list[int] = []
 
-    async def handle(session: AsyncSession, batch: list[WebhookEvent]) -> bool:
+    async def handle(session: AsyncSession, batch: list[WebhookEvent]) -> BatchDone:
         await asyncio.sleep(0.01)  # hold the claim while the other worker looks
-        for job in batch:
-            seen.append(job.id)
-            job.status = "done"
-        return True
+        seen.extend(job.id for job in batch)
+        return BatchDone(made_work=True)
 
     woken = []
     workers = [
         OutboxBatchWorker(
             stack.apps["spa"].state.sessionmaker,
             WebhookEvent,
-            handle,
+            {"dispatch": handle},
             service="spa",
             clock=stack.clock,
             batch_size=4,

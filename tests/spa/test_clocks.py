@@ -18,7 +18,7 @@ from services.shared.outbox import OutboxWorker
 from services.shared.problems import UpstreamUnavailable
 from services.spa.main import create_app as create_spa
 from services.spa.referrals.clients import TeamsClient
-from services.spa.referrals.clock_keeper import ClockKeeper
+from services.spa.referrals.clock_keeper import ClockKeeper, timer_jobs
 from services.spa.referrals.clocks import ClockPolicy
 from services.spa.referrals.models import ReferralEvent, ReferralTimer
 from tests import factories
@@ -242,11 +242,15 @@ async def test_two_timer_workers_fire_each_timer_once(any_stack: Stack) -> None:
         OutboxWorker(
             app.state.sessionmaker,
             ReferralTimer,
-            ClockKeeper(
+            timer_jobs(
                 app.state.sessionmaker,
-                TeamsClient(ServiceClient(app.state.http, app.state.settings.teams_url, "teams")),
-                app.state.clock_policy,
-                any_stack.clock,
+                ClockKeeper(
+                    TeamsClient(
+                        ServiceClient(app.state.http, app.state.settings.teams_url, "teams")
+                    ),
+                    app.state.clock_policy,
+                    any_stack.clock,
+                ),
             ),
             service="spa",
             clock=any_stack.clock,

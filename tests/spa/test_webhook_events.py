@@ -265,7 +265,7 @@ async def test_numbering_holds_across_a_dispatcher_that_dies_and_another_that_ta
     successor = OutboxBatchWorker(
         app.state.sessionmaker,
         WebhookEvent,
-        Dispatcher(stack.clock),
+        {"dispatch": Dispatcher(stack.clock)},
         service="spa",
         in_order_of="referral_id",
         clock=stack.clock,

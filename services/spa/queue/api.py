@@ -13,7 +13,6 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
-from services.shared.outbox import wake
 from services.shared.problems import ConcurrentChange, problem_responses
 from services.spa.audit import record_access
 from services.spa.queue import service
@@ -39,6 +38,7 @@ from services.spa.referrals.models import Referral
 from services.spa.referrals.problems import IllegalTransition
 from services.spa.referrals.service import age_on
 from services.spa.settings import SpaSettings
+from services.spa.wakeups import WakeupsDep
 
 router = APIRouter(prefix="/v1/queue", tags=["queue"])
 WorkerDep = Annotated[Principal, requires("queue:work")]
@@ -134,6 +134,7 @@ async def assess_case(
     referral_id: CaseId,
     body: ContactAssessmentCreate,
     request: Request,
+    wakeups: WakeupsDep,
     background: BackgroundTasks,
     session: SessionDep,
     now: NowDep,
@@ -142,7 +143,7 @@ async def assess_case(
     referral = await service.queued_case(session, referral_id, principal, "queue.assess")
     handler = service.require_claim(referral, body.claim_id, principal, now)
     service.assess(session, referral, body, handler, now, principal.client_id)
-    background.add_task(wake, request.app.state, "worker")
+    background.add_task(wakeups.routing)
     return _item(referral, now)
 
 
@@ -187,6 +188,7 @@ async def transfer_to_cru(
     referral_id: CaseId,
     body: CruTransfer,
     request: Request,
+    wakeups: WakeupsDep,
     background: BackgroundTasks,
     session: SessionDep,
     now: NowDep,
@@ -195,7 +197,7 @@ async def transfer_to_cru(
     referral = await service.queued_case(session, referral_id, principal, "queue.cru_transfer")
     handler = service.require_claim(referral, body.claim_id, principal, now)
     service.transfer_to_cru(session, referral, body, handler, principal.client_id)
-    background.add_task(wake, request.app.state, "worker")
+    background.add_task(wakeups.routing)
     return _item(referral, now)
 
 

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
-from services.shared.outbox import wake
 from services.shared.problems import ConcurrentChange, problem_responses
 from services.spa.audit import record_access
 from services.spa.referrals import idempotency, service, team_updates, waiting
@@ -52,6 +51,7 @@ from services.spa.referrals.schemas import (
     TimelineEntry,
 )
 from services.spa.settings import SpaSettings
+from services.spa.wakeups import WakeupsDep
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 
@@ -82,6 +82,7 @@ router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 async def create_referral(
     body: ReferralCreate,
     request: Request,
+    wakeups: WakeupsDep,
     session: SessionDep,
     now: NowDep,
     principal: Annotated[Principal, requires("referrals:create")],
@@ -113,7 +114,7 @@ async def create_referral(
     in_flight = wait is not None and referral.status in waiting.IN_FLIGHT
     record.status_code = 202 if in_flight else 201
     await session.commit()
-    wake(request.app.state, "worker")
+    wakeups.routing()
     if wait is not None and in_flight:
         outcome = await _wait_for_outcome(request, referral.id, wait)
         if outcome not in waiting.IN_FLIGHT:
@@ -171,6 +172,7 @@ async def cancel_referral(
     referral_id: uuid.UUID,
     body: CancellationCreate,
     request: Request,
+    wakeups: WakeupsDep,
     background: BackgroundTasks,
     session: SessionDep,
     principal: Annotated[Principal, requires("referrals:create")],
@@ -189,7 +191,7 @@ async def cancel_referral(
         await session.commit()
         raise ReferralNotFound(f"No referral {referral_id} made by this client.")
     service.cancel(session, referral, body, principal.client_id)
-    background.add_task(wake, request.app.state, "worker")
+    background.add_task(wakeups.routing)
     return await _read(session, referral, principal)
 
 

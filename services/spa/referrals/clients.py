@@ -1,4 +1,10 @@
-"""spa's calls to routing and teams, with the small part of their schemas spa relies on."""
+"""spa's calls to routing and teams, with the small part of their schemas spa relies on.
+
+Decisions and assignments go through a ``Batcher`` each: the route jobs in flight together
+(the worker runs a claimed batch side by side) are sent as one ``/batch`` request, and each job
+gets its own item's answer: a result, a refusal for good (``UpstreamRefused``), or a reason to
+try later.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,10 @@ from typing import Any, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, Field, ValidationError
 
-from services.shared.http import ServiceClient
-from services.shared.problems import UpstreamUnavailable
+from services.shared.batches import MAX_ITEMS, BatchAnswer, ItemAnswer
+from services.shared.batching import Batcher
+from services.shared.http import ServiceClient, outage_is_retry
+from services.shared.outbox import GiveUp, RetryLater
 from services.shared.vocabulary import AssignmentKind, Escalation, Pathway, TeamType
 
 
@@ -74,12 +82,12 @@ class Assignment(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
-class UpstreamRefused(Exception):
+class UpstreamRefused(GiveUp):
     """Another service refused the request for good (a 4xx other than authentication): retrying
     the same request cannot succeed, so a person has to look at the case."""
 
     def __init__(self, service: str, status: int) -> None:
-        super().__init__(f"{service} refused the request with {status}")
+        super().__init__(f"{service}_refused_{status}")
         self.service = service
         self.status = status
 
@@ -88,39 +96,82 @@ def _parse(model: type[M], service: str, body: bytes) -> M:
     try:
         return model.model_validate_json(body)
     except ValidationError:
-        raise UpstreamUnavailable(f"The {service} service sent an answer we cannot read.") from None
+        # Most likely a version skew mid-deploy: the next try may meet the new version.
+        raise RetryLater(f"{service}_answer_unreadable") from None
 
 
-class RoutingClient:
+class _Client:
+    """spa's calls are made from its outbox: an outage means "try the job later"."""
+
     def __init__(self, client: ServiceClient) -> None:
         self._client = client
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | httpx.QueryParams | None = None,
+    ) -> httpx.Response:
+        with outage_is_retry():
+            return await self._client.request(method, path, json=json, params=params)
+
+    async def _send_batch(
+        self, path: str, items: list[dict[str, Any]], answer: type[BatchAnswer[M]]
+    ) -> list[ItemAnswer[M]]:
+        response = await self._send("POST", path, json={"items": items})
+        if response.status_code != 200:
+            # Not any one item's fault (an older version mid-deploy, say): all try later.
+            raise RetryLater(f"{self._client.service}_batch_{response.status_code}")
+        return _parse(answer, self._client.service, response.content).items
+
+
+def _outcome(answer: ItemAnswer[M], service: str) -> M:
+    """One item's answer: its result, or why not."""
+    if answer.status in (200, 201) and answer.result is not None:
+        return answer.result
+    if answer.status >= 500 or answer.status in (401, 403, 429):
+        raise RetryLater(service)
+    raise UpstreamRefused(service, answer.status)
+
+
+class RoutingClient(_Client):
+    def __init__(self, client: ServiceClient) -> None:
+        super().__init__(client)
+        self._decide: Batcher[dict[str, Any], ItemAnswer[Decision]] = Batcher(
+            self._decide_all, max_batch=MAX_ITEMS, name="routing.decisions"
+        )
 
     async def decide(self, facts: dict[str, Any]) -> Decision:
-        """Routing answers a repeated request (a retry after a timeout) 200 with the decision it
+        """Routing answers a repeated request (a retry after a timeout) with the decision it
         recorded the first time, so a triage asked twice is recorded once."""
-        response = await self._client.request("POST", "/v1/decisions", json=facts)
-        if response.status_code not in (200, 201):
-            raise UpstreamRefused("routing", response.status_code)
-        return _parse(Decision, "routing", response.content)
+        return _outcome(await self._decide(facts), "routing")
+
+    async def _decide_all(self, items: list[dict[str, Any]]) -> list[ItemAnswer[Decision]]:
+        return await self._send_batch("/v1/decisions/batch", items, BatchAnswer[Decision])
 
 
-class TeamsClient:
+class TeamsClient(_Client):
     def __init__(self, client: ServiceClient) -> None:
-        self._client = client
+        super().__init__(client)
+        self._assign: Batcher[dict[str, Any], ItemAnswer[Assignment]] = Batcher(
+            self._assign_all, max_batch=MAX_ITEMS, name="teams.assignments"
+        )
 
     async def assign(self, assignment: dict[str, Any]) -> Assignment:
-        """Idempotent: teams answers 200 with the existing assignment on a retry."""
-        response = await self._client.request("POST", "/v1/assignments", json=assignment)
-        if response.status_code not in (200, 201):
-            raise UpstreamRefused("teams", response.status_code)
-        return _parse(Assignment, "teams", response.content)
+        """Idempotent: teams answers a retry with the existing assignment."""
+        return _outcome(await self._assign(assignment), "teams")
+
+    async def _assign_all(self, items: list[dict[str, Any]]) -> list[ItemAnswer[Assignment]]:
+        return await self._send_batch("/v1/assignments/batch", items, BatchAnswer[Assignment])
 
     async def resolve_escalation(
         self, escalation: Escalation, *, practice: str | None, district: str | None
     ) -> Resolution:
         """The team that takes this escalation for the patient, and the patient's locality."""
         params = _place(practice, district) | {"escalation": escalation.value}
-        response = await self._client.request("GET", "/v1/resolve", params=params)
+        response = await self._send("GET", "/v1/resolve", params=params)
         if response.status_code != 200:
             raise UpstreamRefused("teams", response.status_code)
         return _parse(Resolution, "teams", response.content)
@@ -137,14 +188,14 @@ class TeamsClient:
         params = httpx.QueryParams({**_place(practice, district), "pathway": pathway.value})
         for team in exclude:
             params = params.add("exclude", str(team))
-        response = await self._client.request("GET", "/v1/resolve", params=params)
+        response = await self._send("GET", "/v1/resolve", params=params)
         if response.status_code != 200:
             raise UpstreamRefused("teams", response.status_code)
         return _parse(Resolution, "teams", response.content)
 
     async def take_back(self, assignment_id: uuid.UUID, reason: str) -> bool:
         """Withdraw a case its team has not accepted; False when the team accepted it first."""
-        response = await self._client.request(
+        response = await self._send(
             "POST", f"/v1/assignments/{assignment_id}/withdrawal", json={"reason": reason}
         )
         if response.status_code == 409:
@@ -155,9 +206,7 @@ class TeamsClient:
 
     async def locate(self, *, practice: str | None, district: str | None) -> str | None:
         """The code of the patient's locality, if the directory knows it."""
-        response = await self._client.request(
-            "GET", "/v1/locate", params=_place(practice, district)
-        )
+        response = await self._send("GET", "/v1/locate", params=_place(practice, district))
         if response.status_code != 200:
             raise UpstreamRefused("teams", response.status_code)
         return _parse(Located, "teams", response.content).locality_code
@@ -165,7 +214,7 @@ class TeamsClient:
     async def withdraw(self, referral_id: uuid.UUID, kind: AssignmentKind, reason: str) -> None:
         """Take the referral off the caseloads holding it for ``kind``; a repeat does nothing."""
         body = {"referral_id": str(referral_id), "kind": kind.value, "reason": reason}
-        response = await self._client.request("POST", "/v1/assignments/withdrawals", json=body)
+        response = await self._send("POST", "/v1/assignments/withdrawals", json=body)
         if response.status_code != 200:
             raise UpstreamRefused("teams", response.status_code)
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.shared.clock import Clock
+from services.shared.outbox import Steps
 from services.shared.vocabulary import AssignmentKind
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals import clocks, lifecycle, service
@@ -36,39 +37,36 @@ ACTOR = "spa-clock"
 OPEN_CARE = (S.ROUTED, S.REROUTED, S.ACCEPTED, S.DECLINED, S.AWAITING_ASSESSMENT)
 
 
-class ClockKeeper:
-    """The handler of spa's timers."""
+def timer_jobs(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    keeper: ClockKeeper,
+    on_change: service.ChangeListener | None = None,
+) -> Steps[ReferralTimer]:
+    """spa's timers: every kind fires through ``ClockKeeper.fire``."""
 
-    def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        teams: TeamsClient,
-        policy: ClockPolicy,
-        clock: Clock,
-        on_change: service.ChangeListener | None = None,
-    ) -> None:
-        self._sessionmaker = sessionmaker
+    def changed(timer: ReferralTimer) -> None:
+        if on_change is not None:
+            on_change(timer.referral_id)
+
+    steps = dict.fromkeys([kind.value for kind in TimerKind], keeper.fire)
+    return Steps(sessionmaker, ReferralTimer, steps, after_commit=changed)
+
+
+class ClockKeeper:
+    """The step of spa's timers."""
+
+    def __init__(self, teams: TeamsClient, policy: ClockPolicy, clock: Clock) -> None:
         self._teams = teams
         self._policy = policy
         self._clock = clock
-        self._on_change = on_change
 
-    async def __call__(self, timer_id: int) -> None:
-        async with self._sessionmaker() as session:
-            timer = await session.get(ReferralTimer, timer_id)
-            if timer is None or timer.status != "pending":
-                return
-            referral = await session.get(Referral, timer.referral_id)
-            assert referral is not None
-            assignment = await _assignment(session, timer.assignment_id)
-            await session.commit()
-            fired = await self._fire(session, TimerKind(timer.kind), referral, assignment)
-            timer.status = "done"
-            timer.last_error = None
-            await session.commit()
-        log.info("timer_fired", timer_id=timer_id, kind=timer.kind, acted=fired)
-        if fired and self._on_change is not None:
-            self._on_change(referral.id)
+    async def fire(self, session: AsyncSession, timer: ReferralTimer) -> None:
+        referral = await session.get(Referral, timer.referral_id)
+        assert referral is not None
+        assignment = await _assignment(session, timer.assignment_id)
+        await session.commit()  # the read ends before any call to teams
+        fired = await self._fire(session, TimerKind(timer.kind), referral, assignment)
+        log.info("timer_fired", timer_id=timer.id, kind=timer.kind, acted=fired)
 
     async def _fire(
         self,

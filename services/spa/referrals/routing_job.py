@@ -1,5 +1,5 @@
-"""The outbox handler: route a referral, hold it for a call handler, escalate it to the CRU, or
-withdraw it from a team's caseload once the referrer has cancelled it.
+"""The steps of spa's outbox jobs: route a referral, hold it for a call handler, escalate it to
+the CRU, or withdraw it from a team's caseload once the referrer has cancelled it.
 
 Each step is idempotent: a triaged referral is not triaged again on a retry, and teams returns
 the existing assignment for a repeated request, so a referral is assigned exactly once. Jobs of
@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.shared.clock import Clock
-from services.shared.problems import UpstreamUnavailable
+from services.shared.outbox import GiveUp, RetryLater, Steps
 from services.shared.vocabulary import AssignmentKind, Escalation, Pathway
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals import clocks, lifecycle, service
@@ -38,8 +38,11 @@ ACTOR = "spa-router"
 HANDED_TO_PEOPLE = (S.RECEIVED, S.TRIAGED, S.AWAITING_ASSESSMENT)
 
 
-class NoSafeguardingTeam(UpstreamUnavailable):
+class NoSafeguardingTeam(RetryLater):
     """The directory names no CRU for the patient: retried until it does, never dropped."""
+
+    def __init__(self) -> None:
+        super().__init__("no_safeguarding_team")
 
 
 async def next_team(
@@ -61,61 +64,60 @@ async def next_team(
     return team, await teams.assign(request)
 
 
+def referral_jobs(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    router: ReferralRouter,
+    on_change: service.ChangeListener | None = None,
+) -> Steps[OutboxJob]:
+    """spa's outbox: each job kind's step; a job given up hands its case to people; waiters
+    for the referral (``Prefer: wait``) hear of every finished job."""
+
+    def changed(job: OutboxJob) -> None:
+        if on_change is not None:
+            on_change(job.referral_id)
+
+    return Steps(
+        sessionmaker,
+        OutboxJob,
+        {
+            service.ROUTE_JOB: router.route,
+            service.ESCALATE_JOB: router.escalate,
+            service.WITHDRAW_JOB: router.withdraw,
+        },
+        on_give_up=router.hand_to_people,
+        after_commit=changed,
+    )
+
+
 class ReferralRouter:
-    """The handler of spa's outbox jobs."""
+    """The steps of spa's outbox jobs. No transaction is held open across a call to another
+    service: each read ends before the call, and each write is a short transaction of its own
+    (the last one, which ends the step, also marks the job done)."""
 
     def __init__(
-        self,
-        sessionmaker: async_sessionmaker[AsyncSession],
-        routing: RoutingClient,
-        teams: TeamsClient,
-        policy: ClockPolicy,
-        clock: Clock,
-        on_change: service.ChangeListener | None = None,
+        self, routing: RoutingClient, teams: TeamsClient, policy: ClockPolicy, clock: Clock
     ) -> None:
-        self._sessionmaker = sessionmaker
         self._routing = routing
         self._teams = teams
         self._policy = policy
         self._clock = clock
-        self._on_change = on_change
 
-    async def __call__(self, job_id: int) -> None:
-        try:
-            referral_id = await self._run(job_id)
-        except UpstreamRefused as refusal:
-            referral_id = await self._hand_to_people(job_id, refusal)
-        if referral_id is not None and self._on_change is not None:
-            self._on_change(referral_id)
+    async def route(self, session: AsyncSession, job: OutboxJob) -> None:
+        await self._route(session, await _referral(session, job))
 
-    async def _run(self, job_id: int) -> uuid.UUID | None:
-        # No transaction is held open across a call to another service: each read ends before
-        # the call, and each write is a short transaction of its own.
-        async with self._sessionmaker() as session:
-            job = await session.get(OutboxJob, job_id)
-            if job is None or job.status != "pending":
-                return None
-            referral = await session.get(Referral, job.referral_id)
-            assert referral is not None
-            await session.commit()
-            if job.kind == service.WITHDRAW_JOB:
-                await self._teams.withdraw(referral.id, AssignmentKind.CARE, "referrer_cancelled")
-                service.mark_withdrawn(
-                    session,
-                    referral,
-                    await service.assignments_of(session, referral.id),
-                    "referrer_cancelled",
-                    ACTOR,
-                )
-            elif job.kind == service.ESCALATE_JOB:
-                await self._escalate(session, referral)
-            else:
-                await self._route(session, referral)
-            job.status = "done"
-            job.last_error = None
-            await session.commit()
-            log.info("referral_job_done", referral_id=str(referral.id), kind=job.kind)
-            return referral.id
+    async def escalate(self, session: AsyncSession, job: OutboxJob) -> None:
+        await self._escalate(session, await _referral(session, job))
+
+    async def withdraw(self, session: AsyncSession, job: OutboxJob) -> None:
+        referral = await _referral(session, job)
+        await self._teams.withdraw(referral.id, AssignmentKind.CARE, "referrer_cancelled")
+        service.mark_withdrawn(
+            session,
+            referral,
+            await service.assignments_of(session, referral.id),
+            "referrer_cancelled",
+            ACTOR,
+        )
 
     async def _route(self, session: AsyncSession, referral: Referral) -> None:
         if referral.status == S.RECEIVED and referral.queue_reason is not None:
@@ -157,7 +159,7 @@ class ReferralRouter:
                 care_team = team
         target = service.final_status(referral, care_team)
         if target is S.AWAITING_ASSESSMENT:
-            referral.locality_code = await self._locate(referral)
+            referral.locality_code = referral.locality_code or await self._locate(referral)
             referral.queue_reason = service.queue_reason_without_team(referral)
         service.finish_routing(session, referral, target, care_team, ACTOR)
         # A response clock starts at the first routing (to a team, or to the call handlers
@@ -215,7 +217,7 @@ class ReferralRouter:
         place = service.patient_place(referral)
         resolution = await self._teams.resolve_escalation(Escalation.SAFEGUARDING, **place)
         if resolution.team is None:
-            raise NoSafeguardingTeam("The directory names no team for safeguarding escalations.")
+            raise NoSafeguardingTeam
         team = resolution.team
         assignment = await self._teams.assign(
             service.assignment_request(referral, AssignmentKind.SAFEGUARDING, team)
@@ -227,44 +229,40 @@ class ReferralRouter:
         """The locality if the directory answers now; the case must reach people regardless."""
         try:
             return await self._locate(referral)
-        except (UpstreamRefused, UpstreamUnavailable):
+        except (GiveUp, RetryLater):
             return None
 
     async def _locate(self, referral: Referral) -> str | None:
         return await self._teams.locate(**service.patient_place(referral))
 
-    async def _hand_to_people(self, job_id: int, refusal: UpstreamRefused) -> uuid.UUID | None:
-        """A refusal no retry can fix: stop trying and put the case where handlers see it."""
-        async with self._sessionmaker() as session:
-            job = await session.get(OutboxJob, job_id)
-            referral = await session.get(Referral, job.referral_id) if job else None
-            if job is None or referral is None:
-                return None
-            job.status = "failed"
-            job.last_error = f"{refusal.service}_refused_{refusal.status}"
-            detail = {"reason": f"{refusal.service}_refused", "status": refusal.status}
-            if job.kind == service.ROUTE_JOB and referral.status in HANDED_TO_PEOPLE:
-                referral.queue_reason = QueueReason.ROUTING_REFUSED
-                referral.locality_code = referral.locality_code or await self._try_locate(referral)
-                if referral.status != S.AWAITING_ASSESSMENT:
-                    session.add(
-                        lifecycle.transition(
-                            referral, S.AWAITING_ASSESSMENT, actor=ACTOR, detail=detail
-                        )
-                    )
-            else:
+    async def hand_to_people(self, session: AsyncSession, job: OutboxJob, reason: GiveUp) -> None:
+        """A job no retry can do: put the case where handlers see it."""
+        referral = await session.get(Referral, job.referral_id)
+        if referral is None:
+            return
+        detail: dict[str, object] = {"reason": reason.reason}
+        if isinstance(reason, UpstreamRefused):
+            detail = {"reason": f"{reason.service}_refused", "status": reason.status}
+        if job.kind == service.ROUTE_JOB and referral.status in HANDED_TO_PEOPLE:
+            referral.queue_reason = QueueReason.ROUTING_REFUSED
+            referral.locality_code = referral.locality_code or await self._try_locate(referral)
+            if referral.status != S.AWAITING_ASSESSMENT:
                 session.add(
-                    lifecycle.record_event(referral, "job_failed", actor=ACTOR, detail=detail)
+                    lifecycle.transition(
+                        referral, S.AWAITING_ASSESSMENT, actor=ACTOR, detail=detail
+                    )
                 )
-            await session.commit()
-        log.error(
-            "referral_job_refused",
-            job_id=job_id,
-            kind=job.kind,
-            upstream=refusal.service,
-            status=refusal.status,
-        )
-        return referral.id
+        else:
+            session.add(lifecycle.record_event(referral, "job_failed", actor=ACTOR, detail=detail))
+
+
+async def _referral(session: AsyncSession, job: OutboxJob) -> Referral:
+    """The job's referral, read in a transaction that ends at once (a step calls other
+    services next)."""
+    referral = await session.get(Referral, job.referral_id)
+    assert referral is not None
+    await session.commit()
+    return referral
 
 
 def _ready_for_triage(referral: Referral) -> bool:

@@ -13,8 +13,8 @@ from sqlalchemy import or_, select
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
-from services.shared.outbox import wake
 from services.shared.problems import problem_responses
+from services.spa.wakeups import WakeupsDep
 from services.spa.webhooks import service
 from services.spa.webhooks.models import DELETED, WebhookEndpoint
 from services.spa.webhooks.problems import (
@@ -46,10 +46,6 @@ MessageId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 def _policy(request: Request) -> service.UrlPolicy:
     policy: service.UrlPolicy = request.app.state.webhook_url_policy
     return policy
-
-
-def _notify(request: Request) -> None:
-    wake(request.app.state, "webhook_deliverer_worker")
 
 
 @router.post(
@@ -144,13 +140,14 @@ async def rotate_secret(
 async def ping(
     subscription_id: uuid.UUID,
     request: Request,
+    wakeups: WakeupsDep,
     background: BackgroundTasks,
     session: SessionDep,
     principal: ManagerDep,
 ) -> MessageRead:
     endpoint = await service.owned(session, principal, subscription_id)
     message = await service.ping(session, endpoint)
-    background.add_task(_notify, request)
+    background.add_task(wakeups.deliveries)
     return MessageRead.model_validate(message)
 
 
@@ -192,6 +189,7 @@ async def replay_message(
     subscription_id: uuid.UUID,
     message_id: MessageId,
     request: Request,
+    wakeups: WakeupsDep,
     background: BackgroundTasks,
     session: SessionDep,
     now: NowDep,
@@ -200,7 +198,7 @@ async def replay_message(
     endpoint = await service.owned(session, principal, subscription_id)
     message, _ = await service.message_of(session, endpoint, message_id)
     service.replay(message, now)
-    background.add_task(_notify, request)
+    background.add_task(wakeups.deliveries)
     return MessageRead.model_validate(message)
 
 
@@ -213,6 +211,7 @@ async def recover(
     subscription_id: uuid.UUID,
     body: RecoveryCreate,
     request: Request,
+    wakeups: WakeupsDep,
     background: BackgroundTasks,
     session: SessionDep,
     now: NowDep,
@@ -220,7 +219,7 @@ async def recover(
 ) -> RecoveryRead:
     endpoint = await service.owned(session, principal, subscription_id)
     requeued = await service.recover(session, endpoint, body.since, now)
-    background.add_task(_notify, request)
+    background.add_task(wakeups.deliveries)
     return RecoveryRead(requeued=requeued)
 
 

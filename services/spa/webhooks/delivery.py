@@ -33,6 +33,7 @@ from standardwebhooks import Webhook
 from services.shared.auth import Principal
 from services.shared.batching import Batcher
 from services.shared.clock import Clock
+from services.shared.outbox import BatchDone, Claim
 from services.shared.vocabulary import ReferralStatus
 from services.spa.identity.models import Client
 from services.spa.referrals import service as referrals
@@ -117,8 +118,8 @@ class Dispatcher:
         self._clock = clock
         self._placement_wait = placement_wait
 
-    async def __call__(self, session: AsyncSession, batch: list[WebhookEvent]) -> bool:
-        """True when some message is to be sent."""
+    async def __call__(self, session: AsyncSession, batch: list[WebhookEvent]) -> BatchDone:
+        """Says which events wait for placement, and whether some message is to be sent."""
         # Each event is written once, numbered and done together, not once per change.
         with session.no_autoflush:
             subscribers = await Subscribers.load(session, batch)
@@ -126,9 +127,8 @@ class Dispatcher:
             waiting = [event for event in batch if self._awaits_placement(event, subscribers, now)]
             ready = [event for event in batch if event not in waiting]
             await _number(session, [event for event in ready if event.referral_id is not None])
-        for event in waiting:
-            # Later events of the referral wait behind it, so their order holds.
-            event.next_attempt_at = now + PLACEMENT_POLL
+        # Later events of the referral wait behind one that waits, so their order holds.
+        later = {event.id: now + PLACEMENT_POLL for event in waiting}
         sent = 0
         for event in ready:
             body = None
@@ -141,8 +141,7 @@ class Dispatcher:
                 else:
                     sent += 1
                 session.add(message)
-            event.status = "done"
-        return sent > 0
+        return BatchDone(later=later, made_work=sent > 0)
 
     def _awaits_placement(
         self, event: WebhookEvent, subscribers: Subscribers, now: datetime
@@ -361,9 +360,9 @@ class Deliverer:
         self._load = Batcher(self._load_all)
         self._record = Batcher(self._record_all)
 
-    async def __call__(self, job_id: int) -> None:
+    async def __call__(self, claim: Claim) -> None:
         started = time.monotonic()
-        found = await self._load(job_id)
+        found = await self._load(claim.id)
         if found is None:
             return
         message, endpoint = found

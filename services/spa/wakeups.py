@@ -1,0 +1,26 @@
+"""The queues spa's requests put work on, each told at once when work is committed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from services.shared.outbox import Wakeup
+
+
+@dataclass(frozen=True)
+class Wakeups:
+    # Route, withdraw and escalate jobs (a new referral, a cancellation, an assessment).
+    routing: Wakeup = field(default_factory=Wakeup)
+    # Webhook messages (a test ping, a recovery).
+    deliveries: Wakeup = field(default_factory=Wakeup)
+
+
+def _wakeups(request: Request) -> Wakeups:
+    found: Wakeups = request.app.state.wakeups
+    return found
+
+
+WakeupsDep = Annotated[Wakeups, Depends(_wakeups)]
