@@ -7,6 +7,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -172,27 +173,11 @@ async def _record(session: AsyncSession, decision: Decision) -> Decision:
 async def _decision(
     teams: TeamsClient, request: DecisionCreate, active: LoadedRuleSet, evaluation: Evaluation
 ) -> Decision:
-    """The decision on the evaluation, with the teams the directory names for it."""
-    if evaluation.pathway in UNASSIGNED_PATHWAYS or evaluation.rule.hold is not None:
-        team, outcome, explanation = None, "no_assignment", []
-        locality = await _try_locate(teams, request)
-    else:
-        resolution = await teams.resolve(
-            practice=request.practice,
-            district=request.postcode_district,
-            pathway=evaluation.pathway,
-        )
-        outcome, locality = resolution.outcome, resolution.locality_code
-        explanation = [step.model_dump() for step in resolution.explanation]
-        team = (
-            {
-                "team": resolution.team.model_dump(mode="json"),
-                "linked_worker": resolution.linked_worker,
-            }
-            if resolution.team
-            else None
-        )
-    escalations = await _escalations(teams, request, evaluation)
+    """The decision on the evaluation, with the teams the directory names for it (asked side
+    by side, so they go to the directory together)."""
+    (team, outcome, explanation, locality), escalations = await asyncio.gather(
+        _care_team(teams, request, evaluation), _escalations(teams, request, evaluation)
+    )
     target = evaluation.response_target
     return Decision(
         referral_id=request.referral_id,
@@ -214,6 +199,25 @@ async def _decision(
     )
 
 
+async def _care_team(
+    teams: TeamsClient, request: DecisionCreate, evaluation: Evaluation
+) -> tuple[dict[str, Any] | None, str, list[dict[str, Any]], str | None]:
+    """The team for the pathway (with its linked worker), the directory's outcome and its
+    explanation, and the patient's locality."""
+    if evaluation.pathway in UNASSIGNED_PATHWAYS or evaluation.rule.hold is not None:
+        return None, "no_assignment", [], await _try_locate(teams, request)
+    resolution = await teams.resolve(
+        practice=request.practice, district=request.postcode_district, pathway=evaluation.pathway
+    )
+    team = (
+        {"team": resolution.team.model_dump(mode="json"), "linked_worker": resolution.linked_worker}
+        if resolution.team
+        else None
+    )
+    explanation = [step.model_dump() for step in resolution.explanation]
+    return team, resolution.outcome, explanation, resolution.locality_code
+
+
 async def _try_locate(teams: TeamsClient, request: DecisionCreate) -> str | None:
     """The patient's locality if the directory answers; a redirect to emergency services or a
     hold for a call handler never waits for it."""
@@ -226,17 +230,18 @@ async def _try_locate(teams: TeamsClient, request: DecisionCreate) -> str | None
 async def _escalations(
     teams: TeamsClient, request: DecisionCreate, evaluation: Evaluation
 ) -> list[EscalationRead]:
-    escalations = []
-    for escalation in evaluation.escalations:
-        resolved = await teams.resolve(
-            practice=request.practice, district=request.postcode_district, escalation=escalation
-        )
-        escalations.append(
-            EscalationRead(
-                escalation=escalation, team=resolved.team, explanation=resolved.explanation
+    resolved = await asyncio.gather(
+        *(
+            teams.resolve(
+                practice=request.practice, district=request.postcode_district, escalation=escalation
             )
+            for escalation in evaluation.escalations
         )
-    return escalations
+    )
+    return [
+        EscalationRead(escalation=escalation, team=answer.team, explanation=answer.explanation)
+        for escalation, answer in zip(evaluation.escalations, resolved, strict=True)
+    ]
 
 
 def compare_with_shadow(

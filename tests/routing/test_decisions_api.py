@@ -150,3 +150,53 @@ async def test_a_triage_after_an_assessment_or_on_other_facts_is_a_new_decision(
     ]
     assert len(await _decisions_of(stack, body["referral_id"])) == 3
     assert on_other_facts.json()["pathway"] != at_intake.json()["pathway"]
+
+
+async def test_a_batch_answers_each_item_as_the_single_endpoint_would(stack: Stack) -> None:
+    repeated = facts()
+    async with stack.client("routing", "spa-service") as routing:
+        first = (await routing.post("/v1/decisions", json=repeated)).json()
+        batch = await routing.post(
+            "/v1/decisions/batch",
+            json={"items": [facts(), {**facts(), "urgency": "whenever"}, repeated]},
+        )
+        page = batch.json()["items"]
+    async with stack.client("routing", "team-app") as reader:
+        made = await reader.get(f"/v1/decisions/{page[0]['result']['id']}")
+
+    assert batch.status_code == 200
+    assert [item["status"] for item in page] == [201, 422, 200]
+    assert page[0]["result"]["pathway"] == "rapid_response"
+    assert made.json() == page[0]["result"]  # kept, as a single decision is
+    # One bad item is its own problem, naming the field, and fails no other.
+    assert page[1]["problem"]["type"] == "urn:spa-platform:problem:validation-failed"
+    assert [error["field"] for error in page[1]["problem"]["errors"]] == ["urgency"]
+    assert page[2]["result"] == first  # asked again: the decision recorded the first time
+    assert len(await _decisions_of(stack, repeated["referral_id"])) == 1
+
+
+async def test_a_batch_with_the_directory_down_is_each_items_503_and_keeps_nothing(
+    stack: Stack,
+) -> None:
+    stack.transports["teams"].down = True
+    async with stack.client("routing", "spa-service") as routing:
+        batch = await routing.post("/v1/decisions/batch", json={"items": [facts(), facts()]})
+
+    assert batch.status_code == 200
+    assert [item["status"] for item in batch.json()["items"]] == [503, 503]
+    problem = batch.json()["items"][0]["problem"]
+    assert problem["type"] == "urn:spa-platform:problem:directory-unavailable"
+    assert await stack.count_rows("routing", Decision) == 0
+
+
+@pytest.mark.parametrize(
+    "body", [{"items": []}, {"items": [{}] * 201}, {"item": [{}]}, {"items": "all"}]
+)
+async def test_a_batch_that_is_not_a_list_of_up_to_200_items_is_refused(
+    stack: Stack, body: dict[str, Any]
+) -> None:
+    async with stack.client("routing", "spa-service") as routing:
+        response = await routing.post("/v1/decisions/batch", json=body)
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import structlog
+import structlog.testing
 
 from services.shared.batching import Batcher
 
@@ -75,3 +77,27 @@ async def test_a_caller_that_gives_up_does_not_break_the_others() -> None:
     impatient.cancel()
     assert await patient == 2
     assert impatient.cancelled()
+
+
+async def test_a_batch_runs_under_its_callers_request_id_or_names_the_ones_it_served() -> None:
+    seen: list[object] = []
+
+    async def run(items: list[str]) -> list[str]:
+        seen.append(structlog.contextvars.get_contextvars().get("request_id"))
+        return items
+
+    batcher = Batcher(run, name="test.batch")
+
+    async def call(item: str, request_id: str) -> str:
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        return await batcher(item)
+
+    with structlog.testing.capture_logs() as logs:
+        await asyncio.gather(call("a", "rid-one"), call("b", "rid-one"))
+        await asyncio.gather(call("c", "rid-two"), call("d", "rid-three"))
+
+    assert seen[0] == "rid-one"  # one request's items: its own id goes on
+    assert seen[1] not in ("rid-two", "rid-three")  # several: an id of the batch's own
+    assert [(line["event"], line["for_request_ids"]) for line in logs] == [
+        ("batch_started", ["rid-two", "rid-three"])
+    ]

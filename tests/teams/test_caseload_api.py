@@ -132,3 +132,62 @@ async def test_caseload_of_an_unknown_team_is_a_404_problem(stack: Stack) -> Non
     assert unknown.json()["type"] == "urn:spa-platform:problem:team-not-found"
     assert malformed.status_code == 422
     assert malformed.json()["errors"][0]["field"] == "team_id"
+
+
+async def test_a_batch_of_assignments_answers_each_item_on_its_own(stack: Stack) -> None:
+    team_id = await _team_id(stack, "lit-south")
+    repeated, fresh = assignment(team_id), assignment(team_id)
+    async with stack.client("teams", "spa-service") as spa:
+        first = (await spa.post("/v1/assignments", json=repeated)).json()
+        batch = await spa.post(
+            "/v1/assignments/batch",
+            json={
+                "items": [
+                    fresh,
+                    assignment(str(uuid.uuid4())),  # no such team
+                    {**assignment(team_id), "kind": "gossip"},
+                    repeated,
+                ]
+            },
+        )
+    async with stack.client("teams", "team-app") as team:
+        caseload = (await team.get(f"/v1/teams/{team_id}/caseload")).json()
+    page = batch.json()["items"]
+
+    assert batch.status_code == 200
+    assert [item["status"] for item in page] == [201, 422, 422, 200]
+    assert page[0]["result"]["referral_id"] == fresh["referral_id"]
+    assert page[1]["problem"]["type"] == "urn:spa-platform:problem:unknown-team"
+    assert page[2]["problem"]["errors"][0]["field"] == "kind"
+    assert page[3]["result"]["id"] == first["id"]  # a retry: the assignment made first
+    assert sorted(item["referral_id"] for item in caseload["items"]) == sorted(
+        [repeated["referral_id"], fresh["referral_id"]]
+    )
+
+
+async def test_a_batch_of_resolutions_answers_each_query_in_order(stack: Stack) -> None:
+    async with stack.client("teams", "spa-service") as spa:
+        single = (
+            await spa.get("/v1/resolve", params={"practice": "M93002", "pathway": "reablement"})
+        ).json()
+        located = (await spa.get("/v1/locate", params={"district": "XW4"})).json()
+        batch = await spa.post(
+            "/v1/resolutions",
+            json={
+                "queries": [
+                    {"practice": "M93002", "pathway": "reablement"},
+                    {"district": "XW4"},
+                ]
+            },
+        )
+        both = await spa.post(
+            "/v1/resolutions",
+            json={"queries": [{"pathway": "reablement", "escalation": "safeguarding"}]},
+        )
+
+    assert batch.status_code == 200
+    team, place = batch.json()["items"]
+    assert team == single
+    assert (place["outcome"], place["team"]) == ("no_assignment", None)
+    assert place["locality_code"] == located["locality_code"]
+    assert both.status_code == 422
