@@ -106,7 +106,9 @@ async def _decision(
     teams: TeamsClient, request: DecisionCreate, active: LoadedRuleSet, evaluation: Evaluation
 ) -> Decision:
     """The decision on the evaluation, with the teams the directory names for it."""
-    if evaluation.pathway in UNASSIGNED_PATHWAYS or evaluation.rule.hold is not None:
+    # A hold or a refusal asks no team: the case goes to a call handler or back to the referrer.
+    no_team = evaluation.rule.hold is not None or evaluation.rule.refuse is not None
+    if evaluation.pathway in UNASSIGNED_PATHWAYS or no_team:
         team, outcome, explanation = None, "no_assignment", []
         locality = await _try_locate(teams, request)
     else:
@@ -142,14 +144,15 @@ async def _decision(
         team_outcome=outcome,
         team_explanation=explanation,
         hold=evaluation.rule.hold,
+        refuse=evaluation.rule.refuse,
         locality_code=locality,
         escalations=[item.model_dump(mode="json") for item in escalations],
     )
 
 
 async def _try_locate(teams: TeamsClient, request: DecisionCreate) -> str | None:
-    """The patient's locality if the directory answers; a redirect to emergency services or a
-    hold for a call handler never waits for it."""
+    """The patient's locality if the directory answers; a redirect to emergency services, a
+    hold for a call handler or a refusal never waits for it."""
     try:
         return await teams.locate(practice=request.practice, district=request.postcode_district)
     except DirectoryUnavailable:
