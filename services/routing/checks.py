@@ -35,6 +35,7 @@ def check_rule_set(rule_set: RuleSet) -> list[Finding]:
     live = [rule for index, rule in enumerate(rule_set.rules) if index not in dead]
     return [
         *_missing_policies(rule_set),
+        *_held_and_refused(rule_set),
         *_catch_all_not_last(rule_set),
         *dead.values(),
         *_overlaps(rule_set, live),
@@ -57,6 +58,18 @@ def _missing_policies(rule_set: RuleSet) -> list[Finding]:
         )
         for rule in rule_set.rules
         if rule.pathway not in rule_set.pathways
+    ]
+
+
+def _held_and_refused(rule_set: RuleSet) -> list[Finding]:
+    reason = (
+        "a rule either holds the case for a call handler or refuses it, not both"
+        " (remove hold or refuse)"
+    )
+    return [
+        Finding("error", rule.id, "refuse", reason)
+        for rule in rule_set.rules
+        if rule.hold is not None and rule.refuse is not None
     ]
 
 

@@ -58,6 +58,8 @@ class Decision(Timestamped, Base):
     team_explanation: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     # Why the case is held for a call handler rather than sent to a team, if it is.
     hold: Mapped[str | None] = mapped_column(String(32))
+    # Why the rules refuse the case outright (no team, no call handler), if they do.
+    refuse: Mapped[str | None] = mapped_column(String(32))
     # Where the directory placed the patient (a locality code), or None if nowhere.
     locality_code: Mapped[str | None] = mapped_column(String(64))
     escalations: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

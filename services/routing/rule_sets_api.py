@@ -95,6 +95,8 @@ async def dry_run(
         response_target=timedelta(seconds=target.total_seconds()) if target is not None else None,
         rule_id=evaluation.rule.id,
         reason=evaluation.rule.reason,
+        hold=evaluation.rule.hold,
+        refuse=evaluation.rule.refuse,
         escalations=evaluation.escalations,
         trace=[TraceEntry.model_validate(entry) for entry in evaluation.trace],
     )

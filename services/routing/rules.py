@@ -49,6 +49,10 @@ class Rule(BaseModel):
     # example under_18: adult services do not take children; a handler finds the service
     # that does). The pathway is recorded with the decision but no team is asked.
     hold: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$", max_length=32)
+    # Refuse the case outright, with this reason code, instead of holding it: a locality whose
+    # call handlers do not find other services sends the referrer back with the rule's reason
+    # (for example under_18). As with a hold, the pathway is recorded and no team is asked.
+    refuse: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$", max_length=32)
 
 
 class PathwayPolicy(BaseModel):

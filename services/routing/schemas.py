@@ -105,6 +105,12 @@ class DecisionRead(BaseModel):
         description="Set when the rule holds the case for a call handler instead of a team "
         "(e.g. under_18); the pathway is then not acted on",
     )
+    refuse: str | None = Field(
+        default=None,
+        description="Set when the rule refuses the case outright, with its reason code (e.g. "
+        "under_18): no team and no call handler takes it and the referrer is told the rule's "
+        "reason; the pathway is then not acted on",
+    )
     locality_code: str | None = Field(
         default=None, description="The locality the practice or postcode places the patient in"
     )
@@ -133,6 +139,7 @@ class DecisionRead(BaseModel):
             team_outcome=row.team_outcome,
             team_explanation=row.team_explanation,
             hold=row.hold,
+            refuse=row.refuse,
             locality_code=row.locality_code,
             trace=row.trace,
             created_at=row.created_at,
@@ -185,6 +192,8 @@ class DryRunResult(BaseModel):
     response_target: timedelta | None
     rule_id: str
     reason: str
+    hold: str | None = Field(default=None, description="As on a decision: held for a handler")
+    refuse: str | None = Field(default=None, description="As on a decision: refused outright")
     escalations: list[Escalation]
     trace: list[TraceEntry]
 

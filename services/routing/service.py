@@ -194,6 +194,7 @@ async def _decision(
         team_outcome=outcome,
         team_explanation=explanation,
         hold=evaluation.rule.hold,
+        refuse=evaluation.rule.refuse,
         locality_code=locality,
         escalations=[item.model_dump(mode="json") for item in escalations],
     )
@@ -204,7 +205,9 @@ async def _care_team(
 ) -> tuple[dict[str, Any] | None, str, list[dict[str, Any]], str | None]:
     """The team for the pathway (with its linked worker), the directory's outcome and its
     explanation, and the patient's locality."""
-    if evaluation.pathway in UNASSIGNED_PATHWAYS or evaluation.rule.hold is not None:
+    # A hold or a refusal asks no team: the case goes to a call handler or back to the referrer.
+    no_team = evaluation.rule.hold is not None or evaluation.rule.refuse is not None
+    if evaluation.pathway in UNASSIGNED_PATHWAYS or no_team:
         return None, "no_assignment", [], await _try_locate(teams, request)
     resolution = await teams.resolve(
         practice=request.practice, district=request.postcode_district, pathway=evaluation.pathway
@@ -219,8 +222,8 @@ async def _care_team(
 
 
 async def _try_locate(teams: TeamsClient, request: DecisionCreate) -> str | None:
-    """The patient's locality if the directory answers; a redirect to emergency services or a
-    hold for a call handler never waits for it."""
+    """The patient's locality if the directory answers; a redirect to emergency services, a
+    hold for a call handler or a refusal never waits for it."""
     try:
         return await teams.locate(practice=request.practice, district=request.postcode_district)
     except DirectoryUnavailable:

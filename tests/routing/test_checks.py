@@ -278,6 +278,27 @@ def test_a_pathway_without_a_policy_and_a_last_rule_with_conditions_are_errors()
     ]
 
 
+def test_a_rule_that_both_holds_and_refuses_is_an_error() -> None:
+    both = {**rule("child", "routine_assessment", max_age=17), "hold": "under_18"}
+    both["refuse"] = "under_18"
+
+    with pytest.raises(RuleSetInvalid) as raised:
+        load_rule_set(as_yaml(document(both)), "east.yaml")
+
+    assert str(raised.value) == (
+        "east.yaml: rule child: refuse: a rule either holds the case for a call handler or"
+        " refuses it, not both (remove hold or refuse)"
+    )
+
+
+def test_a_rule_may_refuse_instead_of_holding() -> None:
+    refusing = {**rule("child", "routine_assessment", max_age=17), "refuse": "under_18"}
+
+    rule_set = load_rule_set(as_yaml(document(refusing)))
+
+    assert (rule_set.rules[0].refuse, rule_set.rules[0].hold) == ("under_18", None)
+
+
 def test_the_default_rule_set_passes_every_check() -> None:
     assert check_rule_set(default_rule_set()) == []
 

@@ -181,6 +181,44 @@ async def test_a_locality_table_replaces_the_county_table_for_that_locality_only
     assert await stack.count_rows("routing", ShadowDisagreement) == 0
 
 
+def refuse_children(document: dict[str, Any]) -> None:
+    child = rule(document, "child-held-for-call-handler")
+    del child["hold"]
+    child["refuse"] = "under_18"
+
+
+async def test_a_locality_may_refuse_children_where_the_county_holds_them(stack: Stack) -> None:
+    async with stack.client("routing", "clinical-lead") as lead:
+        south = (await upload(lead, variant("south-1", refuse_children), scope="south")).json()
+        tried = await lead.post(
+            f"/v1/rule-sets/{south['id']}/dry-run", json=facts(age_years=16, practice="M93001")
+        )
+        await lead.post(f"/v1/rule-sets/{south['id']}/activate")
+
+    in_south = await decide(stack, age_years=16, practice="M93001")
+    in_north = await decide(stack, age_years=16, practice="M91001")
+
+    assert (tried.json()["refuse"], tried.json()["hold"]) == ("under_18", None)
+    assert (in_south["refuse"], in_south["hold"]) == ("under_18", None)
+    assert (in_south["team"], in_south["team_outcome"]) == (None, "no_assignment")
+    assert in_south["locality_code"] == "south"
+    assert (in_north["refuse"], in_north["hold"]) == (None, "under_18")
+
+
+async def test_a_rule_that_holds_and_refuses_is_refused_on_upload(stack: Stack) -> None:
+    def both(document: dict[str, Any]) -> None:
+        rule(document, "child-held-for-call-handler")["refuse"] = "under_18"
+
+    async with stack.client("routing", "clinical-lead") as lead:
+        response = await upload(lead, variant("south-1", both), scope="south")
+
+    assert response.status_code == 422
+    assert [(e["rule"], e["field"]) for e in response.json()["errors"]] == [
+        ("child-held-for-call-handler", "refuse")
+    ]
+    assert "not both" in response.json()["errors"][0]["reason"]
+
+
 async def test_rule_sets_need_the_rules_admin_scope(stack: Stack) -> None:
     async with stack.client("routing", "team-app") as other:
         response = await other.post("/v1/rule-sets", json={"document": variant("county-9")})

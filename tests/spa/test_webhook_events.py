@@ -22,6 +22,7 @@ from services.spa.webhooks.events import EVENT_TYPES, REFERRAL_EVENTS
 from services.spa.webhooks.models import WebhookEvent
 from tests import factories
 from tests.e2e.test_caseload_lifecycle import care_assignment
+from tests.e2e.test_refusals import child_in_south, south_refuses_children
 from tests.receiver import Receiver, running_receiver
 from tests.stack import Stack, post_referral
 
@@ -139,6 +140,28 @@ async def test_a_redirect_to_emergency_services_is_told(stack: Stack, receiver: 
 
     assert referral["status"] == "redirected_emergency"
     assert told["referral.redirected_emergency"]["data"]["status"] == "redirected_emergency"
+
+
+async def test_a_refusal_by_a_localitys_rules_is_told_with_its_reason(
+    stack: Stack, receiver: Receiver
+) -> None:
+    await _subscribe(stack, receiver, "gp-engine", "/gp")
+    await south_refuses_children(stack)
+    referral = await post_referral(stack, "gp-engine", child_in_south())
+
+    told = await _told(
+        stack, receiver, "/gp", referral["id"], {"referral.triaged", "referral.closed"}
+    )
+
+    closed = told["referral.closed"]["data"]
+    assert (closed["event"], closed["status"]) == ("closed", "closed")
+    # Codes and ids only, as every event: the reason in words is on the referral's own read.
+    assert closed["detail"] == {
+        "reason": "refused_by_rules",
+        "refusal": "under_18",
+        "decision_id": referral["routing"]["decision_id"],
+        "rule_id": "child-held-for-call-handler",
+    }
 
 
 async def test_acceptance_with_its_plan_and_the_first_contact_are_told(

@@ -43,6 +43,7 @@ from services.spa.referrals.schemas import (
     ReferralCreate,
     ReferralRead,
     ReferrerIn,
+    RefusalRead,
     RiskMarkers,
     RoutingRead,
     SafeguardingIn,
@@ -323,6 +324,7 @@ async def _read(
             organisation=referral.referrer_organisation, reference=referral.referrer_reference
         ),
         routing=_routing(referral, care.id if care else None),
+        refusal=_refusal(referral),
         team=care,
         assignments=reads,
         nhs111=_nhs111(referral),
@@ -353,6 +355,13 @@ def _routing(referral: Referral, care_team_id: uuid.UUID | None) -> RoutingRead 
         linked_worker=service.linked_worker(referral, care_team_id),
         why_this_team=service.why_this_team(referral, care_team_id),
     )
+
+
+def _refusal(referral: Referral) -> RefusalRead | None:
+    code = (referral.routing or {}).get("refuse")
+    if code is None:
+        return None
+    return RefusalRead(code=code, detail=referral.routing_reason or "")
 
 
 def _nhs111(referral: Referral) -> Nhs111Details | None:

@@ -56,6 +56,8 @@ class Decision(BaseModel):
     team_explanation: list[ExplanationStep] = Field(default_factory=list)
     # The rule holds the case for a call handler instead of a team (e.g. under_18).
     hold: str | None = None
+    # The rule refuses the case outright, with this reason code: no team, no call handler.
+    refuse: str | None = None
     locality_code: str | None = None
     escalations: list[EscalationTarget]
 

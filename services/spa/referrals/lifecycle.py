@@ -14,6 +14,7 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     S.RECEIVED: frozenset({S.TRIAGED, S.AWAITING_ASSESSMENT, S.RESOLVED_WITH_ADVICE, S.CANCELLED}),
     # A call handler assesses (which triages), resolves with advice, or closes a duplicate.
     S.AWAITING_ASSESSMENT: frozenset({S.TRIAGED, S.RESOLVED_WITH_ADVICE, S.CLOSED, S.CANCELLED}),
+    # Closed at once when the rules refuse the case: no team takes it.
     S.TRIAGED: frozenset(
         {
             S.ROUTED,
@@ -21,6 +22,7 @@ TRANSITIONS: dict[S, frozenset[S]] = {
             S.RESOLVED_WITH_ADVICE,
             S.AWAITING_ASSESSMENT,
             S.CANCELLED,
+            S.CLOSED,
         }
     ),
     # A team that lets its acceptance window lapse loses the case to the next team (rerouted);

@@ -1,5 +1,6 @@
-"""The steps of spa's outbox jobs: route a referral, hold it for a call handler, escalate it to
-the CRU, or withdraw it from a team's caseload once the referrer has cancelled it.
+"""The steps of spa's outbox jobs: route a referral, hold it for a call handler or close it as
+the rules refuse it, escalate it to the CRU, or withdraw it from a team's caseload once the
+referrer has cancelled it.
 
 Each step is idempotent: a triaged referral is not triaged again on a retry, and teams returns
 the existing assignment for a repeated request, so a referral is assigned exactly once. Jobs of
@@ -125,8 +126,8 @@ class ReferralRouter:
             return
         if _ready_for_triage(referral):
             decision = await self._routing.decide(service.decision_request(referral))
-            if decision.hold is not None:
-                await self._hold_by_rules(session, referral, decision)
+            if decision.hold is not None or decision.refuse is not None:
+                await self._keep_from_teams(session, referral, decision)
                 return
             # Committed by the next transaction, before any other call: with the read of the
             # case's assignments if it goes on to a team, else with the job's end.
@@ -202,13 +203,18 @@ class ReferralRouter:
             lifecycle.transition(referral, S.AWAITING_ASSESSMENT, actor=ACTOR, detail=detail)
         )
 
-    async def _hold_by_rules(
+    async def _keep_from_teams(
         self, session: AsyncSession, referral: Referral, decision: Decision
     ) -> None:
+        """The rules hold the case for a call handler or refuse it: no team is asked for care,
+        while a safeguarding concern still goes to the CRU, by a job of its own."""
         referral.locality_code = referral.locality_code or await self._locate(referral)
         if referral.safeguarding.get("concern"):
             service.add_job(session, referral, service.ESCALATE_JOB)
-        service.hold_by_decision(session, referral, decision, ACTOR)
+        if decision.refuse is not None:
+            service.refuse_by_decision(session, referral, decision, ACTOR)
+        else:
+            service.hold_by_decision(session, referral, decision, ACTOR)
 
     async def _escalate(self, session: AsyncSession, referral: Referral) -> str | None:
         """Assign the case to the CRU; returns the patient's locality."""

@@ -353,6 +353,20 @@ class RoutingRead(BaseModel):
     )
 
 
+class RefusalRead(BaseModel):
+    """Why the triage rules refused the referral, as an RFC 9457 problem: no team will see it,
+    and the referrer is to find the service that takes such cases."""
+
+    type: Literal["urn:spa-platform:problem:referral-refused"] = (
+        "urn:spa-platform:problem:referral-refused"
+    )
+    title: Literal["The triage rules refuse this referral"] = (
+        "The triage rules refuse this referral"
+    )
+    detail: str = Field(description="The rule's reason, in its authors' words")
+    code: str = Field(description="The rule's refusal code, e.g. under_18")
+
+
 class ReferralRead(BaseModel):
     id: uuid.UUID
     status: ReferralStatus
@@ -367,6 +381,10 @@ class ReferralRead(BaseModel):
     referrer: ReferrerIn
     risk: RiskMarkers
     routing: RoutingRead | None
+    refusal: RefusalRead | None = Field(
+        description="Set when the triage rules refused the referral (it is then closed); the "
+        "pathway in routing was not acted on",
+    )
     team: TeamRead | None = Field(description="The team holding the care pathway, once routed")
     assignments: list[AssignmentRead]
     nhs111: Nhs111Details | None

@@ -39,6 +39,8 @@ _DURATION = TypeAdapter(timedelta)
 DUPLICATE_LINKED = "possible_duplicate_linked"
 WITHDRAW_JOB = "withdraw"
 ESCALATE_JOB = "escalate"
+# Why a referral was closed when the triage rules refuse it (the "closed" event's reason).
+REFUSED_BY_RULES = "refused_by_rules"
 
 # Statuses of a referral still being worked: a new one for the same need may be a duplicate.
 OPEN_STATUSES = (
@@ -374,7 +376,14 @@ def apply_decision(
     referral.routing_reason = decision.reason
     referral.routing = decision.model_dump(
         mode="json",
-        include={"team", "linked_worker", "team_outcome", "team_explanation", "escalations"},
+        include={
+            "team",
+            "linked_worker",
+            "team_outcome",
+            "team_explanation",
+            "escalations",
+            "refuse",
+        },
     )
     detail = {
         "decision_id": str(decision.id),
@@ -406,6 +415,22 @@ def hold_by_decision(
         session.add(
             lifecycle.transition(referral, S.AWAITING_ASSESSMENT, actor=actor, detail=detail)
         )
+
+
+def refuse_by_decision(
+    session: AsyncSession, referral: Referral, decision: Decision, actor: str
+) -> None:
+    """The rules refuse the case (a locality that sends children back to the referrer, say): it
+    is triaged and closed at once, no team is asked, and the referrer reads the rule's reason."""
+    assert decision.refuse is not None
+    apply_decision(session, referral, decision, actor)
+    detail = {
+        "reason": REFUSED_BY_RULES,
+        "refusal": decision.refuse,
+        "decision_id": str(decision.id),
+        "rule_id": decision.rule_id,
+    }
+    session.add(lifecycle.transition(referral, S.CLOSED, actor=actor, detail=detail))
 
 
 def assignments_wanted(referral: Referral) -> list[tuple[AssignmentKind, TeamRef]]:

@@ -19,7 +19,8 @@ from services.shared.vocabulary import AssignmentKind
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals.models import Referral, ReferralAssignment
 
-# A referral that ended without a visit (cancelled, redirected, advice, a duplicate) is not a miss.
+# A referral that ended without a visit (cancelled, redirected, advice, a duplicate, refused by
+# the rules) is not a miss.
 ENDED_UNSEEN = (S.CANCELLED, S.REDIRECTED_EMERGENCY, S.RESOLVED_WITH_ADVICE, S.CLOSED)
 
 

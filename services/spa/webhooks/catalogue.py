@@ -29,7 +29,10 @@ DESCRIPTIONS = {
     "referral.accepted": "The team accepted the case; detail has planned_first_contact_at.",
     "referral.declined": "The team declined the case; detail has decline_reason.",
     "referral.rerouted": "The case was offered to the next team.",
-    "referral.closed": "The team closed the case, or a call handler closed a duplicate.",
+    "referral.closed": (
+        "The team closed the case, a call handler closed a duplicate, or the triage rules "
+        "refused it (detail.reason refused_by_rules, detail.refusal its code)."
+    ),
     "referral.resolved_with_advice": "The county resolved the contact with advice.",
     "referral.redirected_emergency": "Red flags: the referrer is told to call 999 or go to ED.",
     "referral.cancelled": "The referrer withdrew the referral.",
