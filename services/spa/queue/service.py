@@ -161,9 +161,7 @@ async def claim(
         raise CaseClaimed(f"Case {referral.id} is claimed by another handler.")
     await session.refresh(referral)
     detail = {"handler": handler, "expires_at": (now + duration).isoformat()}
-    session.add(
-        lifecycle.record_event(referral, "claimed", actor=principal.client_id, detail=detail)
-    )
+    lifecycle.record_event(session, referral, "claimed", actor=principal.client_id, detail=detail)
     return ClaimRead(claim_id=claim_id, handler=handler, expires_at=now + duration)
 
 
@@ -179,9 +177,7 @@ def require_claim(
 
 def release(session: AsyncSession, referral: Referral, handler: str, actor: str) -> None:
     referrals_service.clear_claim(referral)
-    session.add(
-        lifecycle.record_event(referral, "released", actor=actor, detail={"handler": handler})
-    )
+    lifecycle.record_event(session, referral, "released", actor=actor, detail={"handler": handler})
 
 
 def assess(
@@ -212,8 +208,8 @@ def assess(
         "needs": list(body.needs),
         "red_flags": list(body.red_flags),
     }
-    session.add(
-        lifecycle.record_event(referral, "contact_assessment_completed", actor=actor, detail=detail)
+    lifecycle.record_event(
+        session, referral, "contact_assessment_completed", actor=actor, detail=detail
     )
     _add_job(session, referral, ROUTE_JOB)
 
@@ -234,7 +230,7 @@ async def close_as_duplicate(
         )
     release_from_queue(referral)
     detail = {"handler": handler, "duplicate_of": str(referral.possible_duplicate_of)}
-    session.add(lifecycle.transition(referral, S.CLOSED, actor=actor, detail=detail))
+    lifecycle.transition(session, referral, S.CLOSED, actor=actor, detail=detail)
 
 
 def resolve_with_advice(
@@ -254,9 +250,7 @@ def transfer_to_cru(
     """Escalate the concern to the CRU now; the handler keeps the case for its care needs."""
     referral.safeguarding = body.safeguarding.model_dump(mode="json")
     detail = {"handler": handler, "categories": [c.value for c in body.safeguarding.categories]}
-    session.add(
-        lifecycle.record_event(referral, "cru_transfer_requested", actor=actor, detail=detail)
-    )
+    lifecycle.record_event(session, referral, "cru_transfer_requested", actor=actor, detail=detail)
     _add_job(session, referral, ESCALATE_JOB)
 
 

@@ -93,7 +93,7 @@ class ClockKeeper:
             return False
         if kind is TimerKind.AT_RISK:
             detail = {"clock": "response", "due_at": _deadline(referral)}
-            session.add(lifecycle.record_event(referral, "sla_at_risk", actor=ACTOR, detail=detail))
+            lifecycle.record_event(session, referral, "sla_at_risk", actor=ACTOR, detail=detail)
             return True
         return await self._breach(session, referral, "response")
 
@@ -103,7 +103,7 @@ class ClockKeeper:
             referral.locality_code = await self._teams.locate(**service.patient_place(referral))
         referral.escalated_at = referral.escalated_at or self._clock()
         detail = {"clock": clock, "locality_code": referral.locality_code}
-        session.add(lifecycle.record_event(referral, "sla_breached", actor=ACTOR, detail=detail))
+        lifecycle.record_event(session, referral, "sla_breached", actor=ACTOR, detail=detail)
         return True
 
     async def _reroute(
@@ -150,7 +150,7 @@ class ClockKeeper:
             target = S.REROUTED
             if made is not None:
                 clocks.start_acceptance_window(session, self._policy, referral, made, self._clock())
-        session.add(lifecycle.transition(referral, target, actor=ACTOR, detail=detail))
+        lifecycle.transition(session, referral, target, actor=ACTOR, detail=detail)
         return True
 
     async def _offer(

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from services.shared.logging import current_request_id
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals.models import Referral, ReferralEvent
 from services.spa.referrals.problems import IllegalTransition
+from services.spa.webhooks import events
 
 TRANSITIONS: dict[S, frozenset[S]] = {
     # Advice given by the county contact centre is resolved as it is recorded.
@@ -47,6 +50,7 @@ def can_transition(current: S, target: S) -> bool:
 
 
 def record_event(
+    session: AsyncSession,
     referral: Referral,
     event_type: str,
     *,
@@ -55,7 +59,9 @@ def record_event(
     from_status: str | None = None,
     to_status: str | None = None,
 ) -> ReferralEvent:
-    return ReferralEvent(
+    """Add an event to the referral's timeline, and when subscribers are told of events of its
+    type, the webhook event too: both commit with the change, or neither does."""
+    event = ReferralEvent(
         referral_id=referral.id,
         event_type=event_type,
         from_status=from_status,
@@ -64,12 +70,22 @@ def record_event(
         request_id=current_request_id(),
         detail=detail or {},
     )
+    session.add(event)
+    told = events.webhook_event(event)
+    if told is not None:
+        session.add(told)
+    return event
 
 
 def transition(
-    referral: Referral, target: S, *, actor: str, detail: dict[str, Any] | None = None
+    session: AsyncSession,
+    referral: Referral,
+    target: S,
+    *,
+    actor: str,
+    detail: dict[str, Any] | None = None,
 ) -> ReferralEvent:
-    """Move the referral to ``target`` and return the timeline event to add, or refuse."""
+    """Move the referral to ``target`` and record it on the timeline, or refuse."""
     current = S(referral.status)
     if not can_transition(current, target):
         raise IllegalTransition(f"A referral that is {current} cannot become {target}.")
@@ -77,5 +93,11 @@ def transition(
     if target is S.AWAITING_ASSESSMENT:
         referral.came_to_queue = True
     return record_event(
-        referral, target.value, actor=actor, detail=detail, from_status=current, to_status=target
+        session,
+        referral,
+        target.value,
+        actor=actor,
+        detail=detail,
+        from_status=current,
+        to_status=target,
     )

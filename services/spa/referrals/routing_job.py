@@ -199,9 +199,7 @@ class ReferralRouter:
         if referral.safeguarding.get("concern"):
             service.add_job(session, referral, service.ESCALATE_JOB)
         detail = {"queue_reason": referral.queue_reason, "locality_code": referral.locality_code}
-        session.add(
-            lifecycle.transition(referral, S.AWAITING_ASSESSMENT, actor=ACTOR, detail=detail)
-        )
+        lifecycle.transition(session, referral, S.AWAITING_ASSESSMENT, actor=ACTOR, detail=detail)
 
     async def _keep_from_teams(
         self, session: AsyncSession, referral: Referral, decision: Decision
@@ -253,13 +251,11 @@ class ReferralRouter:
             referral.queue_reason = QueueReason.ROUTING_REFUSED
             referral.locality_code = referral.locality_code or await self._try_locate(referral)
             if referral.status != S.AWAITING_ASSESSMENT:
-                session.add(
-                    lifecycle.transition(
-                        referral, S.AWAITING_ASSESSMENT, actor=ACTOR, detail=detail
-                    )
+                lifecycle.transition(
+                    session, referral, S.AWAITING_ASSESSMENT, actor=ACTOR, detail=detail
                 )
         else:
-            session.add(lifecycle.record_event(referral, "job_failed", actor=ACTOR, detail=detail))
+            lifecycle.record_event(session, referral, "job_failed", actor=ACTOR, detail=detail)
 
 
 async def _referral(session: AsyncSession, job: OutboxJob) -> Referral:

@@ -95,10 +95,13 @@ async def create_referral(
     detail: dict[str, Any] = {"channel": body.channel, "urgency": body.urgency}
     if body.nhs111 is not None and body.nhs111.dx_code:
         detail["dx_code"] = body.nhs111.dx_code
-    session.add(
-        lifecycle.record_event(
-            referral, "received", actor=principal.client_id, detail=detail, to_status=S.RECEIVED
-        )
+    lifecycle.record_event(
+        session,
+        referral,
+        "received",
+        actor=principal.client_id,
+        detail=detail,
+        to_status=S.RECEIVED,
     )
     if body.contact is not None and body.contact.advice is not None:
         resolve_with_advice(session, referral, body.contact.advice, actor=principal.client_id)
@@ -168,7 +171,7 @@ def resolve_with_advice(
     referral.advice = advice.model_dump(mode="json", exclude_none=True)
     release_from_queue(referral)
     detail = {"topics": [topic.value for topic in advice.topics]}
-    session.add(lifecycle.transition(referral, S.RESOLVED_WITH_ADVICE, actor=actor, detail=detail))
+    lifecycle.transition(session, referral, S.RESOLVED_WITH_ADVICE, actor=actor, detail=detail)
 
 
 def release_from_queue(referral: Referral) -> None:
@@ -199,7 +202,7 @@ async def _link_possible_duplicate(
         referral.queue_reason = QueueReason.POSSIBLE_DUPLICATE
     for one, other in ((referral, earlier), (earlier, referral)):
         detail = {"other_referral_id": str(other.id)}
-        session.add(lifecycle.record_event(one, DUPLICATE_LINKED, actor=SPA_ACTOR, detail=detail))
+        lifecycle.record_event(session, one, DUPLICATE_LINKED, actor=SPA_ACTOR, detail=detail)
 
 
 async def possible_duplicate(
@@ -235,7 +238,7 @@ def cancel(session: AsyncSession, referral: Referral, body: CancellationCreate, 
     """The referrer withdraws the referral; any team holding it for care is told. A safeguarding
     escalation stays with the CRU: the duty to look into a concern does not end with a referral."""
     detail = {"reason": body.reason.value}
-    session.add(lifecycle.transition(referral, S.CANCELLED, actor=actor, detail=detail))
+    lifecycle.transition(session, referral, S.CANCELLED, actor=actor, detail=detail)
     if body.note:
         referral.cancellation_note = body.note
     release_from_queue(referral)
@@ -280,7 +283,7 @@ def withdraw_assignment(
         "team_id": str(assignment.team_id),
         "reason": reason,
     }
-    session.add(lifecycle.record_event(referral, ASSIGNMENT_WITHDRAWN, actor=actor, detail=detail))
+    lifecycle.record_event(session, referral, ASSIGNMENT_WITHDRAWN, actor=actor, detail=detail)
 
 
 def mark_withdrawn(
@@ -391,7 +394,7 @@ def apply_decision(
         "rule_id": decision.rule_id,
         "rule_set_version": decision.rule_set_version,
     }
-    session.add(lifecycle.transition(referral, S.TRIAGED, actor=actor, detail=detail))
+    lifecycle.transition(session, referral, S.TRIAGED, actor=actor, detail=detail)
 
 
 def hold_by_decision(
@@ -410,11 +413,9 @@ def hold_by_decision(
         "queue_reason": decision.hold,
     }
     if referral.status == S.AWAITING_ASSESSMENT:  # assessed, and held by the rules again
-        session.add(lifecycle.record_event(referral, "held_by_rules", actor=actor, detail=detail))
+        lifecycle.record_event(session, referral, "held_by_rules", actor=actor, detail=detail)
     else:
-        session.add(
-            lifecycle.transition(referral, S.AWAITING_ASSESSMENT, actor=actor, detail=detail)
-        )
+        lifecycle.transition(session, referral, S.AWAITING_ASSESSMENT, actor=actor, detail=detail)
 
 
 def refuse_by_decision(
@@ -430,7 +431,7 @@ def refuse_by_decision(
         "decision_id": str(decision.id),
         "rule_id": decision.rule_id,
     }
-    session.add(lifecycle.transition(referral, S.CLOSED, actor=actor, detail=detail))
+    lifecycle.transition(session, referral, S.CLOSED, actor=actor, detail=detail)
 
 
 def assignments_wanted(referral: Referral) -> list[tuple[AssignmentKind, TeamRef]]:
@@ -508,7 +509,7 @@ def finish_routing(
 ) -> None:
     """Move the triaged referral to where its pathway ends."""
     detail = _team_detail(referral, care_team)
-    session.add(lifecycle.transition(referral, target, actor=actor, detail=detail))
+    lifecycle.transition(session, referral, target, actor=actor, detail=detail)
 
 
 def record_assignment(
@@ -541,8 +542,8 @@ def record_assignment(
     )
     if kind is AssignmentKind.SAFEGUARDING:
         detail = {"team_id": str(team.id), "escalation": "safeguarding"}
-        session.add(
-            lifecycle.record_event(referral, "safeguarding_escalated", actor=actor, detail=detail)
+        lifecycle.record_event(
+            session, referral, "safeguarding_escalated", actor=actor, detail=detail
         )
     return True
 

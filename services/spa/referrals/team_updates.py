@@ -72,11 +72,11 @@ async def apply_update(
         and target is not None
         and lifecycle.can_transition(S(referral.status), target)
     ):
-        session.add(lifecycle.transition(referral, target, actor=actor, detail=detail))
+        lifecycle.transition(session, referral, target, actor=actor, detail=detail)
     else:
         prefix = "safeguarding_" if kind is AssignmentKind.SAFEGUARDING else "team_"
-        session.add(
-            lifecycle.record_event(referral, f"{prefix}{update.change}", actor=actor, detail=detail)
+        lifecycle.record_event(
+            session, referral, f"{prefix}{update.change}", actor=actor, detail=detail
         )
     await _move_clocks(session, referral, assignment, update)
     await session.flush()

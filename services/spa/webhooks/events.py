@@ -1,19 +1,17 @@
-"""Which changes are told to subscribers, and how an event is written with its change.
+"""Which changes are told to subscribers, and the webhook event that tells one.
 
-Every timeline event passes through the session; a flush hook writes the matching webhook
-event in the same transaction, so an event exists exactly when its change committed.
+The referral lifecycle writes a timeline event and its webhook event together
+(``lifecycle.record_event``), so an event exists exactly when its change committed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from services.shared.vocabulary import ReferralStatus
 from services.spa.referrals.models import ReferralEvent
-from services.spa.referrals.service import ASSIGNMENT_WITHDRAWN
 from services.spa.webhooks.models import WebhookEvent
 
 # Timeline event type -> webhook event type. Every status a referral can enter is told (a
@@ -26,7 +24,7 @@ CHANGE_EVENTS = {
     "team_accepted": "assignment.accepted",
     "team_declined": "assignment.declined",
     "team_closed": "assignment.closed",
-    ASSIGNMENT_WITHDRAWN: "assignment.withdrawn",
+    "assignment_withdrawn": "assignment.withdrawn",
     "safeguarding_escalated": "safeguarding.escalated",
     "safeguarding_accepted": "safeguarding.acknowledged",
     "safeguarding_declined": "safeguarding.declined",
@@ -44,32 +42,22 @@ EVENT_TYPES = (*REFERRAL_EVENTS.values(), *OPERATIONAL_EVENTS)
 PING = "endpoint.ping"
 
 
-def _emit(session: Session, _context: Any, _instances: Any) -> None:
-    for item in list(session.new):
-        if isinstance(item, ReferralEvent) and item.event_type in REFERRAL_EVENTS:
-            # A timeline event's time and this one's both come from the engine's clock.
-            when = {"occurred_at": item.at} if item.at is not None else {}
-            session.add(
-                WebhookEvent(
-                    kind="dispatch",
-                    event_type=REFERRAL_EVENTS[item.event_type],
-                    referral_id=item.referral_id,
-                    **when,
-                    data={
-                        "event": item.event_type,
-                        "status": item.to_status,
-                        # Codes and ids only, as on the timeline.
-                        "detail": item.detail or {},
-                    },
-                    request_id=item.request_id,
-                )
-            )
-
-
-def install() -> None:
-    """Write webhook events with every timeline event (idempotent; spa's models only)."""
-    if not event.contains(Session, "before_flush", _emit):
-        event.listen(Session, "before_flush", _emit)
+def webhook_event(item: ReferralEvent) -> WebhookEvent | None:
+    """The webhook event telling subscribers of a timeline event, if its type is told."""
+    event_type = REFERRAL_EVENTS.get(item.event_type)
+    if event_type is None:
+        return None
+    # A timeline event's time and this one's both come from the engine's clock.
+    when = {"occurred_at": item.at} if item.at is not None else {}
+    return WebhookEvent(
+        kind="dispatch",
+        event_type=event_type,
+        referral_id=item.referral_id,
+        **when,
+        # Codes and ids only, as on the timeline.
+        data={"event": item.event_type, "status": item.to_status, "detail": item.detail or {}},
+        request_id=item.request_id,
+    )
 
 
 def operational(
@@ -79,7 +67,3 @@ def operational(
     session.add(
         WebhookEvent(kind="dispatch", event_type=event_type, client_id=client_id, data=data)
     )
-
-
-# Registered on import: whatever process writes referrals, their events are written too.
-install()
