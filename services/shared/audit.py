@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.shared.clock import Clock, clock_default
-from services.shared.db import UTCDateTime, create_engine, create_sessionmaker
+from services.shared.db import UTCDateTime, create_engine, create_sessionmaker, keep_on_failure
 from services.shared.logging import current_request_id
 
 log = structlog.get_logger(__name__)
@@ -92,8 +92,11 @@ def entry(
 
 
 def record(session: AsyncSession, model: type[Any], **fields: Any) -> None:
-    """Add an audit record to the caller's transaction, so it commits with what it records."""
+    """Add an audit record to the caller's transaction, so it commits with what it records. If
+    the request ends in a problem instead (a refusal, a conflict), the record is still kept:
+    every access is audited, whatever the answer was."""
     session.add(entry(model, **fields))
+    keep_on_failure(session, lambda: entry(model, **fields))
 
 
 def digest(record: Any, seq: int, prev_hash: str) -> str:

@@ -6,7 +6,7 @@ before the response is sent, and rolls back on any error. Use-case functions onl
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from services.shared.clock import CLOCK_OPTION, Clock, clock_default
+from services.shared.problems import Problem
 
 # Stable constraint names so that migrations written on one database apply on the other.
 NAMING_CONVENTION = {
@@ -121,11 +122,30 @@ async def one_transaction(url: str, clock: Clock) -> AsyncIterator[AsyncSession]
         await engine.dispose()
 
 
+_KEPT_ON_FAILURE = "kept_on_failure"
+
+
+def keep_on_failure(session: AsyncSession, remake: Callable[[], object]) -> None:
+    """Should the request fail with a problem, ``remake()`` is added and committed after its
+    work is rolled back (a row that records the attempt rather than its effect)."""
+    session.info.setdefault(_KEPT_ON_FAILURE, []).append(remake)
+
+
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
         try:
             yield session
+        except Problem:
+            # A refusal or a conflict: the request's work is undone, but not what must be kept
+            # whatever the answer (the audit trail: a denied access is exactly what an auditor
+            # looks for), so handlers just raise.
+            remakes = session.info.pop(_KEPT_ON_FAILURE, [])
+            await session.rollback()
+            if remakes:
+                session.add_all([remake() for remake in remakes])
+                await session.commit()
+            raise
         except BaseException:
             await session.rollback()
             raise

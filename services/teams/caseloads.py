@@ -225,7 +225,8 @@ class AssignmentChanger:
         try:
             assignment, _ = await assignments.get_for(self.session, assignment_id, self.principal)
         except AssignmentNotFound:
-            await _refused(self.session, self.principal, action, assignment_id)
+            # Kept though the request fails: a refused access is audited too.
+            _audit(self.session, self.principal, action, assignment_id, outcome="denied")
             raise
         change(self.session, assignment, body, self.now)
         await self.session.flush()
@@ -304,19 +305,8 @@ async def _team_for(
     """The team whose caseload the client asks for; a refusal is audited."""
     team = await service.get_team(session, team_id)
     if not assignments.may_manage(principal, team):
-        await _refused(session, principal, action, team.id, resource_type="caseload")
+        _audit(session, principal, action, team.id, "caseload", outcome="denied")
         assignments.require_team(principal, team)
     return team
 
 
-async def _refused(
-    session: AsyncSession,
-    principal: Principal,
-    action: str,
-    resource_id: object,
-    resource_type: str = "assignment",
-) -> None:
-    """Audit a refusal and commit it now: the error that follows rolls the request back, and
-    a second connection would wait on this one's locks (SQLite has a single writer)."""
-    _audit(session, principal, action, resource_id, resource_type, outcome="denied")
-    await session.commit()

@@ -317,3 +317,28 @@ async def test_the_command_gives_a_verdict_when_the_trail_cannot_be_read(
     assert status == 2
     assert verdict["intact"] is None
     assert verdict["error"] == "the audit trail could not be read"
+
+
+async def test_a_refused_access_to_a_referral_is_audited_though_the_request_fails(
+    stack: Stack,
+) -> None:
+    async with stack.client("spa", "gp-system") as gp:
+        referral = (await gp.post("/v1/referrals", json=factories.referral())).json()
+    async with stack.client("spa", "other-gp-system") as other:
+        read = await other.get(f"/v1/referrals/{referral['id']}")
+        cancel = await other.post(
+            f"/v1/referrals/{referral['id']}/cancellation", json={"reason": "other"}
+        )
+
+    async with stack.apps["spa"].state.sessionmaker() as session:
+        rows = list(
+            await session.scalars(
+                select(AuditEvent).where(AuditEvent.resource_id == referral["id"])
+            )
+        )
+
+    assert read.status_code == cancel.status_code == 404
+    outcomes = {(row.client_id, row.action, row.outcome) for row in rows}
+    assert ("other-gp-system", "referral.cancel", "denied") in outcomes
+    assert ("other-gp-system", "referral.read", "denied") in outcomes
+    assert ("gp-system", "referral.create", "allowed") in outcomes

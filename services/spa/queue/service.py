@@ -113,7 +113,6 @@ async def queued_case(
     )
     waiting = visible and referral is not None and referral.queue_reason is not None
     if referral is None or not waiting or referral.status != S.AWAITING_ASSESSMENT:
-        await session.commit()
         raise CaseNotQueued(f"No case {referral_id} is waiting in a queue this client works.")
     return referral
 

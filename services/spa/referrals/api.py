@@ -189,7 +189,6 @@ async def cancel_referral(
         outcome="allowed" if own else "denied",
     )
     if referral is None or not own:
-        await session.commit()
         raise ReferralNotFound(f"No referral {referral_id} made by this client.")
     service.cancel(session, referral, body, principal.client_id)
     background.add_task(wakeups.routing)
@@ -279,7 +278,6 @@ async def _visible(
         outcome=outcome,
     )
     if referral is None:
-        await session.commit()
         raise ReferralNotFound(f"No referral {referral_id} is visible to this client.")
     return referral
 
