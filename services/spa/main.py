@@ -33,7 +33,8 @@ from services.spa.settings import SpaSettings
 from services.spa.wakeups import Wakeups
 from services.spa.webhooks import addresses, catalogue
 from services.spa.webhooks.api import router as webhooks_router
-from services.spa.webhooks.delivery import Deliverer, Dispatcher, delivery_client
+from services.spa.webhooks.delivery import Deliverer, delivery_client
+from services.spa.webhooks.fanout import Dispatcher
 from services.spa.webhooks.models import WebhookEvent, WebhookMessage
 from services.spa.webhooks.service import UrlPolicy
 

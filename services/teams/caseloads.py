@@ -308,5 +308,3 @@ async def _team_for(
         _audit(session, principal, action, team.id, "caseload", outcome="denied")
         assignments.require_team(principal, team)
     return team
-
-

@@ -17,8 +17,8 @@ from services.shared.vocabulary import ReferralStatus
 from services.spa.referrals.lifecycle import TRANSITIONS
 from services.spa.referrals.schemas import AssignmentChange
 from services.spa.referrals.service import ASSIGNMENT_WITHDRAWN
-from services.spa.webhooks.delivery import Dispatcher
 from services.spa.webhooks.events import EVENT_TYPES, REFERRAL_EVENTS
+from services.spa.webhooks.fanout import Dispatcher
 from services.spa.webhooks.models import WebhookEvent
 from tests import factories
 from tests.e2e.test_caseload_lifecycle import care_assignment

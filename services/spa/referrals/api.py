@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal, requires
@@ -17,8 +16,8 @@ from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.problems import ConcurrentChange, problem_responses
 from services.spa.audit import record_access
-from services.spa.referrals import idempotency, service, team_updates, waiting
-from services.spa.referrals.models import IdempotencyRecord, Referral, ReferralAssignment
+from services.spa.referrals import idempotency, intake, service, team_updates, waiting
+from services.spa.referrals.models import Referral, ReferralAssignment
 from services.spa.referrals.problems import (
     AssignmentNoLongerHeld,
     AssignmentUnknown,
@@ -91,65 +90,25 @@ async def create_referral(
     prefer: Annotated[str | None, Header(description="wait=N: wait N seconds for routing")] = None,
 ) -> Response:
     settings: SpaSettings = request.app.state.settings
-    digest = idempotency.request_hash(body)
-    earlier = await idempotency.find(session, principal.client_id, key, now)
-    if earlier is not None:
-        return await _replay(session, earlier, digest, principal)
-    window = timedelta(hours=settings.duplicate_window_hours)
-    referral = await service.create_referral(
-        session, body, principal, duplicate_window=window, now=now
-    )
-    retention = timedelta(hours=settings.idempotency_retention_hours)
-    record = idempotency.new_record(principal.client_id, key, digest, referral.id, now, retention)
-    session.add(record)
-    try:
-        await session.flush()
-    except IntegrityError:
-        # A concurrent request with the same key committed first: answer as it did.
-        await session.rollback()
-        earlier = await idempotency.find(session, principal.client_id, key, now)
-        if earlier is None:
-            raise
-        return await _replay(session, earlier, digest, principal)
-    wait = waiting.preferred_wait(prefer, settings.max_prefer_wait_seconds)
-    in_flight = wait is not None and referral.status in waiting.IN_FLIGHT
-    record.status_code = 202 if in_flight else 201
-    await session.commit()
-    wakeups.routing()
-    if wait is not None and in_flight:
-        outcome = await _wait_for_outcome(request, referral.id, wait)
-        if outcome not in waiting.IN_FLIGHT:
-            # A retry of this request is answered as this one is.
-            record.status_code = 201
-            await session.refresh(referral)
-        return _created(await _read(session, referral, principal), record.status_code)
-    # Answered as committed: a referral this request made holds no assignment yet.
-    return _created(await _read(session, referral, principal, []), record.status_code)
-
-
-def _created(read: ReferralRead, status_code: int, replayed: bool = False) -> JSONResponse:
-    headers = {"Location": f"/v1/referrals/{read.id}"}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(read.model_dump(mode="json"), status_code=status_code, headers=headers)
-
-
-async def _replay(
-    session: AsyncSession, record: IdempotencyRecord, digest: str, principal: Principal
-) -> JSONResponse:
-    """The first answer's status, with the referral as it is now; audited like any read."""
-    idempotency.check_same_request(record, digest)
-    referral = await session.get(Referral, record.referral_id)
-    assert referral is not None
-    record_access(
+    taken = await intake.take_in(
         session,
-        client_id=principal.client_id,
-        action="referral.create_replayed",
-        resource_type="referral",
-        resource_id=referral.id,
+        body,
+        principal,
+        key,
+        now,
+        settings=settings,
+        wait=waiting.preferred_wait(prefer, settings.max_prefer_wait_seconds),
+        wait_for_outcome=lambda referral_id, wait: _wait_for_outcome(request, referral_id, wait),
+        wake_router=wakeups.routing,
     )
-    read = await _read(session, referral, principal)
-    return _created(read, record.status_code, replayed=True)
+    # Answered as committed, a referral this request just made holds no assignment yet.
+    read = await _read(session, taken.referral, principal, None if taken.settled else [])
+    headers = {"Location": f"/v1/referrals/{read.id}"}
+    if taken.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(
+        read.model_dump(mode="json"), status_code=taken.status_code, headers=headers
+    )
 
 
 async def _wait_for_outcome(request: Request, referral_id: uuid.UUID, wait: int) -> str:

@@ -22,11 +22,10 @@ from services.shared.clock import Clock
 from services.shared.outbox import Steps
 from services.shared.vocabulary import AssignmentKind
 from services.shared.vocabulary import ReferralStatus as S
-from services.spa.referrals import clocks, lifecycle, service
+from services.spa.referrals import clocks, lifecycle, placement, service
 from services.spa.referrals.clients import Assignment, TeamsClient
 from services.spa.referrals.clocks import ClockPolicy, TimerKind
 from services.spa.referrals.models import Referral, ReferralAssignment, ReferralTimer
-from services.spa.referrals.routing_job import next_team
 from services.spa.referrals.service import QueueReason
 
 log = structlog.get_logger(__name__)
@@ -100,7 +99,7 @@ class ClockKeeper:
     async def _breach(self, session: AsyncSession, referral: Referral, clock: str) -> bool:
         """Record the breach and put the case on its locality coordinator's list."""
         if referral.locality_code is None:
-            referral.locality_code = await self._teams.locate(**service.patient_place(referral))
+            referral.locality_code = await self._teams.locate(**placement.patient_place(referral))
         referral.escalated_at = referral.escalated_at or self._clock()
         detail = {"clock": clock, "locality_code": referral.locality_code}
         lifecycle.record_event(session, referral, "sla_breached", actor=ACTOR, detail=detail)
@@ -138,11 +137,11 @@ class ClockKeeper:
         if await self._referral_moved_on(session, referral, next_row):
             return False
         if kind is TimerKind.ACCEPTANCE_WINDOW and assignment.status != "withdrawn":
-            service.withdraw_assignment(session, referral, assignment, reason, ACTOR)
+            placement.withdraw_assignment(session, referral, assignment, reason, ACTOR)
         if next_row is None:
             referral.queue_reason = QueueReason.NO_TEAM
             referral.locality_code = referral.locality_code or await self._teams.locate(
-                **service.patient_place(referral)
+                **placement.patient_place(referral)
             )
             target = S.AWAITING_ASSESSMENT
         else:
@@ -163,11 +162,11 @@ class ClockKeeper:
         """Assign the next team the directory names, recorded at once in its own transaction,
         so that a case teams holds is never unknown here. Returns the row recorded and teams'
         answer (with the acceptance window's end); neither when no team is left."""
-        offered = await next_team(self._teams, self._policy, referral, tried)
+        offered = await placement.next_team(self._teams, self._policy, referral, tried)
         if offered is None:
             return None, None
         team, made = offered
-        service.record_assignment(
+        placement.record_assignment(
             session, referral, AssignmentKind.CARE, team, made, existing, ACTOR, at=self._clock()
         )
         await session.commit()
@@ -183,7 +182,7 @@ class ClockKeeper:
             return False
         if offered is not None and offered.status == "assigned":
             await self._teams.take_back(offered.assignment_id, "referral_changed")
-            service.withdraw_assignment(session, referral, offered, "referral_changed", ACTOR)
+            placement.withdraw_assignment(session, referral, offered, "referral_changed", ACTOR)
         return True
 
 

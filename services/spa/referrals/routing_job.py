@@ -10,16 +10,14 @@ routing it undoes.
 
 from __future__ import annotations
 
-import uuid
-
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.shared.clock import Clock
 from services.shared.outbox import GiveUp, RetryLater, Steps
-from services.shared.vocabulary import AssignmentKind, Escalation, Pathway
+from services.shared.vocabulary import AssignmentKind, Escalation
 from services.shared.vocabulary import ReferralStatus as S
-from services.spa.referrals import clocks, lifecycle, service
+from services.spa.referrals import clocks, lifecycle, placement, service
 from services.spa.referrals.clients import (
     Assignment,
     Decision,
@@ -44,25 +42,6 @@ class NoSafeguardingTeam(RetryLater):
 
     def __init__(self) -> None:
         super().__init__("no_safeguarding_team")
-
-
-async def next_team(
-    teams: TeamsClient, policy: ClockPolicy, referral: Referral, tried: list[uuid.UUID]
-) -> tuple[TeamRef, Assignment] | None:
-    """Assign the case to the next team the directory names for its pathway, passing over the
-    teams already tried; None when no team is left."""
-    assert referral.pathway is not None
-    resolution = await teams.resolve_pathway(
-        Pathway(referral.pathway),
-        exclude=list(dict.fromkeys(tried)),
-        **service.patient_place(referral),
-    )
-    team = resolution.team
-    if team is None or team.id in tried:
-        return None
-    kind = AssignmentKind.CARE
-    request = service.assignment_request(referral, kind, team, policy.care_window(referral, kind))
-    return team, await teams.assign(request)
 
 
 def referral_jobs(
@@ -112,7 +91,7 @@ class ReferralRouter:
     async def withdraw(self, session: AsyncSession, job: OutboxJob) -> None:
         referral = await _referral(session, job)
         await self._teams.withdraw(referral.id, AssignmentKind.CARE, "referrer_cancelled")
-        service.mark_withdrawn(
+        placement.mark_withdrawn(
             session,
             referral,
             await service.assignments_of(session, referral.id),
@@ -125,13 +104,13 @@ class ReferralRouter:
             await self._hold(session, referral)
             return
         if _ready_for_triage(referral):
-            decision = await self._routing.decide(service.decision_request(referral))
+            decision = await self._routing.decide(placement.decision_request(referral))
             if decision.hold is not None or decision.refuse is not None:
                 await self._keep_from_teams(session, referral, decision)
                 return
             # Committed by the next transaction, before any other call: with the read of the
             # case's assignments if it goes on to a team, else with the job's end.
-            service.apply_decision(session, referral, decision, ACTOR)
+            placement.apply_decision(session, referral, decision, ACTOR)
         if referral.status == S.TRIAGED:
             await self._assign(session, referral)
 
@@ -139,16 +118,18 @@ class ReferralRouter:
         existing = await service.assignments_of(session, referral.id)
         await session.commit()
         care_team = None
-        for kind, wanted in service.assignments_wanted(referral):
+        for kind, wanted in placement.assignments_wanted(referral):
             team = wanted
             window = self._policy.care_window(referral, kind)
-            request = service.assignment_request(referral, kind, team, window)
+            request = placement.assignment_request(referral, kind, team, window)
             assignment = await self._teams.assign(request)
             if kind is AssignmentKind.CARE and assignment.status in ("withdrawn", "declined"):
                 # The team already let this case go (it is being routed again after an
                 # assessment): the next team the directory names, passing over those tried.
                 tried = [row.team_id for row in existing if row.kind == AssignmentKind.CARE]
-                offered = await next_team(self._teams, self._policy, referral, [*tried, wanted.id])
+                offered = await placement.next_team(
+                    self._teams, self._policy, referral, [*tried, wanted.id]
+                )
                 if offered is None:
                     continue
                 team, assignment = offered
@@ -158,11 +139,11 @@ class ReferralRouter:
             await session.commit()
             if kind is AssignmentKind.CARE:
                 care_team = team
-        target = service.final_status(referral, care_team)
+        target = placement.final_status(referral, care_team)
         if target is S.AWAITING_ASSESSMENT:
             referral.locality_code = referral.locality_code or await self._locate(referral)
-            referral.queue_reason = service.queue_reason_without_team(referral)
-        service.finish_routing(session, referral, target, care_team, ACTOR)
+            referral.queue_reason = placement.queue_reason_without_team(referral)
+        placement.finish_routing(session, referral, target, care_team, ACTOR)
         # A response clock starts at the first routing (to a team, or to the call handlers
         # when no team can take it, so that a case nobody claims is escalated); one routed
         # before may have one running.
@@ -183,7 +164,7 @@ class ReferralRouter:
         """Record an assignment teams made and start its clock: the acceptance window of a
         care team, or the CRU's acknowledgement."""
         now = self._clock()
-        if not service.record_assignment(
+        if not placement.record_assignment(
             session, referral, kind, team, assignment, existing, ACTOR, at=now
         ):
             return
@@ -210,21 +191,21 @@ class ReferralRouter:
         if referral.safeguarding.get("concern"):
             service.add_job(session, referral, service.ESCALATE_JOB)
         if decision.refuse is not None:
-            service.refuse_by_decision(session, referral, decision, ACTOR)
+            placement.refuse_by_decision(session, referral, decision, ACTOR)
         else:
-            service.hold_by_decision(session, referral, decision, ACTOR)
+            placement.hold_by_decision(session, referral, decision, ACTOR)
 
     async def _escalate(self, session: AsyncSession, referral: Referral) -> str | None:
         """Assign the case to the CRU; returns the patient's locality."""
         existing = await service.assignments_of(session, referral.id)
         await session.commit()
-        place = service.patient_place(referral)
+        place = placement.patient_place(referral)
         resolution = await self._teams.resolve_escalation(Escalation.SAFEGUARDING, **place)
         if resolution.team is None:
             raise NoSafeguardingTeam
         team = resolution.team
         assignment = await self._teams.assign(
-            service.assignment_request(referral, AssignmentKind.SAFEGUARDING, team)
+            placement.assignment_request(referral, AssignmentKind.SAFEGUARDING, team)
         )
         self._record(session, referral, AssignmentKind.SAFEGUARDING, team, assignment, existing)
         return resolution.locality_code
@@ -237,7 +218,7 @@ class ReferralRouter:
             return None
 
     async def _locate(self, referral: Referral) -> str | None:
-        return await self._teams.locate(**service.patient_place(referral))
+        return await self._teams.locate(**placement.patient_place(referral))
 
     async def hand_to_people(self, session: AsyncSession, job: OutboxJob, reason: GiveUp) -> None:
         """A job no retry can do: put the case where handlers see it."""

@@ -1,6 +1,6 @@
 """The event catalogue: every webhook event type with the JSON schema of its body, published in
 the ``webhooks`` section of spa's OpenAPI 3.1 document, so that an integration engine can
-generate a receiver from it. The schemas describe what ``delivery.payload`` sends."""
+generate a receiver from it. The schemas describe what ``fanout.payload`` sends."""
 
 import uuid
 from datetime import datetime

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal
 from services.spa.webhooks import addresses, events
-from services.spa.webhooks.delivery import message_for, payload
+from services.spa.webhooks.fanout import message_for, payload
 from services.spa.webhooks.models import (
     DELETED,
     WebhookAttempt,
