@@ -22,6 +22,7 @@ import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import structlog
@@ -37,12 +38,18 @@ log = structlog.get_logger(__name__)
 MAX_BACKOFF_SECONDS = 300.0
 
 
+class JobStatus(StrEnum):
+    PENDING = "pending"  # due at next_attempt_at (claimed ones too: a claim is a lease)
+    DONE = "done"
+    FAILED = "failed"  # given up: kept for people to look at, never retried on its own
+
+
 class OutboxJobColumns(Timestamped):
     """The columns every outbox table has; a service adds what its jobs refer to."""
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default)
     last_error: Mapped[str | None] = mapped_column(String(64))
@@ -141,7 +148,7 @@ class Steps(Generic[Job]):
     async def __call__(self, claim: Claim) -> None:
         async with self._sessionmaker() as session:
             job = await session.get(self._model, claim.id)
-            if job is None or job.status != "pending":
+            if job is None or job.status != JobStatus.PENDING:
                 return  # finished by an earlier claim whose lease had lapsed
             kind = job.kind
             try:
@@ -153,7 +160,7 @@ class Steps(Generic[Job]):
                 await session.rollback()
                 await self._give_up(session, claim, given_up)
                 return
-            job.status = "done"
+            job.status = JobStatus.DONE
             job.last_error = None
             await session.commit()
         log.info("outbox_job_done", job_id=claim.id, kind=kind)
@@ -162,11 +169,11 @@ class Steps(Generic[Job]):
 
     async def _give_up(self, session: AsyncSession, claim: Claim, given_up: GiveUp) -> None:
         job = await session.get(self._model, claim.id, populate_existing=True)
-        if job is None or job.status != "pending":
+        if job is None or job.status != JobStatus.PENDING:
             return
         if self._on_give_up is not None:
             await self._on_give_up(session, job, given_up)
-        job.status = "failed"
+        job.status = JobStatus.FAILED
         job.last_error = given_up.reason[:64]
         await session.commit()
         log.error("outbox_job_given_up", job_id=claim.id, kind=job.kind, reason=given_up.reason)
@@ -180,7 +187,7 @@ def due_jobs(
     limit: int,
     *,
     in_order_of: str | None = None,
-    waiting_statuses: tuple[str, ...] = ("pending",),
+    waiting_statuses: tuple[str, ...] = (JobStatus.PENDING,),
     condition: ColumnElement[bool] | None = None,
 ) -> Select[Any]:
     """The jobs of ``model`` due at ``now``, oldest first, locked for the caller's transaction
@@ -188,7 +195,7 @@ def due_jobs(
     while an earlier one with the same value of that column is in ``waiting_statuses``, so at
     most one job per value is due at a time."""
     table: Any = model
-    due = select(model).where(table.status == "pending", table.next_attempt_at <= now)
+    due = select(model).where(table.status == JobStatus.PENDING, table.next_attempt_at <= now)
     if in_order_of is not None:
         earlier: Any = aliased(model)
         due = due.where(
@@ -269,7 +276,7 @@ class _Loop:
         None when this failed try is still to be counted."""
         async with self._sessionmaker() as session, session.begin():
             job = await session.get(self._model, job_id)
-            if job is None or job.status != "pending":
+            if job is None or job.status != JobStatus.PENDING:
                 return
             if attempts is None:
                 job.attempts += 1
@@ -315,7 +322,9 @@ class OutboxWorker(_Loop):
         self._handle = handle
         # Whether a failed job holds back later ones too, or only pending ones do (when a
         # failure has already been handed to people and later work must not wait on it).
-        self._waiting_statuses = ("pending", "failed") if failed_blocks else ("pending",)
+        self._waiting_statuses: tuple[str, ...] = (
+            (JobStatus.PENDING, JobStatus.FAILED) if failed_blocks else (JobStatus.PENDING,)
+        )
         # Jobs running at once; the loop claims again once a quarter of them have finished.
         self._max_in_flight = max(max_in_flight or 2 * batch_size, batch_size)
         self._refill = max(1, self._max_in_flight // 4)
@@ -520,7 +529,7 @@ class OutboxBatchWorker(_Loop):
                 step = self._steps.get(kind)
                 if step is None:
                     for job in of_kind:
-                        job.status, job.last_error = "failed", f"unknown_kind_{kind}"[:64]
+                        job.status, job.last_error = JobStatus.FAILED, f"unknown_kind_{kind}"[:64]
                     log.error("outbox_job_given_up", kind=kind, jobs=len(of_kind))
                     continue
                 done = await step(session, of_kind)
@@ -529,7 +538,7 @@ class OutboxBatchWorker(_Loop):
                     if job.id in done.later:
                         job.next_attempt_at = done.later[job.id]
                     else:
-                        job.status = "done"
+                        job.status = JobStatus.DONE
         if made_work and self._then is not None:
             self._then()
         return len(jobs)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.calendar import add_working_days
 from services.shared.logging import current_request_id
+from services.shared.outbox import JobStatus
 from services.shared.vocabulary import AssignmentKind, Pathway
 from services.spa.referrals.clients import Assignment
 from services.spa.referrals.models import Referral, ReferralTimer
@@ -125,7 +126,7 @@ async def running(
         .where(
             ReferralTimer.referral_id == referral_id,
             ReferralTimer.kind.in_([kind.value for kind in kinds]),
-            ReferralTimer.status == "pending",
+            ReferralTimer.status == JobStatus.PENDING,
         )
         .limit(1)
     )
@@ -141,7 +142,7 @@ async def stop(
     statement = update(ReferralTimer).where(
         ReferralTimer.referral_id == referral_id,
         ReferralTimer.kind.in_([kind.value for kind in kinds]),
-        ReferralTimer.status == "pending",
+        ReferralTimer.status == JobStatus.PENDING,
     )
     if assignment_id is not None:
         statement = statement.where(ReferralTimer.assignment_id == assignment_id)

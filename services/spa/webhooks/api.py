@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
 from sqlalchemy import or_, select
@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
+from services.shared.outbox import JobStatus
 from services.shared.problems import problem_responses
 from services.spa.wakeups import WakeupsDep
 from services.spa.webhooks import service
@@ -156,7 +157,7 @@ async def list_messages(
     subscription_id: uuid.UUID,
     session: SessionDep,
     principal: ManagerDep,
-    status: Literal["pending", "done", "failed"] | None = None,
+    status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> MessagePage:
     endpoint = await service.owned(session, principal, subscription_id)

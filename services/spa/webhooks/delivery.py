@@ -29,7 +29,7 @@ from standardwebhooks import Webhook
 
 from services.shared.batching import Batcher
 from services.shared.clock import Clock
-from services.shared.outbox import Claim
+from services.shared.outbox import Claim, JobStatus
 from services.spa.webhooks import addresses, events
 from services.spa.webhooks.models import (
     WebhookAttempt,
@@ -218,7 +218,7 @@ class Deliverer:
             rows = await session.execute(
                 select(WebhookMessage, WebhookEndpoint)
                 .join(WebhookEndpoint, WebhookEndpoint.id == WebhookMessage.endpoint_id)
-                .where(WebhookMessage.id.in_(job_ids), WebhookMessage.status == "pending")
+                .where(WebhookMessage.id.in_(job_ids), WebhookMessage.status == JobStatus.PENDING)
             )
             found = {message.id: (message, endpoint) for message, endpoint in rows}
         return [found.get(job_id) for job_id in job_ids]
@@ -230,7 +230,7 @@ class Deliverer:
             await session.execute(
                 update(WebhookMessage)
                 .where(*_held(message_id, claimed))
-                .values(status="failed", last_error="endpoint_disabled")
+                .values(status=JobStatus.FAILED, last_error="endpoint_disabled")
                 .execution_options(synchronize_session=False)
             )
 
@@ -328,9 +328,9 @@ class Deliverer:
             .where(
                 messages.c.id == bindparam("message"),
                 messages.c.attempts == bindparam("claimed"),
-                messages.c.status == "pending",
+                messages.c.status == JobStatus.PENDING,
             )
-            .values(status="done", delivered_at=now, last_error=None, updated_at=now),
+            .values(status=JobStatus.DONE, delivered_at=now, last_error=None, updated_at=now),
             [{"message": outcome.message_id, "claimed": outcome.claimed} for outcome in delivered],
         )
         # Any success ends an endpoint's run of failures.
@@ -349,7 +349,11 @@ class Deliverer:
         message = await session.get(
             WebhookMessage, outcome.message_id, with_for_update=True, populate_existing=True
         )
-        if message is None or message.status != "pending" or message.attempts != outcome.claimed:
+        if (
+            message is None
+            or message.status != JobStatus.PENDING
+            or message.attempts != outcome.claimed
+        ):
             return
         endpoint = await session.get(
             WebhookEndpoint, message.endpoint_id, with_for_update=True, populate_existing=True
@@ -359,7 +363,7 @@ class Deliverer:
         status = outcome.attempt.response_status
         message.last_error = outcome.attempt.error or f"status_{status}"
         if status == 410:
-            message.status = "failed"
+            message.status = JobStatus.FAILED
             _disable(session, endpoint, "gone")
             return
         endpoint.failing_since = endpoint.failing_since or now
@@ -367,7 +371,7 @@ class Deliverer:
         if delay is not None and outcome.retry_after is not None:
             delay = max(delay, outcome.retry_after)
         if delay is None:
-            message.status = "failed"
+            message.status = JobStatus.FAILED
         if delay is None and message.event_type not in events.OPERATIONAL_EVENTS:
             # Not for operational messages: failures would echo between dead endpoints.
             events.operational(
@@ -401,7 +405,7 @@ def _held(message_id: int, claimed: int) -> tuple[ColumnElement[bool], ...]:
     return (
         WebhookMessage.id == message_id,
         WebhookMessage.attempts == claimed,
-        WebhookMessage.status == "pending",
+        WebhookMessage.status == JobStatus.PENDING,
     )
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal
 from services.shared.clock import Clock
-from services.shared.outbox import BatchDone
+from services.shared.outbox import BatchDone, JobStatus
 from services.shared.vocabulary import ReferralStatus
 from services.spa.identity.models import Client
 from services.spa.referrals import service as referrals
@@ -67,7 +67,7 @@ class Dispatcher:
                 message = message_for(event, endpoint, body)
                 if not endpoint.enabled:
                     # Kept, not sent: a recovery after the endpoint is enabled sends it.
-                    message.status, message.last_error = "failed", "endpoint_disabled"
+                    message.status, message.last_error = JobStatus.FAILED, "endpoint_disabled"
                 else:
                     sent += 1
                 session.add(message)

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from services.shared.outbox import JobStatus
 from services.shared.vocabulary import Channel
 from services.spa.webhooks.events import EVENT_TYPES
 
@@ -110,7 +111,7 @@ class MessageRead(BaseModel):
     id: int
     event_id: uuid.UUID
     event_type: str
-    status: Literal["pending", "done", "failed"]
+    status: JobStatus
     attempts: int
     next_attempt_at: datetime
     last_error: str | None

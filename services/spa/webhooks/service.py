@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal
+from services.shared.outbox import JobStatus
 from services.spa.webhooks import addresses, events
 from services.spa.webhooks.fanout import message_for, payload
 from services.spa.webhooks.models import (
@@ -116,7 +117,7 @@ def rotate(endpoint: WebhookEndpoint, overlap: timedelta, now: datetime) -> str:
 async def ping(session: AsyncSession, endpoint: WebhookEndpoint) -> WebhookMessage:
     event = WebhookEvent(
         kind="dispatch",
-        status="done",
+        status=JobStatus.DONE,
         event_type=events.PING,
         client_id=endpoint.client_id,
         data={"endpoint_id": str(endpoint.id)},
@@ -156,9 +157,9 @@ async def message_of(
 def replay(message: WebhookMessage, now: datetime) -> None:
     """Send a delivered or failed message again; the receiver sees the same webhook-id. One
     still queued (or in flight) is refused: it would be sent twice at once."""
-    if message.status == "pending":
+    if message.status == JobStatus.PENDING:
         raise MessageQueued(f"Message {message.id} is already queued for delivery.")
-    message.status, message.next_attempt_at, message.attempts = "pending", now, 0
+    message.status, message.next_attempt_at, message.attempts = JobStatus.PENDING, now, 0
 
 
 async def recover(
@@ -169,10 +170,10 @@ async def recover(
         update(WebhookMessage)
         .where(
             WebhookMessage.endpoint_id == endpoint.id,
-            WebhookMessage.status == "failed",
+            WebhookMessage.status == JobStatus.FAILED,
             WebhookMessage.created_at >= since,
         )
-        .values(status="pending", next_attempt_at=now, attempts=0)
+        .values(status=JobStatus.PENDING, next_attempt_at=now, attempts=0)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
