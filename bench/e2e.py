@@ -37,6 +37,8 @@ from typing import Any
 import asyncpg
 import psutil
 
+from services.shared.clock import system_clock
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PG = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -50,10 +52,14 @@ SERVER = ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-l
 CHANNELS = "gp ambulance hospital_discharge care_home community_team lspa"
 TARGETS = {
     "routed_per_second_at_saturation": 300,
-    "post_p99_ms_at_100_per_second": 100,
+    "cpu_ms_per_routed_referral": 6,
+    "post_p99_ms_at_100_per_second": 50,
+    "received_to_routed_p95_ms_at_100_per_second": 500,
     "errors": 0,
     "peak_memory_mib_per_service": 200,
 }
+# Every run's table, newest first, kept in the repository with the change that moved a figure.
+HISTORY = ROOT / "bench" / "RESULTS.md"
 
 
 class Sampler(threading.Thread):
@@ -316,7 +322,9 @@ class Bench:
         """py-spy on each of our processes during a second saturation run (raw stacks, for a flame
         graph or a count by function)."""
         RESULTS.mkdir(parents=True, exist_ok=True)
-        names = [name for name in ("spa", "spa-worker", "routing", "teams") if name in self.processes]
+        names = [
+            name for name in ("spa", "spa-worker", "routing", "teams") if name in self.processes
+        ]
         outs = [RESULTS / f"{name}-profile.txt" for name in names]
         py_spy = str(Path(sys.executable).parent / "py-spy")
         seconds = str(int(self.args.saturation_seconds))
@@ -417,7 +425,28 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "e2e.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "e2e.md").write_text(markdown(result))
+    keep(result)
     print(markdown(result))
+
+
+def keep(result: dict[str, Any]) -> None:
+    """Add this run to bench/RESULTS.md, newest first: when, on which commit, and the table."""
+    commit = subprocess.run(
+        ["git", "describe", "--always", "--dirty"],  # noqa: S607 - git from PATH
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    ).stdout.strip() or "unknown"  # fmt: skip
+    when = system_clock().strftime("%Y-%m-%d %H:%M UTC")
+    saturation = next(p for p in result["phases"] if p["phase"] == "saturation")
+    summary = (
+        f"Routed at saturation: {saturation['routed_per_second']}/s (target"
+        f" {TARGETS['routed_per_second_at_saturation']}); CPU per routed referral:"
+        f" {saturation['cpu_ms_per_routed_referral']} ms (target"
+        f" {TARGETS['cpu_ms_per_routed_referral']})."
+    )
+    entry = f"## {when} · {commit}\n\n{summary}\n\n{markdown(result)}\n"
+    title = "# Benchmark results\n\nWritten by `make bench` (`bench/e2e.py`), newest first.\n\n"
+    earlier = HISTORY.read_text().removeprefix(title) if HISTORY.exists() else ""
+    HISTORY.write_text(title + entry + earlier)
 
 
 if __name__ == "__main__":
