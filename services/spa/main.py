@@ -89,7 +89,7 @@ def create_app(
                 app.state.webhook_url_policy = _url_policy(settings)
                 yield
                 return
-            keeper = ClockKeeper(teams, policy, clock)
+            app.state.clock_keeper = keeper = ClockKeeper(teams, policy, clock)
             timers = OutboxWorker(
                 app.state.sessionmaker,
                 ReferralTimer,

@@ -96,10 +96,11 @@ async def test_one_request_id_follows_a_referral_through_three_services(
         for line in lines
         if line.get("request_id") == "gp-trace-0001"
     }
+    # One referral in flight: its batches to routing and teams carry its own request id.
     assert ("spa", "/v1/referrals") in traced
-    assert ("routing", "/v1/decisions") in traced
-    assert ("teams", "/v1/resolve") in traced
-    assert ("teams", "/v1/assignments") in traced
+    assert ("routing", "/v1/decisions/batch") in traced
+    assert ("teams", "/v1/resolutions") in traced
+    assert ("teams", "/v1/assignments/batch") in traced
 
 
 async def test_a_decision_whose_answer_was_lost_is_not_made_twice_when_spa_asks_again(

@@ -14,8 +14,7 @@ from sqlalchemy import func, select
 
 from services.shared.calendar import add_working_days
 from services.shared.http import ServiceClient
-from services.shared.outbox import OutboxWorker
-from services.shared.problems import UpstreamUnavailable
+from services.shared.outbox import OutboxWorker, RetryLater
 from services.spa.main import create_app as create_spa
 from services.spa.referrals.clients import TeamsClient
 from services.spa.referrals.clock_keeper import ClockKeeper, timer_jobs
@@ -430,7 +429,7 @@ async def _read(stack: Stack, referral_id: str) -> dict[str, Any]:
 def _failing_once(stack: Stack, name: str, before: Any = None) -> dict[str, int]:
     """Make the clock keeper's next call to teams' ``name`` fail once (a network blip, or
     ``before`` run first), then reach the real service again."""
-    teams = stack.apps["spa"].state.timers._handle._teams
+    teams = stack.apps["spa"].state.clock_keeper._teams
     real = getattr(teams, name)
     calls = {"count": 0}
 
@@ -438,7 +437,7 @@ def _failing_once(stack: Stack, name: str, before: Any = None) -> dict[str, int]
         calls["count"] += 1
         if calls["count"] == 1:
             if before is None:
-                raise UpstreamUnavailable("teams blip", upstream="teams")
+                raise RetryLater("teams")
             await before()
         return await real(*args, **kwargs)
 
