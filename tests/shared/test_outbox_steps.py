@@ -15,6 +15,10 @@ from tests.stack import Stack
 
 
 async def _job(stack: Stack, kind: str) -> int:
+    # The app's own dispatcher works this table too: stopped first, or it could take the job.
+    dispatcher = stack.apps["spa"].state.webhook_dispatcher
+    dispatcher.stop()
+    await dispatcher.stopped()
     async with stack.apps["spa"].state.sessionmaker() as session, session.begin():
         row = WebhookEvent(kind=kind, event_type="test.event", referral_id=uuid.uuid4())
         session.add(row)
@@ -32,10 +36,6 @@ async def _row(stack: Stack, job_id: int) -> WebhookEvent:
 
 
 async def _run_once(stack: Stack, steps: Steps[WebhookEvent]) -> None:
-    # The app's own dispatcher works this table too: stopped, so only this worker claims.
-    dispatcher = stack.apps["spa"].state.webhook_dispatcher
-    dispatcher.stop()
-    await dispatcher.stopped()
     sessionmaker = stack.apps["spa"].state.sessionmaker
     worker = OutboxWorker(sessionmaker, WebhookEvent, steps, service="spa", clock=stack.clock)
     await worker.run_once()
