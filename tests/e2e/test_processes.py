@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from services.routing.models import Decision
+from services.routing.decisions.models import Decision
 from services.shared.db import create_engine
 from services.teams.models import Assignment
 from tests import factories
