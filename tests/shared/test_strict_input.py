@@ -18,7 +18,7 @@ import yaml
 
 from services.routing.rule_sets.models import RuleSetVersion
 from services.spa.referrals.models import Referral
-from services.teams.models import Locality
+from services.teams.directory.models import Locality
 from tests import factories
 from tests.stack import Stack
 
