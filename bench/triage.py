@@ -15,7 +15,8 @@ import random
 import time
 from pathlib import Path
 
-from services.routing.rules import Facts, default_rule_set, evaluate
+from services.routing.rules.evaluation import Facts, evaluate
+from services.routing.rules.parsing import default_rule_set
 from services.shared.vocabulary import Channel, Need, RedFlag, Urgency
 
 TARGET_PER_SECOND = 10_000

@@ -26,9 +26,9 @@ from services.shared.vocabulary import Channel
 from services.spa.identity import service as identity
 from services.spa.main import create_app as create_spa
 from services.spa.settings import SpaSettings
-from services.teams.directory import load_directory, read_directory_file
+from services.teams.directory.loading import load_directory, read_directory_file
+from services.teams.directory.resolver import Availability
 from services.teams.main import create_app as create_teams
-from services.teams.resolver import Availability
 from services.teams.settings import TeamsSettings
 from tests.databases import empty_tables
 

@@ -7,9 +7,14 @@ import asyncio
 import sys
 from pathlib import Path
 
-from services.routing.checks import check_rule_set, has_errors
-from services.routing.models import AuditEvent, AuditHead
-from services.routing.rules import RuleSetInvalid, describe_error, finding_error, parse_rule_set
+from services.routing.audit import AuditEvent, AuditHead
+from services.routing.rules.checks import check_rule_set, has_errors
+from services.routing.rules.parsing import (
+    RuleSetInvalid,
+    describe_error,
+    finding_error,
+    parse_rule_set,
+)
 from services.routing.settings import RoutingSettings
 from services.shared.audit import verify_database
 from services.shared.clock import system_clock

@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from services.routing.api import router
-from services.routing.clients import TeamsClient
-from services.routing.models import AuditEvent, AuditHead
-from services.routing.rule_sets import RuleBook, ensure_county_default
-from services.routing.rule_sets_api import router as rule_sets_router
+from services.routing.audit import AuditEvent, AuditHead
+from services.routing.decisions.api import router
+from services.routing.decisions.clients import TeamsClient
+from services.routing.rule_sets.api import router as rule_sets_router
+from services.routing.rule_sets.service import RuleBook, ensure_county_default
 from services.routing.settings import RoutingSettings
 from services.shared.app import build_app, service_resources
 from services.shared.clock import Clock, system_clock

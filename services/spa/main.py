@@ -31,7 +31,8 @@ from services.spa.referrals.waiting import StatusWatch
 from services.spa.reports.api import router as reports_router
 from services.spa.settings import SpaSettings
 from services.spa.wakeups import Wakeups
-from services.spa.webhooks import addresses, catalogue
+from services.spa.webhooks import addresses
+from services.spa.webhooks.api import publish_catalogue
 from services.spa.webhooks.api import router as webhooks_router
 from services.spa.webhooks.delivery import Deliverer, delivery_client
 from services.spa.webhooks.fanout import Dispatcher
@@ -128,7 +129,7 @@ def create_app(
     app.include_router(queue_router)
     app.include_router(reports_router)
     app.include_router(webhooks_router)
-    catalogue.publish(app)
+    publish_catalogue(app)
     return app
 
 

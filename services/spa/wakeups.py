@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
-
-from fastapi import Depends, Request
 
 from services.shared.outbox import Wakeup
 
@@ -16,11 +13,3 @@ class Wakeups:
     routing: Wakeup = field(default_factory=Wakeup)
     # Webhook messages (a test ping, a recovery).
     deliveries: Wakeup = field(default_factory=Wakeup)
-
-
-def _wakeups(request: Request) -> Wakeups:
-    found: Wakeups = request.app.state.wakeups
-    return found
-
-
-WakeupsDep = Annotated[Wakeups, Depends(_wakeups)]

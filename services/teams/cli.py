@@ -14,8 +14,8 @@ from services.shared.clock import system_clock
 from services.shared.db import one_transaction
 from services.shared.migrations import upgrade_url
 from services.shared.problems import Problem
-from services.teams.directory import load_directory, read_directory_file
-from services.teams.models import AuditEvent, AuditHead
+from services.teams.audit import AuditEvent, AuditHead
+from services.teams.directory.loading import load_directory, read_directory_file
 from services.teams.settings import TeamsSettings
 
 

@@ -12,12 +12,13 @@ from services.shared.app import build_app, service_resources
 from services.shared.clock import Clock, system_clock
 from services.shared.http import ServiceClient
 from services.shared.outbox import OutboxWorker, running
-from services.teams.admin import router as admin_router
-from services.teams.api import router
-from services.teams.caseloads import router as caseloads_router
-from services.teams.models import AuditEvent, AuditHead, OutboxJob
-from services.teams.openreferral import router as openreferral_router
-from services.teams.reporting import report_jobs
+from services.teams.audit import AuditEvent, AuditHead
+from services.teams.caseloads.api import router as caseloads_router
+from services.teams.caseloads.models import OutboxJob
+from services.teams.caseloads.reporting import report_jobs
+from services.teams.directory.admin_api import router as admin_router
+from services.teams.directory.api import router
+from services.teams.directory.openreferral_api import router as openreferral_router
 from services.teams.settings import TeamsSettings
 
 

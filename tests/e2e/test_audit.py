@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import delete, select, text, update
 
 from services.routing import cli as routing_cli
-from services.routing.models import AuditEvent as RoutingAudit
+from services.routing.audit import AuditEvent as RoutingAudit
 from services.shared import audit
 from services.spa.audit import AuditEvent, AuditHead
-from services.teams.models import AuditEvent as TeamsAudit
+from services.teams.audit import AuditEvent as TeamsAudit
 from tests import factories
 from tests.e2e.test_flow import post_and_wait_routed
 from tests.stack import Stack

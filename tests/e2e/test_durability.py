@@ -11,7 +11,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from services.routing.models import Decision
+from services.routing.decisions.models import Decision
 from services.spa.referrals.models import OutboxJob
 from tests import factories
 from tests.e2e.test_flow import post_and_wait_routed

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from services.routing.models import Decision
+from services.routing.decisions.models import Decision
 from services.shared.db import create_engine
-from services.teams.models import Assignment
+from services.teams.caseloads.models import Assignment
 from tests import factories
 from tests.databases import empty_tables
 from tests.stack import CLIENTS, MORNING, SettableClock, load_demo_directory

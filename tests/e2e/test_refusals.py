@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from services.teams.models import Assignment
+from services.teams.caseloads.models import Assignment
 from tests import factories
 from tests.e2e.test_caseload_lifecycle import timeline
 from tests.routing.test_rule_sets_api import refuse_children, upload, variant

@@ -16,17 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.routing import cli
-from services.routing.checks import Finding, check_rule_set, has_errors
-from services.routing.rules import (
-    Conditions,
-    Facts,
-    Rule,
-    RuleSet,
-    RuleSetInvalid,
-    default_rule_set,
-    evaluate,
-    load_rule_set,
-)
+from services.routing.rules.checks import Finding, check_rule_set, has_errors
+from services.routing.rules.evaluation import Facts, evaluate
+from services.routing.rules.language import Conditions, Rule, RuleSet
+from services.routing.rules.parsing import RuleSetInvalid, default_rule_set, load_rule_set
 from services.shared.vocabulary import Channel, Need, Pathway, RedFlag, Urgency
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -502,7 +495,7 @@ def write(tmp_path: Path, name: str, data: dict[str, Any] | str) -> Path:
 
 
 def default_rules_path() -> Path:
-    return Path(str(resources.files("services.routing").joinpath("default_rules.yaml")))
+    return Path(str(resources.files("services.routing.rules").joinpath("default_rules.yaml")))
 
 
 def test_check_rules_passes_the_default_rule_set(capsys: pytest.CaptureFixture[str]) -> None:

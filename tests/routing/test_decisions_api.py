@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from services.routing.models import Decision
+from services.routing.decisions.models import Decision
 from tests.stack import Stack
 
 

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import yaml
 
-from services.routing.models import RuleSetEvent, ShadowDisagreement
+from services.routing.rule_sets.models import RuleSetEvent, ShadowDisagreement
 from tests.stack import Stack
 
 DEFAULT = yaml.safe_load(
-    resources.files("services.routing").joinpath("default_rules.yaml").read_text("utf-8")
+    resources.files("services.routing.rules").joinpath("default_rules.yaml").read_text("utf-8")
 )
 
 

@@ -12,15 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from services.routing.rules import (
-    Evaluation,
-    Facts,
-    RuleSet,
-    RuleSetInvalid,
-    default_rule_set,
-    evaluate,
-    load_rule_set,
-)
+from services.routing.rules.evaluation import Evaluation, Facts, evaluate
+from services.routing.rules.language import RuleSet
+from services.routing.rules.parsing import RuleSetInvalid, default_rule_set, load_rule_set
 from services.shared.vocabulary import (
     UCR_NEEDS,
     Channel,

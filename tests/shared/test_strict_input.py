@@ -16,15 +16,15 @@ import httpx
 import pytest
 import yaml
 
-from services.routing.models import RuleSetVersion
+from services.routing.rule_sets.models import RuleSetVersion
 from services.spa.referrals.models import Referral
-from services.teams.models import Locality
+from services.teams.directory.models import Locality
 from tests import factories
 from tests.stack import Stack
 
 PROBLEM = "urn:spa-platform:problem:"
 RULES = yaml.safe_load(
-    resources.files("services.routing").joinpath("default_rules.yaml").read_text("utf-8")
+    resources.files("services.routing.rules").joinpath("default_rules.yaml").read_text("utf-8")
 )
 NUL, LONE_SURROGATE = "\u0000", "\ud800"
 JSON = {"content-type": "application/json"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.teams.hours import local_description, next_opening, open_time_ends
+from services.teams.directory.hours import local_description, next_opening, open_time_ends
 
 OFFICE = {day: ["08:30-17:00"] for day in ("mon", "tue", "wed", "thu", "fri")}
 NIGHT = {

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from services.teams.models import Organisation, Team
+from services.teams.directory.models import Organisation, Team
 from tests.stack import Stack
 
 ACTIVE_TEAMS = 13

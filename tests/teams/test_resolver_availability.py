@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.db import create_engine, create_sessionmaker
 from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Escalation, Pathway
-from services.teams.models import Locality, Practice, Team
-from services.teams.resolver import Availability, Resolution, resolve
+from services.teams.directory.models import Locality, Practice, Team
+from services.teams.directory.resolver import Availability, Resolution, resolve
 from tests.databases import empty_tables
 from tests.stack import MORNING, SettableClock, load_demo_directory
 

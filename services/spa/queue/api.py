@@ -14,6 +14,7 @@ from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.problems import ConcurrentChange, problem_responses
+from services.spa.api import WakeupsDep
 from services.spa.audit import record_access
 from services.spa.queue import service
 from services.spa.queue.problems import (
@@ -38,7 +39,6 @@ from services.spa.referrals.models import Referral
 from services.spa.referrals.problems import IllegalTransition
 from services.spa.referrals.service import age_on
 from services.spa.settings import SpaSettings
-from services.spa.wakeups import WakeupsDep
 
 router = APIRouter(prefix="/v1/queue", tags=["queue"])
 WorkerDep = Annotated[Principal, requires("queue:work")]

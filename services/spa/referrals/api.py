@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +15,7 @@ from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.problems import ConcurrentChange, problem_responses
+from services.spa.api import WakeupsDep
 from services.spa.audit import record_access
 from services.spa.referrals import idempotency, intake, service, team_updates, waiting
 from services.spa.referrals.models import Referral, ReferralAssignment
@@ -51,9 +52,22 @@ from services.spa.referrals.schemas import (
     TimelineEntry,
 )
 from services.spa.settings import SpaSettings
-from services.spa.wakeups import WakeupsDep
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+
+
+async def _request_key(
+    request: Request,
+    # Declared for the OpenAPI document; every value sent is read from the request itself.
+    _: Annotated[
+        str | None,
+        Header(alias=idempotency.HEADER, description="Unique per referral (a UUID)"),
+    ] = None,
+) -> str:
+    return idempotency.require_key(request.headers.getlist(idempotency.HEADER))
+
+
+KeyDep = Annotated[str, Depends(_request_key)]
 
 
 @router.post(
@@ -86,7 +100,7 @@ async def create_referral(
     session: SessionDep,
     now: NowDep,
     principal: Annotated[Principal, requires("referrals:create")],
-    key: idempotency.KeyDep,
+    key: KeyDep,
     prefer: Annotated[str | None, Header(description="wait=N: wait N seconds for routing")] = None,
 ) -> Response:
     settings: SpaSettings = request.app.state.settings

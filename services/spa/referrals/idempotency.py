@@ -12,9 +12,8 @@ import hashlib
 import json
 import re
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Header, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,19 +41,6 @@ def require_key(values: list[str]) -> str:
             "second referral."
         )
     return value
-
-
-async def _request_key(
-    request: Request,
-    # Declared for the OpenAPI document; every value sent is read from the request itself.
-    _: Annotated[
-        str | None, Header(alias=HEADER, description="Unique per referral (a UUID)")
-    ] = None,
-) -> str:
-    return require_key(request.headers.getlist(HEADER))
-
-
-KeyDep = Annotated[str, Depends(_request_key)]
 
 
 def request_hash(body: ReferralCreate) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Path, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, FastAPI, Path, Query, Request, Response, status
+from pydantic import BaseModel
 from sqlalchemy import or_, select
 
 from services.shared.auth import Principal, requires
@@ -15,8 +16,8 @@ from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.outbox import JobStatus
 from services.shared.problems import problem_responses
-from services.spa.wakeups import WakeupsDep
-from services.spa.webhooks import service
+from services.spa.api import WakeupsDep
+from services.spa.webhooks import catalogue, service
 from services.spa.webhooks.models import DELETED, WebhookEndpoint
 from services.spa.webhooks.problems import (
     EndpointRefused,
@@ -227,3 +228,24 @@ async def recover(
 def _with_secret(endpoint: WebhookEndpoint, secret: str) -> SubscriptionWithSecret:
     read = SubscriptionRead.model_validate(endpoint)
     return SubscriptionWithSecret(**read.model_dump(), secret=secret)
+
+
+def publish_catalogue(app: FastAPI) -> None:
+    """Add every event type, with the schema of its body, to the app's OpenAPI ``webhooks``."""
+    for event_type in catalogue.PUBLISHED:
+        _publish_event(app, event_type, catalogue.body_model(event_type))
+
+
+def _publish_event(app: FastAPI, event_type: str, model: type[BaseModel]) -> None:
+    async def receive(body: Any) -> None:
+        """Never called: it only documents what subscribers receive."""
+
+    receive.__annotations__["body"] = model
+
+    app.webhooks.post(
+        event_type,
+        summary=catalogue.DESCRIPTIONS[event_type],
+        description=catalogue.HEADERS,
+        operation_id=f"webhook_{event_type.replace('.', '_')}",
+        status_code=204,
+    )(receive)

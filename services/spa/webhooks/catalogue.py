@@ -1,16 +1,19 @@
-"""The event catalogue: every webhook event type with the JSON schema of its body, published in
-the ``webhooks`` section of spa's OpenAPI 3.1 document, so that an integration engine can
-generate a receiver from it. The schemas describe what ``fanout.payload`` sends."""
+"""The event catalogue: every webhook event type with the JSON schema of its body, published
+(by ``api.publish_catalogue``) in the ``webhooks`` section of spa's OpenAPI 3.1 document, so that
+an integration engine can generate a receiver from it. The schemas describe what
+``fanout.payload`` sends."""
 
 import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import FastAPI
 from pydantic import BaseModel, Field, create_model
 
 from services.shared.vocabulary import ReferralStatus
 from services.spa.webhooks import events
+
+# Every event type a subscriber may receive, the test ping included.
+PUBLISHED = (*events.EVENT_TYPES, events.PING)
 
 HEADERS = (
     "Signed as Standard Webhooks: `webhook-id` (the same on every retry of one message), "
@@ -76,7 +79,8 @@ class EndpointEventData(BaseModel):
     event_id: uuid.UUID | None = Field(default=None, description="The message given up")
 
 
-def _body_model(event_type: str) -> type[BaseModel]:
+def body_model(event_type: str) -> type[BaseModel]:
+    """The model of the body sent for ``event_type``."""
     data = (
         EndpointEventData
         if event_type in (*events.OPERATIONAL_EVENTS, events.PING)
@@ -91,24 +95,3 @@ def _body_model(event_type: str) -> type[BaseModel]:
         timestamp=(datetime, Field(description="When the change happened")),
         data=(data, ...),
     )
-
-
-def publish(app: FastAPI) -> None:
-    """Add every event type to the app's OpenAPI ``webhooks``."""
-    for event_type in (*events.EVENT_TYPES, events.PING):
-        _publish_one(app, event_type, _body_model(event_type))
-
-
-def _publish_one(app: FastAPI, event_type: str, model: type[BaseModel]) -> None:
-    async def receive(body: Any) -> None:
-        """Never called: it only documents what subscribers receive."""
-
-    receive.__annotations__["body"] = model
-
-    app.webhooks.post(
-        event_type,
-        summary=DESCRIPTIONS[event_type],
-        description=HEADERS,
-        operation_id=f"webhook_{event_type.replace('.', '_')}",
-        status_code=204,
-    )(receive)

@@ -26,17 +26,16 @@ from services.shared.db import SessionDep
 from services.shared.outbox import OutboxWorker
 from services.shared.problems import Problem, problem_responses
 from services.shared.vocabulary import AssignmentKind
-from services.teams import assignments, service
-from services.teams.models import Assignment, AuditEvent, Team
-from services.teams.problems import (
+from services.teams.audit import AuditEvent
+from services.teams.caseloads import service as assignments
+from services.teams.caseloads.models import Assignment
+from services.teams.caseloads.problems import (
     AssignmentNotFound,
     AssignmentStateConflict,
     InvalidTime,
-    TeamNotFound,
-    TeamNotPermitted,
     UnknownTeam,
 )
-from services.teams.schemas import (
+from services.teams.caseloads.schemas import (
     AcceptBody,
     AssignmentCreate,
     AssignmentRead,
@@ -45,11 +44,14 @@ from services.teams.schemas import (
     CloseBody,
     DeclineBody,
     FirstContactBody,
-    TeamSummary,
     WithdrawalCreate,
     WorklistItem,
     WorklistRead,
 )
+from services.teams.directory import service as directory
+from services.teams.directory.models import Team
+from services.teams.directory.problems import TeamNotFound, TeamNotPermitted
+from services.teams.directory.schemas import TeamSummary
 from services.teams.settings import TeamsSettings
 
 router = APIRouter(prefix="/v1", tags=["caseloads"])
@@ -303,8 +305,8 @@ async def _team_for(
     session: AsyncSession, principal: Principal, team_id: uuid.UUID, action: str
 ) -> Team:
     """The team whose caseload the client asks for; a refusal is audited."""
-    team = await service.get_team(session, team_id)
-    if not assignments.may_manage(principal, team):
+    team = await directory.get_team(session, team_id)
+    if not directory.may_manage(principal, team):
         _audit(session, principal, action, team.id, "caseload", outcome="denied")
-        assignments.require_team(principal, team)
+        directory.require_team(principal, team)
     return team

@@ -1,4 +1,4 @@
-"""Use cases of the routing service. They flush; the request edge commits."""
+"""Use cases of decisions. They flush; the request edge commits."""
 
 from __future__ import annotations
 
@@ -13,25 +13,26 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.routing.clients import TeamsClient
-from services.routing.models import Decision, ShadowDisagreement
-from services.routing.problems import DecisionNotFound, DirectoryUnavailable, NoActiveRuleSet
-from services.routing.rule_sets import COUNTY, LoadedRuleSet, RuleBook, ScopeRules
-from services.routing.rules import Evaluation, Facts, evaluate
-from services.routing.schemas import DecisionCreate, EscalationRead, SampleReferral
+from services.routing.decisions.clients import TeamsClient
+from services.routing.decisions.models import Decision
+from services.routing.decisions.problems import (
+    DecisionNotFound,
+    DirectoryUnavailable,
+    NoActiveRuleSet,
+)
+from services.routing.decisions.schemas import DecisionCreate, EscalationRead
+from services.routing.rule_sets.models import ShadowDisagreement
+from services.routing.rule_sets.schemas import SampleReferral
+from services.routing.rule_sets.service import (
+    COUNTY,
+    LoadedRuleSet,
+    RuleBook,
+    ScopeRules,
+    facts_of,
+)
+from services.routing.rules.evaluation import Evaluation, Facts, evaluate
 from services.shared.problems import Problem
 from services.shared.vocabulary import UNASSIGNED_PATHWAYS
-
-
-def facts_of(request: SampleReferral) -> Facts:
-    return Facts(
-        channel=request.channel,
-        urgency=request.urgency,
-        needs=frozenset(request.needs),
-        red_flags=frozenset(request.red_flags),
-        age_years=request.age_years,
-        safeguarding_concern=request.safeguarding_concern,
-    )
 
 
 async def rules_for(

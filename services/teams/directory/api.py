@@ -15,10 +15,9 @@ from services.shared.db import SessionDep
 from services.shared.identifiers import OdsCode, PostcodeDistrict
 from services.shared.problems import ValidationFailed, problem_responses
 from services.shared.vocabulary import Escalation, Pathway
-from services.teams import resolver, service
-from services.teams.assignments import require_team
-from services.teams.problems import TeamNotFound, TeamNotPermitted
-from services.teams.schemas import (
+from services.teams.directory import resolver, service
+from services.teams.directory.problems import TeamNotFound, TeamNotPermitted
+from services.teams.directory.schemas import (
     CapacityRead,
     CapacityUpdate,
     LocalityRead,
@@ -189,6 +188,6 @@ async def put_capacity(
     principal: Annotated[Principal, requires("caseload:manage")],
 ) -> CapacityRead:
     team = await service.get_team(session, team_id)
-    require_team(principal, team)
+    service.require_team(principal, team)
     service.update_capacity(team, body, now)
     return service.capacity_read(team, now, _capacity_max_age(request))

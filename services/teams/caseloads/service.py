@@ -20,16 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.shared.auth import Principal
 from services.shared.logging import current_request_id
 from services.shared.vocabulary import Pathway
-from services.teams.hours import open_time_ends
-from services.teams.models import Assignment, Locality, OutboxJob, Team
-from services.teams.problems import (
+from services.teams.caseloads.models import Assignment, OutboxJob
+from services.teams.caseloads.problems import (
     AssignmentNotFound,
     AssignmentStateConflict,
     InvalidTime,
-    TeamNotPermitted,
     UnknownTeam,
 )
-from services.teams.schemas import (
+from services.teams.caseloads.schemas import (
     AcceptBody,
     AssignmentCreate,
     CloseBody,
@@ -37,21 +35,14 @@ from services.teams.schemas import (
     FirstContactBody,
     WithdrawalCreate,
 )
+from services.teams.directory.hours import open_time_ends
+from services.teams.directory.models import Locality, Team
+from services.teams.directory.service import may_manage
 
 REPORT_JOB = "report"
 CLOCK_SKEW = timedelta(minutes=2)
 LATEST_PLANNED_CONTACT = timedelta(days=60)
 OPEN = ("assigned", "accepted")
-
-
-def may_manage(principal: Principal, team: Team) -> bool:
-    """Only a client acting for the team (or a directory administrator) may manage it."""
-    return team.code in principal.teams or "directory:admin" in principal.scopes
-
-
-def require_team(principal: Principal, team: Team) -> None:
-    if not may_manage(principal, team):
-        raise TeamNotPermitted(f"This client does not act for {team.name}.")
 
 
 async def assign(

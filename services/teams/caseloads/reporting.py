@@ -6,8 +6,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.shared.http import ServiceClient, outage_is_retry
 from services.shared.outbox import GiveUp, RetryLater, Steps
-from services.teams.assignments import REPORT_JOB
-from services.teams.models import Assignment, OutboxJob
+from services.teams.caseloads.models import Assignment, OutboxJob
+from services.teams.caseloads.service import REPORT_JOB
 
 
 def report_jobs(

@@ -1,4 +1,5 @@
-"""Use cases of the teams service. They flush; the request edge commits."""
+"""Use cases of the directory's teams: reading them, their capacity, who may manage them.
+They flush; the request edge commits."""
 
 from __future__ import annotations
 
@@ -8,10 +9,21 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.teams.models import Locality, Team
-from services.teams.problems import TeamNotFound
-from services.teams.resolver import capacity_known
-from services.teams.schemas import CapacityRead, CapacityUpdate, CoveredPractice, TeamRead
+from services.shared.auth import Principal
+from services.teams.directory.models import Locality, Team
+from services.teams.directory.problems import TeamNotFound, TeamNotPermitted
+from services.teams.directory.resolver import capacity_known
+from services.teams.directory.schemas import CapacityRead, CapacityUpdate, CoveredPractice, TeamRead
+
+
+def may_manage(principal: Principal, team: Team) -> bool:
+    """Only a client acting for the team (or a directory administrator) may manage it."""
+    return team.code in principal.teams or "directory:admin" in principal.scopes
+
+
+def require_team(principal: Principal, team: Team) -> None:
+    if not may_manage(principal, team):
+        raise TeamNotPermitted(f"This client does not act for {team.name}.")
 
 
 async def get_team(session: AsyncSession, team_id: uuid.UUID) -> Team:

@@ -1,4 +1,4 @@
-"""HTTP API of the routing service."""
+"""HTTP API of decisions: triage a referral, many at once, and read a decision back."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.routing import service
-from services.routing.clients import TeamsClient
-from services.routing.models import AuditEvent
-from services.routing.problems import DecisionNotFound, DirectoryUnavailable, NoActiveRuleSet
-from services.routing.rule_sets import RuleBook
-from services.routing.schemas import DecisionCreate, DecisionRead
+from services.routing.audit import AuditEvent
+from services.routing.decisions import service
+from services.routing.decisions.clients import TeamsClient
+from services.routing.decisions.problems import (
+    DecisionNotFound,
+    DirectoryUnavailable,
+    NoActiveRuleSet,
+)
+from services.routing.decisions.schemas import DecisionCreate, DecisionRead
+from services.routing.rule_sets.service import RuleBook
 from services.shared import audit
 from services.shared.auth import Principal, requires
 from services.shared.batches import (

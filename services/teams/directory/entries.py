@@ -9,7 +9,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from services.shared.identifiers import OdsCode, Postcode, PostcodeDistrict
 from services.shared.vocabulary import Pathway, TeamType
-from services.teams.hours import ServiceHours
+from services.teams.directory.hours import ServiceHours
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from services.routing.problems import DirectoryUnavailable
-from services.routing.schemas import TeamResolution
+from services.routing.decisions.problems import DirectoryUnavailable
+from services.routing.decisions.schemas import TeamResolution
 from services.shared.batching import Batcher
 from services.shared.http import ServiceClient
 from services.shared.problems import UpstreamUnavailable

@@ -20,14 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.shared.logging import current_request_id
 from services.shared.problems import field_errors
 from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Pathway, TeamType
-from services.teams.entries import (
+from services.teams.directory.entries import (
     DirectoryFile,
     LocalityEntry,
     OrganisationEntry,
     PracticeEntry,
     TeamEntry,
 )
-from services.teams.models import (
+from services.teams.directory.models import (
     DirectoryChange,
     Locality,
     Organisation,
@@ -35,7 +35,7 @@ from services.teams.models import (
     Team,
     TeamPractice,
 )
-from services.teams.problems import InvalidDirectory
+from services.teams.directory.problems import InvalidDirectory
 
 
 def parse_directory(text: str) -> DirectoryFile:

@@ -1,25 +1,4 @@
-from services.shared.problems import (
-    TYPE_PREFIX,
-    Conflict,
-    ResourceNotFound,
-    UpstreamUnavailable,
-    ValidationFailed,
-)
-
-
-class DecisionNotFound(ResourceNotFound):
-    type = TYPE_PREFIX + "decision-not-found"
-    title = "No such decision"
-
-
-class DirectoryUnavailable(UpstreamUnavailable):
-    type = TYPE_PREFIX + "directory-unavailable"
-    title = "The directory could not be asked which team serves this case"
-
-
-class NoActiveRuleSet(UpstreamUnavailable):
-    type = TYPE_PREFIX + "no-active-rule-set"
-    title = "No rule set is active for this referral's locality or the county"
+from services.shared.problems import TYPE_PREFIX, Conflict, ResourceNotFound, ValidationFailed
 
 
 class RuleSetNotFound(ResourceNotFound):

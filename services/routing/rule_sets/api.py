@@ -9,17 +9,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, status
 from sqlalchemy import select
 
-from services.routing import rule_sets
-from services.routing.models import RuleSetEvent, RuleSetVersion, ShadowDisagreement
-from services.routing.problems import (
+from services.routing.rule_sets import service
+from services.routing.rule_sets.models import RuleSetEvent, RuleSetVersion, ShadowDisagreement
+from services.routing.rule_sets.problems import (
     NothingToRollBack,
     RuleSetExists,
     RuleSetNotFound,
     RuleSetRejected,
     RuleSetStateConflict,
 )
-from services.routing.rules import evaluate
-from services.routing.schemas import (
+from services.routing.rule_sets.schemas import (
     DisagreementRead,
     DryRunResult,
     RuleSetDetail,
@@ -29,7 +28,7 @@ from services.routing.schemas import (
     SampleReferral,
     TraceEntry,
 )
-from services.routing.service import facts_of
+from services.routing.rules.evaluation import evaluate
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
@@ -41,7 +40,7 @@ Admin = Annotated[Principal, requires("rules:admin")]
 
 def _changed(request: Request) -> None:
     """This replica follows its own change at once; others within the rule book's TTL."""
-    book: rule_sets.RuleBook = request.app.state.rule_book
+    book: service.RuleBook = request.app.state.rule_book
     book.invalidate()
 
 
@@ -54,7 +53,7 @@ def _changed(request: Request) -> None:
 async def upload_rule_set(
     body: RuleSetUpload, session: SessionDep, principal: Admin
 ) -> RuleSetRead:
-    row = await rule_sets.upload(session, body.scope, body.document, principal.client_id)
+    row = await service.upload(session, body.scope, body.document, principal.client_id)
     return RuleSetRead.model_validate(row)
 
 
@@ -72,7 +71,7 @@ async def list_rule_sets(
 
 @router.get("/rule-sets/{rule_set_id}", responses=problem_responses(RuleSetNotFound))
 async def get_rule_set(rule_set_id: uuid.UUID, session: SessionDep, _: Admin) -> RuleSetDetail:
-    return RuleSetDetail.model_validate(await rule_sets.get(session, rule_set_id))
+    return RuleSetDetail.model_validate(await service.get(session, rule_set_id))
 
 
 @router.post(
@@ -83,9 +82,9 @@ async def get_rule_set(rule_set_id: uuid.UUID, session: SessionDep, _: Admin) ->
 async def dry_run(
     rule_set_id: uuid.UUID, body: SampleReferral, session: SessionDep, _: Admin
 ) -> DryRunResult:
-    row = await rule_sets.get(session, rule_set_id)
-    rule_set = rule_sets.parse(row.document, f"{row.scope}/{row.version}")
-    evaluation = evaluate(rule_set, facts_of(body))
+    row = await service.get(session, rule_set_id)
+    rule_set = service.parse(row.document, f"{row.scope}/{row.version}")
+    evaluation = evaluate(rule_set, service.facts_of(body))
     target = evaluation.response_target
     return DryRunResult(
         rule_set_id=row.id,
@@ -110,8 +109,8 @@ async def dry_run(
 async def activate(
     rule_set_id: uuid.UUID, request: Request, session: SessionDep, now: NowDep, principal: Admin
 ) -> RuleSetRead:
-    row = await rule_sets.get(session, rule_set_id)
-    await rule_sets.activate(session, row, principal.client_id, now)
+    row = await service.get(session, rule_set_id)
+    await service.activate(session, row, principal.client_id, now)
     _changed(request)
     return RuleSetRead.model_validate(row)
 
@@ -124,8 +123,8 @@ async def activate(
 async def shadow(
     rule_set_id: uuid.UUID, request: Request, session: SessionDep, principal: Admin
 ) -> RuleSetRead:
-    row = await rule_sets.get(session, rule_set_id)
-    await rule_sets.shadow(session, row, principal.client_id)
+    row = await service.get(session, rule_set_id)
+    await service.shadow(session, row, principal.client_id)
     _changed(request)
     return RuleSetRead.model_validate(row)
 
@@ -142,7 +141,7 @@ async def rollback(
     now: NowDep,
     principal: Admin,
 ) -> RuleSetRead:
-    row = await rule_sets.rollback(session, scope, principal.client_id, now)
+    row = await service.rollback(session, scope, principal.client_id, now)
     _changed(request)
     return RuleSetRead.model_validate(row)
 
@@ -170,7 +169,7 @@ async def disagreements(
 async def rule_set_events(
     rule_set_id: uuid.UUID, session: SessionDep, _: Admin
 ) -> list[RuleSetEventRead]:
-    await rule_sets.get(session, rule_set_id)
+    await service.get(session, rule_set_id)
     query = (
         select(RuleSetEvent)
         .where(RuleSetEvent.rule_set_id == rule_set_id)

@@ -3,7 +3,7 @@
 Each condition of a rule constrains one independent part of a referral (red flags, needs,
 urgency, channel, age), so whether one rule covers another, or two rules can match the same
 referral, is decided one part at a time. Both answers are exact for the conditions of
-``rules.Conditions``; a rule covered only by several earlier rules together is not reported.
+``language.Conditions``; a rule covered only by several earlier rules together is not reported.
 """
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
+from services.routing.rules.language import Conditions, Rule, RuleSet
 from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Channel, Pathway, Urgency
-
-if TYPE_CHECKING:
-    # Types only: rules.py imports this module to refuse rule sets that fail the checks.
-    from services.routing.rules import Conditions, Rule, RuleSet
 
 Severity = Literal["error", "warning"]
 

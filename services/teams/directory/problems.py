@@ -12,9 +12,9 @@ class TeamNotFound(ResourceNotFound):
     title = "No such team"
 
 
-class UnknownTeam(ValidationFailed):
-    type = TYPE_PREFIX + "unknown-team"
-    title = "The request names a team that does not exist or is retired"
+class TeamNotPermitted(InsufficientScope):
+    type = TYPE_PREFIX + "team-not-permitted"
+    title = "This client does not act for that team"
 
 
 class InvalidDirectory(ValidationFailed):
@@ -40,23 +40,3 @@ class EntryCodeMismatch(ValidationFailed):
 class ServiceNotFound(ResourceNotFound):
     type = TYPE_PREFIX + "service-not-found"
     title = "No such service"
-
-
-class AssignmentNotFound(ResourceNotFound):
-    type = TYPE_PREFIX + "assignment-not-found"
-    title = "No such assignment"
-
-
-class TeamNotPermitted(InsufficientScope):
-    type = TYPE_PREFIX + "team-not-permitted"
-    title = "This client does not act for that team"
-
-
-class AssignmentStateConflict(Conflict):
-    type = TYPE_PREFIX + "assignment-state-conflict"
-    title = "The assignment cannot change that way from its current state"
-
-
-class InvalidTime(ValidationFailed):
-    type = TYPE_PREFIX + "invalid-time"
-    title = "The time given is not possible for this change"

@@ -14,23 +14,25 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 
 import structlog
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.routing.checks import check_rule_set
-from services.routing.models import RuleSetEvent, RuleSetVersion
-from services.routing.problems import (
+from services.routing.rule_sets.models import RuleSetEvent, RuleSetVersion
+from services.routing.rule_sets.problems import (
     NothingToRollBack,
     RuleSetExists,
     RuleSetNotFound,
     RuleSetRejected,
     RuleSetStateConflict,
 )
-from services.routing.rules import RuleSet, load_rule_set
+from services.routing.rule_sets.schemas import SampleReferral
+from services.routing.rules.checks import check_rule_set
+from services.routing.rules.evaluation import Facts
+from services.routing.rules.language import RuleSet
+from services.routing.rules.parsing import default_document, load_rule_set
 from services.shared.logging import current_request_id
 
 COUNTY = "county"
@@ -50,6 +52,17 @@ class LoadedRuleSet:
 class ScopeRules:
     active: LoadedRuleSet
     shadow: LoadedRuleSet | None = None
+
+
+def facts_of(request: SampleReferral) -> Facts:
+    return Facts(
+        channel=request.channel,
+        urgency=request.urgency,
+        needs=frozenset(request.needs),
+        red_flags=frozenset(request.red_flags),
+        age_years=request.age_years,
+        safeguarding_concern=request.safeguarding_concern,
+    )
 
 
 def parse(document: str, source: str) -> RuleSet:
@@ -213,9 +226,7 @@ async def ensure_county_default(
     async with sessionmaker() as session:
         if await _in_scope(session, COUNTY, "active") is not None:
             return
-        document = (
-            resources.files("services.routing").joinpath("default_rules.yaml").read_text("utf-8")
-        )
+        document = default_document()
         try:
             async with session.begin_nested():
                 row = await upload(session, COUNTY, document, "system")

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.identifiers import UNKNOWN_PRACTICE
 from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Escalation, Pathway, TeamType
-from services.teams.hours import is_open, local_description, next_opening
-from services.teams.models import Locality, Practice, Team, TeamPractice
+from services.teams.directory.hours import is_open, local_description, next_opening
+from services.teams.directory.models import Locality, Practice, Team, TeamPractice
 
 MODEL_TEAM_TYPES: dict[str, dict[Pathway, TeamType]] = {
     "A": {

@@ -21,9 +21,9 @@ from sqlalchemy.orm import contains_eager, raiseload
 from services.shared.auth import Principal, requires
 from services.shared.db import SessionDep
 from services.shared.problems import problem_responses
-from services.teams.hours import DAYS, ServiceHours
-from services.teams.models import Locality, Practice, Team, TeamPractice
-from services.teams.openreferral_schemas import (
+from services.teams.directory.hours import DAYS, ServiceHours
+from services.teams.directory.models import Locality, Practice, Team, TeamPractice
+from services.teams.directory.openreferral_schemas import (
     AddressRead,
     CapacityUnitRead,
     LocationRead,
@@ -38,7 +38,7 @@ from services.teams.openreferral_schemas import (
     ServiceRead,
     Weekday,
 )
-from services.teams.problems import ServiceNotFound
+from services.teams.directory.problems import ServiceNotFound
 
 router = APIRouter(prefix="/openreferral", tags=["open referral"])
 

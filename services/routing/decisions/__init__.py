@@ -1,0 +1,1 @@
+"""Routing decisions: triage a referral on its facts and ask the directory for its teams."""

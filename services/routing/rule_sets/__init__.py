@@ -1,0 +1,1 @@
+"""Rule sets as versioned data: upload, dry-run, activate, shadow, roll back."""
