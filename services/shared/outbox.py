@@ -245,6 +245,11 @@ class _Loop:
         """A job was committed: look now rather than at the next poll."""
         self._wake.set()
 
+    @property
+    def table(self) -> str:
+        """The table of the queue this worker works (whose notifications wake it)."""
+        return str(self._model.__tablename__)
+
     def stop(self) -> None:
         """Finish the work in hand, then return from ``run`` (no query is cut off mid-flight)."""
         self._stopping = True
