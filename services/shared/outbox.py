@@ -554,8 +554,8 @@ class OutboxBatchWorker(_Loop):
 
 class Wakeup:
     """Tells the worker of one queue, where it runs in this process, that work was committed.
-    Where it runs in a process of its own there is none to tell here, and it finds the work at
-    its next poll."""
+    Where it runs in a process of its own there is none to tell here: on PostgreSQL the commit's
+    notification wakes it (``services.shared.wake_listener``), elsewhere its next poll."""
 
     def __init__(self) -> None:
         self._worker: _Loop | None = None
