@@ -184,9 +184,8 @@ class Bench:
                 own_env = {**env, "SPA_BACKGROUND_WORKERS": "false"}
             self.serve(service, service, port, own_env)
         if apart:
-            # The API process cannot wake a worker elsewhere: the worker polls, briefly.
-            worker_env = {**env, "SPA_OUTBOX_POLL_INTERVAL_SECONDS": "0.1"}
-            self.serve("spa-worker", "spa", WORKER_PORT, worker_env, niceness=WORKER_NICENESS)
+            # The API process's commits wake it by notification; its poll is only the fallback.
+            self.serve("spa-worker", "spa", WORKER_PORT, env, niceness=WORKER_NICENESS)
         self.local.wait_ready(list(self.processes.values()))
         if apart:
             self.wait_ready(WORKER_PORT)

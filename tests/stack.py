@@ -367,11 +367,21 @@ async def _add_idempotency_key(request: httpx.Request) -> None:
 
 
 @asynccontextmanager
-async def running_stack(urls: Mapping[str, str], key_file: Path) -> AsyncIterator[Stack]:
+async def running_stack(
+    urls: Mapping[str, str],
+    key_file: Path,
+    *,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> AsyncIterator[Stack]:
+    """The stack, its settings changed by ``overrides`` (per service, a setting's new value)."""
     for service, url in urls.items():
         await empty_tables(url, service)
     await load_demo_directory(urls["teams"])
     spa_settings, routing_settings, teams_settings = stack_settings(urls, key_file)
+    changes = overrides or {}
+    spa_settings = spa_settings.model_copy(update=changes.get("spa"))
+    routing_settings = routing_settings.model_copy(update=changes.get("routing"))
+    teams_settings = teams_settings.model_copy(update=changes.get("teams"))
     mounts: dict[str, httpx.AsyncBaseTransport] = {}
     clock = SettableClock(MORNING)
     apps = {

@@ -245,6 +245,11 @@ class _Loop:
         """A job was committed: look now rather than at the next poll."""
         self._wake.set()
 
+    @property
+    def table(self) -> str:
+        """The table of the queue this worker works (whose notifications wake it)."""
+        return str(self._model.__tablename__)
+
     def stop(self) -> None:
         """Finish the work in hand, then return from ``run`` (no query is cut off mid-flight)."""
         self._stopping = True
@@ -549,8 +554,8 @@ class OutboxBatchWorker(_Loop):
 
 class Wakeup:
     """Tells the worker of one queue, where it runs in this process, that work was committed.
-    Where it runs in a process of its own there is none to tell here, and it finds the work at
-    its next poll."""
+    Where it runs in a process of its own there is none to tell here: on PostgreSQL the commit's
+    notification wakes it (``services.shared.wake_listener``), elsewhere its next poll."""
 
     def __init__(self) -> None:
         self._worker: _Loop | None = None

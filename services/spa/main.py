@@ -16,6 +16,7 @@ from services.shared.clock import Clock, system_clock
 from services.shared.hardening import RateLimits
 from services.shared.http import ServiceClient
 from services.shared.outbox import OutboxBatchWorker, OutboxWorker, running
+from services.shared.wake_listener import listening
 from services.spa.audit import AuditEvent, AuditHead
 from services.spa.identity.api import router as identity_router
 from services.spa.identity.keys import SigningKeys
@@ -107,9 +108,17 @@ def create_app(
                 running(timers, "spa-timers"),
                 running(dispatcher, "spa-webhook-dispatcher"),
                 running(deliverer, "spa-webhook-deliverer"),
+                # Not the timers: they fall due with time, and their poll finds them.
+                listening(
+                    app.state.engine,
+                    (worker, dispatcher, deliverer),
+                    name="spa-wake-listener",
+                    enabled=settings.outbox_listen,
+                ) as listener,
             ):
                 app.state.worker = worker
                 app.state.timers = timers
+                app.state.wake_listener = listener
                 wakeups.routing.attach(worker)
                 wakeups.deliveries.attach(deliverer)
                 yield

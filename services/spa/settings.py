@@ -29,9 +29,14 @@ class SpaSettings(ServiceSettings):
 
     # Whether this process runs the background workers (routing, timers, webhooks). A
     # deployment may run API processes without them and worker processes of their own, so
-    # that intake keeps its own CPU when routing is busy; the workers then find new work by
-    # polling, at outbox_poll_interval_seconds (the API process cannot wake them).
+    # that intake keeps its own CPU when routing is busy.
     background_workers: bool = True
+    # Whether the workers hear of new work by notification (PostgreSQL's LISTEN/NOTIFY, on one
+    # connection per worker process beside the pool), wherever it was committed: by an API
+    # process, another replica or a worker. The polls below stay, for work whose time comes
+    # later and whenever the notifications are off or their connection is down; on SQLite,
+    # and with this off, they are the only way the workers find work from other processes.
+    outbox_listen: bool = True
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     outbox_batch_size: int = Field(default=16, ge=1, le=256)
     outbox_lease_seconds: float = Field(default=60.0, gt=0)

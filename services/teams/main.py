@@ -12,6 +12,7 @@ from services.shared.app import build_app, service_resources
 from services.shared.clock import Clock, system_clock
 from services.shared.http import ServiceClient
 from services.shared.outbox import OutboxWorker, running
+from services.shared.wake_listener import listening
 from services.teams.audit import AuditEvent, AuditHead
 from services.teams.caseloads.api import router as caseloads_router
 from services.teams.caseloads.models import OutboxJob
@@ -43,8 +44,17 @@ def create_app(
                 clock=clock,
                 poll_interval=settings.outbox_poll_interval_seconds,
             )
-            async with running(worker, "teams-assignment-reporter"):
+            async with (
+                running(worker, "teams-assignment-reporter"),
+                listening(
+                    app.state.engine,
+                    (worker,),
+                    name="teams-wake-listener",
+                    enabled=settings.outbox_listen,
+                ) as listener,
+            ):
                 app.state.worker = worker
+                app.state.wake_listener = listener
                 yield
 
     app = build_app(

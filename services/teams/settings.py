@@ -18,4 +18,8 @@ class TeamsSettings(ServiceSettings):
     mdt_frailty_threshold: int = Field(default=6, ge=1, le=9)
     mdt_long_term_conditions_threshold: int = Field(default=5, ge=1, le=30)
 
+    # Whether the reporter hears of new work by notification (PostgreSQL's LISTEN/NOTIFY, on one
+    # connection per process beside the pool), from whichever replica committed it; the poll
+    # stays, for retries that fall due and whenever the notifications are off or down.
+    outbox_listen: bool = True
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
