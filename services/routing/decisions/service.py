@@ -35,16 +35,10 @@ from services.shared.problems import Problem
 from services.shared.vocabulary import UNASSIGNED_PATHWAYS
 
 
-async def rules_for(
-    session: AsyncSession, book: RuleBook, teams: TeamsClient, request: SampleReferral
-) -> ScopeRules:
-    """The rules of the referral's locality when it has its own, else the county's."""
-    return await _rules_in(await book.scopes(session), teams, request)
-
-
 async def _rules_in(
     scopes: dict[str, ScopeRules], teams: TeamsClient, request: SampleReferral
 ) -> ScopeRules:
+    """The rules of the referral's locality when it has its own, else the county's."""
     if set(scopes) - {COUNTY}:
         locality = await teams.locate(practice=request.practice, district=request.postcode_district)
         if locality is not None and locality in scopes:
