@@ -110,11 +110,18 @@ class Claim:
 # What an ``OutboxWorker`` runs for each claim: ``Steps`` for ordinary jobs, or a handler that
 # manages its own transactions (webhook delivery records outcomes in batches).
 Handler = Callable[[Claim], Awaitable[None]]
+# What an ``OutboxWorker`` may run first for a whole claimed batch (``Steps.batch``): it does
+# what it can of the batch at once and returns the claims left to be done one at a time.
+BatchHandler = Callable[[list[Claim]], Awaitable[list[Claim]]]
 
 Job = TypeVar("Job", bound=OutboxJobColumns)
 
 Step = Callable[[AsyncSession, Job], Awaitable[None]]
 GiveUpStep = Callable[[AsyncSession, Job, GiveUp], Awaitable[None]]
+# A step for many jobs of one kind at once: it does the work of those it can and returns their
+# ids, leaving its last writes uncommitted (the worker marks those jobs done in the same
+# commit); the jobs it leaves are done one at a time by the kind's ``Step``.
+BatchedStep = Callable[[AsyncSession, list[Job]], Awaitable[set[int]]]
 
 
 class Steps(Generic[Job]):
@@ -134,16 +141,55 @@ class Steps(Generic[Job]):
         *,
         on_give_up: GiveUpStep[Job] | None = None,
         after_commit: Callable[[Job], None] | None = None,
+        batched: Mapping[str, BatchedStep[Job]] | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._model = model
         self._steps = dict(steps)
         self._on_give_up = on_give_up
         self._after_commit = after_commit
+        self._batched = dict(batched or {})
+        if not self._batched.keys() <= self._steps.keys():
+            raise ValueError("a batched step needs a step for the jobs it leaves")
 
     @property
     def kinds(self) -> frozenset[str]:
         return frozenset(self._steps)
+
+    @property
+    def batches(self) -> bool:
+        return bool(self._batched)
+
+    async def batch(self, claims: list[Claim]) -> list[Claim]:
+        """Offer the claimed jobs to their kinds' batched steps; the claims left to be done one
+        at a time (by ``__call__``)."""
+        model: Any = self._model
+        done: list[Job] = []
+        async with self._sessionmaker() as session:
+            pending = await session.scalars(
+                select(model)
+                .where(model.id.in_([claim.id for claim in claims]))
+                .where(model.status == JobStatus.PENDING)
+                .order_by(model.id)
+            )
+            by_kind: dict[str, list[Job]] = {}
+            for job in pending:
+                if job.kind in self._batched:
+                    by_kind.setdefault(job.kind, []).append(job)
+            for kind, jobs in by_kind.items():
+                finished = await self._batched[kind](session, jobs)
+                done.extend(job for job in jobs if job.id in finished)
+            for job in done:
+                job.status = JobStatus.DONE
+                job.last_error = None
+            await session.commit()
+        if done:
+            log.info("outbox_batch_done", jobs=len(done), of=len(claims))
+        for job in done:
+            if self._after_commit is not None:
+                self._after_commit(job)
+        finished_ids = {job.id for job in done}
+        return [claim for claim in claims if claim.id not in finished_ids]
 
     async def __call__(self, claim: Claim) -> None:
         async with self._sessionmaker() as session:
@@ -314,6 +360,7 @@ class OutboxWorker(_Loop):
         claim_filter: Callable[[], ColumnElement[bool] | None] | None = None,
         poll_interval: float = 1.0,
         lease_seconds: float = 60.0,
+        handle_batch: BatchHandler | None = None,
     ) -> None:
         super().__init__(
             sessionmaker,
@@ -325,6 +372,10 @@ class OutboxWorker(_Loop):
             poll_interval=poll_interval,
         )
         self._handle = handle
+        # Run first for each claimed batch, where the handler can do some of it at once.
+        if handle_batch is None and isinstance(handle, Steps) and handle.batches:
+            handle_batch = handle.batch
+        self._handle_batch = handle_batch
         # Whether a failed job holds back later ones too, or only pending ones do (when a
         # failure has already been handed to people and later work must not wait on it).
         self._waiting_statuses: tuple[str, ...] = (
@@ -344,16 +395,17 @@ class OutboxWorker(_Loop):
         self._room.set()
 
     async def _loop(self) -> None:
-        # Jobs run as tasks of their own, and the loop claims more as soon as there is room:
-        # one slow job (a subscriber taking its full timeout, say) holds up no other.
-        in_flight: set[asyncio.Task[None]] = set()
+        # Jobs run as tasks of their own (a claimed batch as one, when the handler takes
+        # batches), and the loop claims more as soon as there is room: one slow job (a
+        # subscriber taking its full timeout, say) holds up no other.
+        in_flight: dict[asyncio.Task[None], int] = {}  # task -> the jobs it runs
 
         def finished(task: asyncio.Task[None]) -> None:
-            in_flight.discard(task)
+            in_flight.pop(task, None)
             if not task.cancelled() and task.exception() is not None:
                 # _run_job handles a job's own failure; this is a failure to record one.
                 log.error("outbox_job_crashed", error_type=type(task.exception()).__name__)
-            if self._max_in_flight - len(in_flight) >= self._refill:
+            if self._max_in_flight - sum(in_flight.values()) >= self._refill:
                 self._room.set()
 
         try:
@@ -372,25 +424,28 @@ class OutboxWorker(_Loop):
 
     async def _claim_while_running(
         self,
-        in_flight: set[asyncio.Task[None]],
+        in_flight: dict[asyncio.Task[None], int],
         finished: Callable[[asyncio.Task[None]], None],
     ) -> None:
         while not self._stopping:
-            room = self._max_in_flight - len(in_flight)
+            room = self._max_in_flight - sum(in_flight.values())
             claimed: list[Claim] = []
             if room >= self._refill:
                 try:
                     claimed = await self._claim(min(room, self._batch_size))
                 except Exception as exc:  # the loop must outlive any one failure
                     log.error("outbox_cycle_failed", error_type=type(exc).__name__)
-            for job in claimed:
-                task = asyncio.create_task(self._run_job(job))
-                in_flight.add(task)
+            runs = (
+                [claimed] if self._handle_batch is not None and claimed else [[c] for c in claimed]
+            )
+            for claims in runs:
+                task = asyncio.create_task(self._run_claims(claims))
+                in_flight[task] = len(claims)
                 task.add_done_callback(finished)
             if claimed and len(claimed) == min(room, self._batch_size) and room > len(claimed):
                 continue  # a full batch and room for more: there may be more due now
             self._room.clear()
-            if self._max_in_flight - len(in_flight) < self._refill:
+            if self._max_in_flight - sum(in_flight.values()) < self._refill:
                 await self._room.wait()  # full: the next claim waits for room
                 continue
             await self._until_woken()
@@ -400,8 +455,25 @@ class OutboxWorker(_Loop):
         were any."""
         claimed = await self._claim(self._batch_size)
         if claimed:
-            await asyncio.gather(*(self._run_job(job) for job in claimed))
+            await self._run_claims(claimed)
         return bool(claimed)
+
+    async def _run_claims(self, claims: list[Claim]) -> None:
+        """The claimed jobs: as a batch first where the handler takes one, then the rest (or
+        all, if the batch failed) each on its own, side by side."""
+        left = claims
+        if self._handle_batch is not None and len(claims) > 1:
+            structlog.contextvars.bind_contextvars(service=self._service)
+            try:
+                left = await self._handle_batch(claims)
+            except Exception as exc:
+                # Each job is done alone instead, and only one that fails alone is put off.
+                log.warning("outbox_batch_failed", jobs=len(claims), error_type=type(exc).__name__)
+                left = claims
+        if len(left) == 1:
+            await self._run_job(left[0])
+        elif left:
+            await asyncio.gather(*(self._run_job(claim) for claim in left))
 
     async def _claim(self, limit: int) -> list[Claim]:
         now = self._clock()

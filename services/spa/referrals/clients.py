@@ -138,6 +138,10 @@ def _outcome(answer: ItemAnswer[M], service: str) -> M:
     raise UpstreamRefused(service, answer.status)
 
 
+def _result(answer: ItemAnswer[M]) -> M | None:
+    return answer.result if answer.status in (200, 201) else None
+
+
 class RoutingClient(_Client):
     def __init__(self, client: ServiceClient) -> None:
         super().__init__(client)
@@ -149,6 +153,15 @@ class RoutingClient(_Client):
         """Routing answers a repeated request (a retry after a timeout) with the decision it
         recorded the first time, so a triage asked twice is recorded once."""
         return _outcome(await self._decide(facts), "routing")
+
+    async def decide_many(self, items: list[dict[str, Any]]) -> list[Decision | None]:
+        """One request for many triages (a batch of route jobs): each item's decision, or None
+        where routing could not give one now (that job then asks alone, and hears why)."""
+        answers: list[Decision | None] = []
+        for start in range(0, len(items), MAX_ITEMS):
+            batch = await self._decide_all(items[start : start + MAX_ITEMS])
+            answers.extend(_result(answer) for answer in batch)
+        return answers
 
     async def _decide_all(self, items: list[dict[str, Any]]) -> list[ItemAnswer[Decision]]:
         return await self._send_batch("/v1/decisions/batch", items, BatchAnswer[Decision])
@@ -164,6 +177,15 @@ class TeamsClient(_Client):
     async def assign(self, assignment: dict[str, Any]) -> Assignment:
         """Idempotent: teams answers a retry with the existing assignment."""
         return _outcome(await self._assign(assignment), "teams")
+
+    async def assign_many(self, items: list[dict[str, Any]]) -> list[Assignment | None]:
+        """One request for many assignments: each item's assignment, or None where teams could
+        not make it now (that job then asks alone, and hears why)."""
+        answers: list[Assignment | None] = []
+        for start in range(0, len(items), MAX_ITEMS):
+            batch = await self._assign_all(items[start : start + MAX_ITEMS])
+            answers.extend(_result(answer) for answer in batch)
+        return answers
 
     async def _assign_all(self, items: list[dict[str, Any]]) -> list[ItemAnswer[Assignment]]:
         return await self._send_batch("/v1/assignments/batch", items, BatchAnswer[Assignment])

@@ -11,6 +11,7 @@ routing it undoes.
 from __future__ import annotations
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.shared.clock import Clock
@@ -66,6 +67,7 @@ def referral_jobs(
         },
         on_give_up=router.hand_to_people,
         after_commit=changed,
+        batched={service.ROUTE_JOB: router.route_batch},
     )
 
 
@@ -84,6 +86,59 @@ class ReferralRouter:
 
     async def route(self, session: AsyncSession, job: OutboxJob) -> None:
         await self._route(session, await _referral(session, job))
+
+    async def route_batch(self, session: AsyncSession, jobs: list[OutboxJob]) -> set[int]:
+        """Route many new referrals at once: one read, one decision request for them all, one
+        write of the decisions, one assignment request, and the last write (which the worker
+        commits with the jobs done). Only the common case is done here: a new referral that
+        nobody holds yet, triaged to teams that take it. Any other (held or refused by the
+        rules, a team that has let the case go, no locality for the queue, an item another
+        service could not answer) is left to ``route``, which does it alone, from where this
+        left it; so is every job of a batch that fails."""
+        referrals = await _fresh_referrals(session, jobs)
+        await session.commit()
+        if not referrals:
+            return set()
+        decisions = await self._routing.decide_many(
+            [placement.decision_request(referral) for _, referral in referrals]
+        )
+        triaged = []
+        for (job, referral), decision in zip(referrals, decisions, strict=True):
+            if decision is None or decision.hold is not None or decision.refuse is not None:
+                continue
+            placement.apply_decision(session, referral, decision, ACTOR)
+            triaged.append((job, referral, placement.assignments_wanted(referral)))
+        # The decisions are kept before teams is asked, as ``route`` keeps them.
+        await session.commit()
+        requests = [
+            placement.assignment_request(
+                referral, kind, team, self._policy.care_window(referral, kind)
+            )
+            for _, referral, wanted in triaged
+            for kind, team in wanted
+        ]
+        assignments = iter(await self._teams.assign_many(requests) if requests else [])
+        done: set[int] = set()
+        for job, referral, wanted in triaged:
+            made = [(kind, team, next(assignments)) for kind, team in wanted]
+            care_team = next((team for kind, team, _ in made if kind is AssignmentKind.CARE), None)
+            target = placement.final_status(referral, care_team)
+            if any(
+                assignment is None
+                or (kind is AssignmentKind.CARE and assignment.status in ("withdrawn", "declined"))
+                for kind, _, assignment in made
+            ) or (target is S.AWAITING_ASSESSMENT and referral.locality_code is None):
+                continue
+            for kind, team, assignment in made:
+                assert assignment is not None
+                self._record(session, referral, kind, team, assignment, [])
+            if target is S.AWAITING_ASSESSMENT:
+                referral.queue_reason = placement.queue_reason_without_team(referral)
+            placement.finish_routing(session, referral, target, care_team, ACTOR)
+            if referral.status in (S.ROUTED, S.AWAITING_ASSESSMENT):
+                clocks.start_response_clock(session, self._policy, referral)
+            done.add(job.id)
+        return done
 
     async def escalate(self, session: AsyncSession, job: OutboxJob) -> None:
         await self._escalate(session, await _referral(session, job))
@@ -246,6 +301,34 @@ async def _referral(session: AsyncSession, job: OutboxJob) -> Referral:
     assert referral is not None
     await session.commit()
     return referral
+
+
+async def _fresh_referrals(
+    session: AsyncSession, jobs: list[OutboxJob]
+) -> list[tuple[OutboxJob, Referral]]:
+    """The jobs whose referral is new (received, no reason yet to hold it for a call handler)
+    and on no team's caseload, each with its referral."""
+    ids = [job.referral_id for job in jobs]
+    referrals = {
+        referral.id: referral
+        for referral in await session.scalars(select(Referral).where(Referral.id.in_(ids)))
+    }
+    held = set(
+        await session.scalars(
+            select(ReferralAssignment.referral_id).where(ReferralAssignment.referral_id.in_(ids))
+        )
+    )
+    fresh = []
+    for job in jobs:
+        referral = referrals.get(job.referral_id)
+        if (
+            referral is not None
+            and referral.status == S.RECEIVED
+            and referral.queue_reason is None
+            and referral.id not in held
+        ):
+            fresh.append((job, referral))
+    return fresh
 
 
 def _ready_for_triage(referral: Referral) -> bool:
