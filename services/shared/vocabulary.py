@@ -139,6 +139,16 @@ class ReferralStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class AssignmentStatus(StrEnum):
+    """Where a case stands on a team's caseload: teams keeps it, spa mirrors what it hears."""
+
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+    CLOSED = "closed"
+
+
 class AssignmentKind(StrEnum):
     """Why a team holds a case: the care pathway, or the parallel safeguarding escalation."""
 

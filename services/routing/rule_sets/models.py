@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -23,6 +24,17 @@ from sqlalchemy.orm import Mapped, mapped_column
 from services.routing.base import Base
 from services.shared.clock import clock_default
 from services.shared.db import Timestamped, UTCDateTime
+
+
+class RuleSetStatus(StrEnum):
+    """A version's life: uploaded as a draft, tried in shadow beside the active one, made
+    active (the one before it superseded), and rolled back from."""
+
+    DRAFT = "draft"
+    SHADOW = "shadow"
+    ACTIVE = "active"
+    SUPERSEDED = "superseded"
+    ROLLED_BACK = "rolled_back"
 
 
 class RuleSetVersion(Timestamped, Base):
@@ -53,7 +65,7 @@ class RuleSetVersion(Timestamped, Base):
     scope: Mapped[str] = mapped_column(String(64))
     version: Mapped[str] = mapped_column(String(64))
     # draft, active, shadow, superseded or rolled_back.
-    status: Mapped[str] = mapped_column(String(16), default="draft")
+    status: Mapped[str] = mapped_column(String(16), default=RuleSetStatus.DRAFT)
     document: Mapped[str] = mapped_column(Text)
     checksum: Mapped[str] = mapped_column(String(64))
     findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.routing.rule_sets.models import RuleSetStatus
 from services.shared.identifiers import OdsCode, PostcodeDistrict
 from services.shared.vocabulary import (
     MAX_AGE_YEARS,
@@ -67,7 +68,7 @@ class RuleSetRead(BaseModel):
     id: uuid.UUID
     scope: str
     version: str
-    status: Literal["draft", "active", "shadow", "superseded", "rolled_back"]
+    status: RuleSetStatus
     checksum: str
     findings: list[RuleSetFinding]
     uploaded_by: str

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.routing.rule_sets.models import RuleSetEvent, RuleSetVersion
+from services.routing.rule_sets.models import RuleSetStatus as R
 from services.routing.rule_sets.problems import (
     NothingToRollBack,
     RuleSetExists,
@@ -94,12 +95,12 @@ class RuleBook:
     async def scopes(self, session: AsyncSession) -> dict[str, ScopeRules]:
         if time.monotonic() - self._read_at > self._ttl:
             rows = await session.scalars(
-                select(RuleSetVersion).where(RuleSetVersion.status.in_(("active", "shadow")))
+                select(RuleSetVersion).where(RuleSetVersion.status.in_((R.ACTIVE, R.SHADOW)))
             )
             active: dict[str, LoadedRuleSet] = {}
             shadow: dict[str, LoadedRuleSet] = {}
             for row in rows:
-                (active if row.status == "active" else shadow)[row.scope] = self._loaded(row)
+                (active if row.status == R.ACTIVE else shadow)[row.scope] = self._loaded(row)
             self._scopes = {
                 scope: ScopeRules(loaded, shadow.get(scope)) for scope, loaded in active.items()
             }
@@ -133,7 +134,7 @@ async def upload(session: AsyncSession, scope: str, document: str, actor: str) -
         id=uuid.uuid4(),
         scope=scope,
         version=rule_set.version,
-        status="draft",
+        status=R.DRAFT,
         document=document,
         checksum=hashlib.sha256(document.encode()).hexdigest(),
         findings=_warnings(rule_set),
@@ -160,7 +161,7 @@ async def get(session: AsyncSession, rule_set_id: uuid.UUID) -> RuleSetVersion:
     return row
 
 
-async def _in_scope(session: AsyncSession, scope: str, status: str) -> RuleSetVersion | None:
+async def _in_scope(session: AsyncSession, scope: str, status: R) -> RuleSetVersion | None:
     return await session.scalar(
         select(RuleSetVersion)
         .where(RuleSetVersion.scope == scope, RuleSetVersion.status == status)
@@ -169,50 +170,50 @@ async def _in_scope(session: AsyncSession, scope: str, status: str) -> RuleSetVe
 
 
 async def activate(session: AsyncSession, row: RuleSetVersion, actor: str, now: datetime) -> None:
-    if row.status == "active":
+    if row.status == R.ACTIVE:
         raise RuleSetStateConflict(f"{row.scope}/{row.version} is already active.")
     parse(row.document, f"{row.scope}/{row.version}")  # a version that fails checks never goes live
-    current = await _in_scope(session, row.scope, "active")
+    current = await _in_scope(session, row.scope, R.ACTIVE)
     if current is not None:
-        current.status = "superseded"
+        current.status = R.SUPERSEDED
         _record(session, current, "superseded", actor)
         await session.flush()
-    row.status = "active"
+    row.status = R.ACTIVE
     row.activated_at = now
     _record(session, row, "activated", actor)
     await session.flush()
 
 
 async def shadow(session: AsyncSession, row: RuleSetVersion, actor: str) -> None:
-    if row.status in ("active", "shadow"):
+    if row.status in (R.ACTIVE, R.SHADOW):
         raise RuleSetStateConflict(
             f"{row.scope}/{row.version} is {row.status}; shadow a draft instead."
         )
-    current = await _in_scope(session, row.scope, "shadow")
+    current = await _in_scope(session, row.scope, R.SHADOW)
     if current is not None:
-        current.status = "draft"
+        current.status = R.DRAFT
         _record(session, current, "unshadowed", actor)
         await session.flush()
-    row.status = "shadow"
+    row.status = R.SHADOW
     _record(session, row, "shadowed", actor)
     await session.flush()
 
 
 async def rollback(session: AsyncSession, scope: str, actor: str, now: datetime) -> RuleSetVersion:
     """Make the version active before the current one active again."""
-    current = await _in_scope(session, scope, "active")
+    current = await _in_scope(session, scope, R.ACTIVE)
     previous = await session.scalar(
         select(RuleSetVersion)
-        .where(RuleSetVersion.scope == scope, RuleSetVersion.status == "superseded")
+        .where(RuleSetVersion.scope == scope, RuleSetVersion.status == R.SUPERSEDED)
         .order_by(RuleSetVersion.activated_at.desc())
         .limit(1)
     )
     if current is None or previous is None:
         raise NothingToRollBack(f"{scope} has no earlier active version to go back to.")
-    current.status = "rolled_back"
+    current.status = R.ROLLED_BACK
     _record(session, current, "rolled_back", actor)
     await session.flush()
-    previous.status = "active"
+    previous.status = R.ACTIVE
     previous.activated_at = now
     _record(session, previous, "activated", actor)
     await session.flush()
@@ -224,7 +225,7 @@ async def ensure_county_default(
 ) -> None:
     """Activate the packaged county rule set when the county has no active one (first start)."""
     async with sessionmaker() as session:
-        if await _in_scope(session, COUNTY, "active") is not None:
+        if await _in_scope(session, COUNTY, R.ACTIVE) is not None:
             return
         document = default_document()
         try:

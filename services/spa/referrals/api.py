@@ -15,6 +15,7 @@ from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.problems import ConcurrentChange, problem_responses
+from services.shared.vocabulary import AssignmentKind, AssignmentStatus
 from services.spa.api import WakeupsDep
 from services.spa.audit import record_access
 from services.spa.referrals import idempotency, intake, service, team_updates, waiting
@@ -277,7 +278,11 @@ async def _read(
         for a in assignments
     ]
     # The team holding the case for care: the latest one it was not withdrawn from.
-    holding = [read.team for read in reads if read.kind == "care" and read.status != "withdrawn"]
+    holding = [
+        read.team
+        for read in reads
+        if read.kind == AssignmentKind.CARE and read.status != AssignmentStatus.WITHDRAWN
+    ]
     care = holding[-1] if holding else None
     return ReferralRead(
         id=referral.id,

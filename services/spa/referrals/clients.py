@@ -19,7 +19,13 @@ from services.shared.batches import MAX_ITEMS, BatchAnswer, ItemAnswer
 from services.shared.batching import Batcher
 from services.shared.http import ServiceClient, outage_is_retry
 from services.shared.outbox import GiveUp, RetryLater
-from services.shared.vocabulary import AssignmentKind, Escalation, Pathway, TeamType
+from services.shared.vocabulary import (
+    AssignmentKind,
+    AssignmentStatus,
+    Escalation,
+    Pathway,
+    TeamType,
+)
 
 
 class TeamRef(BaseModel):
@@ -76,7 +82,7 @@ class Assignment(BaseModel):
     id: uuid.UUID
     team_id: uuid.UUID
     kind: AssignmentKind
-    status: str
+    status: AssignmentStatus
     # When the acceptance window ends by the team's hours; absent from a teams that predates it.
     acceptance_due_at: datetime | None = None
 

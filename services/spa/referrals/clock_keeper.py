@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.shared.clock import Clock
 from services.shared.outbox import Steps
 from services.shared.vocabulary import AssignmentKind
+from services.shared.vocabulary import AssignmentStatus as A
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals import clocks, lifecycle, placement, service
 from services.spa.referrals.clients import Assignment, TeamsClient
@@ -77,7 +78,7 @@ class ClockKeeper:
         if kind in (TimerKind.ACCEPTANCE_WINDOW, TimerKind.REROUTE):
             # "withdrawn" too: a reroute cut short after the take-back is finished on retry.
             wanted = (
-                ("assigned", "withdrawn") if kind is TimerKind.ACCEPTANCE_WINDOW else ("declined",)
+                (A.ASSIGNED, A.WITHDRAWN) if kind is TimerKind.ACCEPTANCE_WINDOW else (A.DECLINED,)
             )
             if assignment is None or assignment.status not in wanted:
                 return False
@@ -85,7 +86,7 @@ class ClockKeeper:
                 return False
             return await self._reroute(session, referral, assignment, kind)
         if kind is TimerKind.SAFEGUARDING_ACKNOWLEDGEMENT:
-            if assignment is None or assignment.status != "assigned":
+            if assignment is None or assignment.status != A.ASSIGNED:
                 return False
             return await self._breach(session, referral, "safeguarding_acknowledgement")
         if referral.status not in OPEN_CARE or await _first_contact_made(session, referral):
@@ -126,7 +127,7 @@ class ClockKeeper:
         later = [
             row
             for row in care
-            if row.created_at > assignment.created_at and row.status == "assigned"
+            if row.created_at > assignment.created_at and row.status == A.ASSIGNED
         ]
         detail: dict[str, object] = {"reason": reason, "from_team_id": str(assignment.team_id)}
         next_row = later[-1] if later else None
@@ -136,7 +137,7 @@ class ClockKeeper:
             next_row, made = await self._offer(session, referral, tried, existing)
         if await self._referral_moved_on(session, referral, next_row):
             return False
-        if kind is TimerKind.ACCEPTANCE_WINDOW and assignment.status != "withdrawn":
+        if kind is TimerKind.ACCEPTANCE_WINDOW and assignment.status != A.WITHDRAWN:
             placement.withdraw_assignment(session, referral, assignment, reason, ACTOR)
         if next_row is None:
             referral.queue_reason = QueueReason.NO_TEAM
@@ -180,7 +181,7 @@ class ClockKeeper:
         await session.refresh(referral, with_for_update=True)
         if referral.status in (S.ROUTED, S.REROUTED, S.DECLINED):
             return False
-        if offered is not None and offered.status == "assigned":
+        if offered is not None and offered.status == A.ASSIGNED:
             await self._teams.take_back(offered.assignment_id, "referral_changed")
             placement.withdraw_assignment(session, referral, offered, "referral_changed", ACTOR)
         return True

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from services.shared.clock import clock_default
 from services.shared.db import Timestamped, UTCDateTime
 from services.shared.outbox import OutboxJobColumns
+from services.shared.vocabulary import AssignmentStatus
 from services.spa.base import Base
 
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -127,7 +128,7 @@ class ReferralAssignment(Base):
     team_name: Mapped[str] = mapped_column(String(200))
     team_type: Mapped[str] = mapped_column(String(32))
     assignment_id: Mapped[uuid.UUID] = mapped_column()
-    status: Mapped[str] = mapped_column(String(16), default="assigned")
+    status: Mapped[str] = mapped_column(String(16), default=AssignmentStatus.ASSIGNED)
     # The last change reported by teams that was applied here (see the assignment-updates API).
     update_seq: Mapped[int] = mapped_column(default=0)
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.identifiers import postcode_district
-from services.shared.vocabulary import AssignmentKind, Pathway
+from services.shared.vocabulary import AssignmentKind, AssignmentStatus, Pathway
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals import lifecycle
 from services.spa.referrals.clients import Assignment, Decision, TeamRef, TeamsClient
@@ -40,7 +40,7 @@ def withdraw_assignment(
     actor: str,
 ) -> None:
     """Record that a team no longer holds the case, on the timeline (and so to subscribers)."""
-    assignment.status = "withdrawn"
+    assignment.status = AssignmentStatus.WITHDRAWN
     detail = {
         "assignment_id": str(assignment.assignment_id),
         "team_id": str(assignment.team_id),
@@ -57,7 +57,10 @@ def mark_withdrawn(
     actor: str,
 ) -> None:
     for assignment in assignments:
-        if assignment.kind == AssignmentKind.CARE and assignment.status in ("assigned", "accepted"):
+        if assignment.kind == AssignmentKind.CARE and assignment.status in (
+            AssignmentStatus.ASSIGNED,
+            AssignmentStatus.ACCEPTED,
+        ):
             withdraw_assignment(session, referral, assignment, reason, actor)
 
 

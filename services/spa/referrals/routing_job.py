@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.shared.clock import Clock
 from services.shared.outbox import GiveUp, RetryLater, Steps
-from services.shared.vocabulary import AssignmentKind, Escalation
+from services.shared.vocabulary import AssignmentKind, AssignmentStatus, Escalation
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals import clocks, lifecycle, placement, service
 from services.spa.referrals.clients import (
@@ -36,6 +36,8 @@ log = structlog.get_logger(__name__)
 ACTOR = "spa-router"
 # Where a route job refused for good leaves the case: with the locality's call handlers.
 HANDED_TO_PEOPLE = (S.RECEIVED, S.TRIAGED, S.AWAITING_ASSESSMENT)
+# What teams answers for a case its team already let go (it is being routed again).
+LET_GO = (AssignmentStatus.WITHDRAWN, AssignmentStatus.DECLINED)
 
 
 class NoSafeguardingTeam(RetryLater):
@@ -124,8 +126,7 @@ class ReferralRouter:
             care_team = next((team for kind, team, _ in made if kind is AssignmentKind.CARE), None)
             target = placement.final_status(referral, care_team)
             if any(
-                assignment is None
-                or (kind is AssignmentKind.CARE and assignment.status in ("withdrawn", "declined"))
+                assignment is None or (kind is AssignmentKind.CARE and assignment.status in LET_GO)
                 for kind, _, assignment in made
             ) or (target is S.AWAITING_ASSESSMENT and referral.locality_code is None):
                 continue
@@ -178,7 +179,7 @@ class ReferralRouter:
             window = self._policy.care_window(referral, kind)
             request = placement.assignment_request(referral, kind, team, window)
             assignment = await self._teams.assign(request)
-            if kind is AssignmentKind.CARE and assignment.status in ("withdrawn", "declined"):
+            if kind is AssignmentKind.CARE and assignment.status in LET_GO:
                 # The team already let this case go (it is being routed again after an
                 # assessment): the next team the directory names, passing over those tried.
                 tried = [row.team_id for row in existing if row.kind == AssignmentKind.CARE]

@@ -21,6 +21,7 @@ from services.shared.identifiers import NhsNumber, OdsCode, Postcode, format_nhs
 from services.shared.vocabulary import (
     MAX_AGE_YEARS,
     AssignmentKind,
+    AssignmentStatus,
     Channel,
     Escalation,
     Need,
@@ -329,7 +330,7 @@ class AssignmentRead(BaseModel):
     kind: AssignmentKind
     team: TeamRead
     assignment_id: uuid.UUID
-    status: str
+    status: AssignmentStatus
     planned_first_contact_at: datetime | None
     first_contact_at: datetime | None
     created_at: datetime

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.vocabulary import AssignmentKind
+from services.shared.vocabulary import AssignmentStatus as A
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals import clocks, lifecycle
 from services.spa.referrals.clocks import TimerKind
@@ -32,9 +33,9 @@ CARE_STATUS = {
     AssignmentChange.CLOSED: S.CLOSED,
 }
 ASSIGNMENT_STATUS = {
-    AssignmentChange.ACCEPTED: "accepted",
-    AssignmentChange.DECLINED: "declined",
-    AssignmentChange.CLOSED: "closed",
+    AssignmentChange.ACCEPTED: A.ACCEPTED,
+    AssignmentChange.DECLINED: A.DECLINED,
+    AssignmentChange.CLOSED: A.CLOSED,
 }
 
 
@@ -85,15 +86,15 @@ async def apply_update(
 
 def _require_fits(assignment: ReferralAssignment, update: AssignmentUpdate) -> None:
     """Refuse a change the assignment cannot take: nothing is applied and no clock moves."""
-    if assignment.status == "withdrawn":
+    if assignment.status == A.WITHDRAWN:
         raise AssignmentNoLongerHeld(
             f"Assignment {assignment.assignment_id} was withdrawn; the case went to another team."
         )
     needs = {
-        AssignmentChange.ACCEPTED: ("assigned",),
-        AssignmentChange.DECLINED: ("assigned",),
-        AssignmentChange.FIRST_CONTACT: ("accepted",),
-        AssignmentChange.CLOSED: ("accepted",),
+        AssignmentChange.ACCEPTED: (A.ASSIGNED,),
+        AssignmentChange.DECLINED: (A.ASSIGNED,),
+        AssignmentChange.FIRST_CONTACT: (A.ACCEPTED,),
+        AssignmentChange.CLOSED: (A.ACCEPTED,),
     }[update.change]
     if assignment.status not in needs:
         raise AssignmentNoLongerHeld(

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.shared.vocabulary import AssignmentKind
+from services.shared.vocabulary import AssignmentKind, AssignmentStatus
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals.models import Referral, ReferralAssignment
 
@@ -82,7 +82,9 @@ async def _care_holders(
                 ReferralAssignment.referral_id.in_(referral_ids[chunk : chunk + 500]),
                 ReferralAssignment.kind == AssignmentKind.CARE,
                 # The team that holds (or held) the case, not one that let it go.
-                ReferralAssignment.status.not_in(("withdrawn", "declined")),
+                ReferralAssignment.status.not_in(
+                    (AssignmentStatus.WITHDRAWN, AssignmentStatus.DECLINED)
+                ),
             )
             .order_by(ReferralAssignment.created_at)
         )

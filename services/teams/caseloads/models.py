@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from services.shared.db import Timestamped, UTCDateTime
 from services.shared.outbox import OutboxJobColumns
+from services.shared.vocabulary import AssignmentStatus
 from services.teams.base import Base
 
 
@@ -26,7 +27,7 @@ class Assignment(Timestamped, Base):
     kind: Mapped[str] = mapped_column(String(16))
     pathway: Mapped[str | None] = mapped_column(String(32))
     urgency: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="assigned")
+    status: Mapped[str] = mapped_column(String(16), default=AssignmentStatus.ASSIGNED)
     decision_id: Mapped[uuid.UUID | None] = mapped_column()
     # Model B: the team member linked to the patient's practice, who holds the case.
     linked_worker: Mapped[str | None] = mapped_column(String(200))

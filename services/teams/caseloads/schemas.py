@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.shared.clock import Moment
-from services.shared.vocabulary import AssignmentKind, Pathway, Urgency
+from services.shared.vocabulary import AssignmentKind, AssignmentStatus, Pathway, Urgency
 from services.teams.directory.schemas import TeamSummary
 
 
@@ -77,7 +77,7 @@ class AssignmentRead(BaseModel):
     kind: AssignmentKind
     pathway: Pathway | None
     urgency: Urgency
-    status: str
+    status: AssignmentStatus
     decision_id: uuid.UUID | None
     linked_worker: str | None
     risk: RiskMarkers

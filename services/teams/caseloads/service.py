@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal
 from services.shared.logging import current_request_id
+from services.shared.vocabulary import AssignmentStatus as A
 from services.shared.vocabulary import Pathway
 from services.teams.caseloads.models import Assignment, OutboxJob
 from services.teams.caseloads.problems import (
@@ -42,7 +43,7 @@ from services.teams.directory.service import may_manage
 REPORT_JOB = "report"
 CLOCK_SKEW = timedelta(minutes=2)
 LATEST_PLANNED_CONTACT = timedelta(days=60)
-OPEN = ("assigned", "accepted")
+OPEN = (A.ASSIGNED, A.ACCEPTED)
 
 
 async def assign(
@@ -127,10 +128,10 @@ async def get_for(
 
 
 def accept(session: AsyncSession, assignment: Assignment, body: AcceptBody, now: datetime) -> None:
-    _require_status(assignment, "accepted", "assigned")
+    _require_status(assignment, "accepted", A.ASSIGNED)
     if not now - CLOCK_SKEW <= body.planned_first_contact_at <= now + LATEST_PLANNED_CONTACT:
         raise InvalidTime("The planned first contact must be from now and within 60 days.")
-    assignment.status = "accepted"
+    assignment.status = A.ACCEPTED
     assignment.accepted_at = now
     assignment.planned_first_contact_at = body.planned_first_contact_at
     _report(
@@ -145,8 +146,8 @@ def accept(session: AsyncSession, assignment: Assignment, body: AcceptBody, now:
 def decline(
     session: AsyncSession, assignment: Assignment, body: DeclineBody, now: datetime
 ) -> None:
-    _require_status(assignment, "declined", "assigned")
-    assignment.status = "declined"
+    _require_status(assignment, "declined", A.ASSIGNED)
+    assignment.status = A.DECLINED
     assignment.declined_at = now
     assignment.decline_reason = body.reason
     assignment.decline_note = body.note
@@ -157,7 +158,7 @@ def decline(
 def record_first_contact(
     session: AsyncSession, assignment: Assignment, body: FirstContactBody, now: datetime
 ) -> None:
-    _require_status(assignment, "first_contact", "accepted")
+    _require_status(assignment, "first_contact", A.ACCEPTED)
     if assignment.first_contact_at is not None:
         raise AssignmentStateConflict("First contact is already recorded for this assignment.")
     if body.at > now + CLOCK_SKEW or body.at < assignment.created_at - CLOCK_SKEW:
@@ -167,8 +168,8 @@ def record_first_contact(
 
 
 def close(session: AsyncSession, assignment: Assignment, body: CloseBody, now: datetime) -> None:
-    _require_status(assignment, "closed", "accepted")
-    assignment.status = "closed"
+    _require_status(assignment, "closed", A.ACCEPTED)
+    assignment.status = A.CLOSED
     assignment.closed_at = now
     _report(session, assignment, "closed", now, outcome=body.outcome)
 
@@ -185,7 +186,7 @@ async def withdraw(
     )
     withdrawn = list(await session.scalars(query.with_for_update()))
     for assignment in withdrawn:
-        assignment.status = "withdrawn"
+        assignment.status = A.WITHDRAWN
         assignment.closed_at = now
     return withdrawn
 
@@ -193,16 +194,16 @@ async def withdraw(
 def withdraw_one(session: AsyncSession, assignment: Assignment, reason: str, now: datetime) -> bool:
     """Take back a case the team has not accepted (it let the acceptance window lapse). True
     when withdrawn now, False when it already was; an accepted case is the team's and stays."""
-    if assignment.status == "withdrawn":
+    if assignment.status == A.WITHDRAWN:
         return False
-    _require_status(assignment, "withdrawn", "assigned", "declined")
-    assignment.status = "withdrawn"
+    _require_status(assignment, "withdrawn", A.ASSIGNED, A.DECLINED)
+    assignment.status = A.WITHDRAWN
     assignment.decline_reason = assignment.decline_reason or reason[:32]
     assignment.closed_at = now
     return True
 
 
-def _require_status(assignment: Assignment, change: str, *allowed: str) -> None:
+def _require_status(assignment: Assignment, change: str, *allowed: A) -> None:
     if assignment.status not in allowed:
         raise AssignmentStateConflict(
             f"An assignment that is {assignment.status} cannot be {change.replace('_', ' ')}."
