@@ -86,7 +86,7 @@ def from_problem(problem: dict[str, Any], status: int) -> dict[str, Any]:
     fallback = BY_STATUS.get(status) or (
         ("REC_SERVER_ERROR", "exception") if status >= 500 else ("REC_BAD_REQUEST", "invalid")
     )
-    said = " ".join(str(part) for part in (problem.get("title"), problem.get("detail")) if part)
+    said = ": ".join(str(part) for part in (problem.get("title"), problem.get("detail")) if part)
     fhir_issue = problem.get(ISSUE_KEY)
     if isinstance(fhir_issue, dict):
         one = issue(fhir_issue["bars_code"], fhir_issue["code"], said, fhir_issue.get("expression"))

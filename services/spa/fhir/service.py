@@ -39,7 +39,7 @@ from services.spa.settings import SpaSettings
 AMENDED = "amended"
 RETRY_AFTER = {"Retry-After": "1"}
 # What an update may not change: what the referral was triaged and placed on.
-_TRIAGED_ON = ("channel", "urgency", "needs", "red_flags", "unmapped_codes", "nhs111")
+_TRIAGED_ON = ("channel", "urgency", "needs", "red_flags", "unmapped_codes", "dx_code")
 _PLACED_ON = ("date_of_birth", "postcode", "registered_practice")
 _AMENDABLE = ("given_name", "family_name", "nhs_number", "nhs_number_verification")
 _SETTLED = ("closed", "cancelled", "resolved_with_advice", "redirected_emergency")
@@ -214,7 +214,7 @@ def _triage_changes(referral: Referral, body: ReferralCreate) -> list[str]:
         "needs": sorted(referral.needs),
         "red_flags": sorted(referral.red_flags),
         "unmapped_codes": referral.channel_details.get("unmapped_codes", []),
-        "nhs111": referral.channel_details.get("nhs111"),
+        "dx_code": (referral.channel_details.get("nhs111") or {}).get("dx_code"),
     }
     now = {
         "channel": body.channel.value,
@@ -222,7 +222,7 @@ def _triage_changes(referral: Referral, body: ReferralCreate) -> list[str]:
         "needs": sorted(need.value for need in body.needs),
         "red_flags": sorted(flag.value for flag in body.red_flags),
         "unmapped_codes": [code.model_dump() for code in body.unmapped_codes],
-        "nhs111": body.nhs111.model_dump(mode="json", exclude_none=True) if body.nhs111 else None,
+        "dx_code": body.nhs111.dx_code if body.nhs111 else None,
     }
     changed = [name for name in _TRIAGED_ON if was[name] != now[name]]
     patient = body.patient

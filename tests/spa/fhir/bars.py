@@ -284,7 +284,7 @@ def change_of(
 ) -> dict[str, Any]:
     """An update or cancellation of the referral ``first`` made: the same ServiceRequest
     identifier (or our id, when given), new MessageHeader reason and status."""
-    bundle = json.loads(json.dumps(first))
+    bundle: dict[str, Any] = json.loads(json.dumps(first))
     bundle["id"] = str(uuid.uuid4())
     header = bundle["entry"][0]["resource"]
     header["id"] = str(uuid.uuid4())
@@ -297,7 +297,10 @@ def change_of(
 
 
 def resource(answer: dict[str, Any], kind: str) -> dict[str, Any]:
-    return next(e["resource"] for e in answer["entry"] if e["resource"]["resourceType"] == kind)
+    found: dict[str, Any] = next(
+        e["resource"] for e in answer["entry"] if e["resource"]["resourceType"] == kind
+    )
+    return found
 
 
 def tag(service_request: dict[str, Any], system: str) -> str | None:
