@@ -150,7 +150,11 @@ def _mapping(request: Request) -> CodeMapping:
 
 def _outcomes(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for errors as they are sent on these paths: OperationOutcomes."""
-    schema = {"$ref": "#/components/schemas/OperationOutcome"}
+    schema = {
+        "type": "object",
+        "required": ["resourceType", "issue"],
+        "properties": {"resourceType": {"const": "OperationOutcome"}, "issue": {"type": "array"}},
+    }
     return {
         status: {
             "description": f"OperationOutcome, BaRS code {BY_STATUS[status][0]}",
@@ -160,7 +164,7 @@ def _outcomes(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-_ALWAYS = (400, 401, 403, 406, 429, 500, 503)
+_ALWAYS = (400, 401, 403, 406, 422, 429, 500, 503)
 _FHIR_DOCUMENT = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
 
 router = APIRouter(prefix="/FHIR/R4", tags=["fhir"], dependencies=[Depends(_bars_request)])
