@@ -22,6 +22,7 @@ from services.shared.http import create_http_client
 from services.shared.logging import RequestContextMiddleware, configure_logging
 from services.shared.outbox import running
 from services.shared.problems import (
+    PROBLEM_CONTENT_TYPE,
     AuthenticationRequired,
     BadRequest,
     ContentTooLarge,
@@ -172,7 +173,10 @@ def _install_problem_openapi(app: FastAPI) -> None:
         for path_item in document.get("paths", {}).values():
             for operation in path_item.values():
                 responses = operation.setdefault("responses", {})
-                if "422" in responses:
+                # Validation answers are problems, except where an operation declared its 422
+                # in a media type of its own (FHIR's OperationOutcome).
+                declared = set(responses.get("422", {}).get("content", {}))
+                if "422" in responses and declared <= {"application/json", PROBLEM_CONTENT_TYPE}:
                     responses["422"] = _problem_content(ValidationFailed.title)
                 if operation.get("security"):
                     responses.setdefault("401", _problem_content(AuthenticationRequired.title))

@@ -18,6 +18,9 @@ from services.shared.http import ServiceClient
 from services.shared.outbox import OutboxBatchWorker, OutboxWorker, running
 from services.shared.wake_listener import listening
 from services.spa.audit import AuditEvent, AuditHead
+from services.spa.fhir.api import router as fhir_router
+from services.spa.fhir.edge import FhirEdge
+from services.spa.fhir.mapping import load_mapping
 from services.spa.identity.api import router as identity_router
 from services.spa.identity.keys import SigningKeys
 from services.spa.queue.api import router as queue_router
@@ -66,6 +69,7 @@ def create_app(
         ):
             app.state.status_watch = StatusWatch()
             app.state.clock_policy = policy = load_policy(settings.clock_policy_file)
+            app.state.bars_mapping = load_mapping(settings.bars_mapping_file)
             teams = TeamsClient(ServiceClient(app.state.http, settings.teams_url, "teams"))
             app.state.wakeups = wakeups = Wakeups()
             router = ReferralRouter(
@@ -138,6 +142,9 @@ def create_app(
     app.include_router(queue_router)
     app.include_router(reports_router)
     app.include_router(webhooks_router)
+    app.include_router(fhir_router)
+    # Outermost: every answer under /FHIR/R4, whoever gave it, is FHIR's (see fhir/edge.py).
+    app.add_middleware(FhirEdge)
     publish_catalogue(app)
     return app
 

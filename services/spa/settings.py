@@ -66,3 +66,12 @@ class SpaSettings(ServiceSettings):
     webhook_allow_http_hosts: tuple[str, ...] = ()
     webhook_allowed_networks: tuple[str, ...] = ()
     webhook_disable_after_hours: float = Field(default=72.0, gt=0)
+
+    # BaRS, at /FHIR/R4. The identifier this receiver has in the Endpoint Catalogue: a message
+    # whose NHSD-Target-Identifier names another (its value, and its system when this is set)
+    # is refused. The major versions of BaRS taken (Bundle.meta.versionId, Accept's version).
+    # The code mapping: the packaged services/spa/fhir/mapping.yaml when unset.
+    bars_target_identifier: str = Field(default="spa-platform", min_length=1)
+    bars_target_system: str | None = None
+    bars_versions: tuple[str, ...] = ("1",)
+    bars_mapping_file: Path | None = None

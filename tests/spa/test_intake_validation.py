@@ -158,7 +158,7 @@ async def test_referral_needs_a_need_or_a_red_flag(stack: Stack) -> None:
         response = await spa.post("/v1/referrals", json=factories.referral(needs=[]))
 
     assert response.status_code == 422
-    assert "at least one need or red flag" in response.json()["errors"][0]["reason"]
+    assert "at least one need, red flag or unmapped code" in response.json()["errors"][0]["reason"]
 
 
 async def test_safeguarding_without_consent_needs_a_reason(stack: Stack) -> None:

@@ -37,6 +37,7 @@ from services.spa.referrals.schemas import (
     AssignmentUpdate,
     AssignmentUpdateResult,
     CancellationCreate,
+    CodedConcept,
     ConsentIn,
     CountyContactIn,
     Nhs111Details,
@@ -113,7 +114,7 @@ async def create_referral(
         now,
         settings=settings,
         wait=waiting.preferred_wait(prefer, settings.max_prefer_wait_seconds),
-        wait_for_outcome=lambda referral_id, wait: _wait_for_outcome(request, referral_id, wait),
+        wait_for_outcome=lambda referral_id, wait: wait_for_outcome(request, referral_id, wait),
         wake_router=wakeups.routing,
     )
     # Answered as committed, a referral this request just made holds no assignment yet.
@@ -126,7 +127,8 @@ async def create_referral(
     )
 
 
-async def _wait_for_outcome(request: Request, referral_id: uuid.UUID, wait: int) -> str:
+async def wait_for_outcome(request: Request, referral_id: uuid.UUID, wait: int) -> str:
+    """The referral's status once it leaves the in-flight ones, or after ``wait`` seconds."""
     sessionmaker = request.app.state.sessionmaker
 
     async def current_status() -> str:
@@ -311,6 +313,10 @@ async def _read(
         # must not learn of another referrer's referral.
         queue_reason=referral.queue_reason if handler else None,
         possible_duplicate_of=referral.possible_duplicate_of if handler else None,
+        unmapped_codes=[
+            CodedConcept.model_validate(code)
+            for code in referral.channel_details.get("unmapped_codes", [])
+        ],
         created_at=referral.created_at,
         updated_at=referral.updated_at,
     )

@@ -215,6 +215,16 @@ class CountyContactIn(BaseModel):
         return self
 
 
+class CodedConcept(BaseModel):
+    """A code from the referrer's own terminology (SNOMED CT, an NHS Pathways code) that this
+    service could not map to its vocabulary: kept with the referral for a call handler to read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9+.:/_#-]+$")]
+    code: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
 class ReferrerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -243,11 +253,18 @@ class ReferralCreate(BaseModel):
         validate_default=True,
         description="Required on the county channels, and only there",
     )
+    unmapped_codes: list[CodedConcept] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Codes of the referrer's terminology that no mapping here turns into needs "
+        "or red flags: kept with the referral, and the case waits for a call handler "
+        "(queue_reason unmapped_codes) unless it carries a red flag",
+    )
 
     @model_validator(mode="after")
     def _something_to_triage(self) -> Self:
-        if not self.needs and not self.red_flags:
-            raise ValueError("a referral needs at least one need or red flag")
+        if not self.needs and not self.red_flags and not self.unmapped_codes:
+            raise ValueError("a referral needs at least one need, red flag or unmapped code")
         self.needs = list(dict.fromkeys(self.needs))
         self.red_flags = list(dict.fromkeys(self.red_flags))
         return self
@@ -396,6 +413,9 @@ class ReferralRead(BaseModel):
     )
     queue_reason: str | None = Field(description="Why it waits for a call handler, if it does")
     possible_duplicate_of: uuid.UUID | None
+    unmapped_codes: list[CodedConcept] = Field(
+        default_factory=list, description="Codes the referrer sent that could not be mapped"
+    )
     created_at: datetime
     updated_at: datetime
 

@@ -64,6 +64,9 @@ class QueueReason(StrEnum):
     # the practice, and so its team.
     PRACTICE_UNKNOWN = "practice_unknown"
     ROUTING_REFUSED = "routing_refused"
+    # The referral carries codes no mapping turns into needs or red flags: a handler reads
+    # them rather than the system dropping or guessing them.
+    UNMAPPED_CODES = "unmapped_codes"
 
 
 async def create_referral(
@@ -102,6 +105,8 @@ async def create_referral(
         if body.contact is not None and not body.red_flags:
             # A red flag must not wait for an assessment: triage redirects it at once.
             referral.queue_reason = QueueReason.CONTACT_ASSESSMENT
+        elif body.unmapped_codes and not body.red_flags:
+            referral.queue_reason = QueueReason.UNMAPPED_CODES
         await _link_possible_duplicate(session, referral, duplicate_window, now)
         session.add(
             OutboxJob(referral_id=referral.id, kind=ROUTE_JOB, request_id=current_request_id())
@@ -133,6 +138,8 @@ def _new_referral(body: ReferralCreate, principal: Principal) -> Referral:
         channel_details["nhs111"] = body.nhs111.model_dump(mode="json", exclude_none=True)
     if body.contact is not None:
         channel_details["contact"] = {"outcome": body.contact.outcome}
+    if body.unmapped_codes:
+        channel_details["unmapped_codes"] = [code.model_dump() for code in body.unmapped_codes]
     return Referral(
         id=uuid.uuid4(),
         status=S.RECEIVED,
