@@ -1,15 +1,38 @@
 """Settings every service shares; each service adds its own and reads them with its own prefix."""
 
+import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 
 class ServiceSettings(BaseSettings):
-    """Read from the environment (``<PREFIX>_DATABASE_URL`` and so on) when ``create_app`` runs."""
+    """Read from the environment (``<PREFIX>_DATABASE_URL`` and so on) when ``create_app`` runs,
+    and from files in the directory ``<PREFIX>_SECRETS_DIR`` names, if set: one file a setting,
+    named as its environment variable and holding its value (how Kubernetes mounts a Secret).
+    The environment wins over a file."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        secrets = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir(settings_cls))
+        return init_settings, env_settings, dotenv_settings, secrets
 
     database_url: str
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -56,3 +79,16 @@ class ServiceSettings(BaseSettings):
 
     http_connect_timeout_seconds: float = Field(default=2.0, gt=0)
     http_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+def secrets_dir(settings_cls: type[BaseSettings]) -> Path | None:
+    """The directory ``<PREFIX>_SECRETS_DIR`` names; an error if it names no directory, since
+    a Secret that failed to mount must stop the service rather than leave it on defaults."""
+    variable = f"{settings_cls.model_config.get('env_prefix', '')}SECRETS_DIR"
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    directory = Path(value)
+    if not directory.is_dir():
+        raise SettingsError(f"{variable} names {value}, which is not a directory")
+    return directory
