@@ -2,9 +2,9 @@
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, StringConstraints
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -12,6 +12,9 @@ from pydantic_settings import (
     SettingsConfigDict,
     SettingsError,
 )
+
+# A claim's name, or a dotted path through nested claims (realm_access.roles).
+ClaimPath = Annotated[str, StringConstraints(pattern=r"^\S+$", max_length=256)]
 
 
 class ServiceSettings(BaseSettings):
@@ -45,6 +48,14 @@ class ServiceSettings(BaseSettings):
     auth_jwks_url: str | None = None
     auth_algorithms: tuple[str, ...] = ("EdDSA", "ES256", "RS256")
     auth_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # Where a token carries the client's scopes: claim names, or dotted paths into nested
+    # claims. The scopes are the union over them, each a space-separated string or an array.
+    # OAuth 2.0 and our own issuer: scope; Entra ID: roles (application permissions), scp
+    # (delegated); Keycloak: scope, realm_access.roles, resource_access.<client>.roles.
+    auth_scope_claims: tuple[ClaimPath, ...] = Field(default=("scope",), min_length=1)
+    # Where it names the client: the first of these present. Entra ID: azp (appid in v1
+    # tokens), whose sub is the service principal's object id; Keycloak: azp.
+    auth_client_id_claims: tuple[ClaimPath, ...] = Field(default=("sub",), min_length=1)
 
     # This service's own credentials when it calls another service.
     service_client_id: str | None = None
