@@ -5,19 +5,33 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+# Every package at the exact version and with the hashes recorded here (make lock refreshes it).
+LOCK := requirements.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint openapi clean install bench
+.PHONY: run test lint openapi clean install lock bench
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The locked packages first, each checked against its hash, then the project itself (built with
+# the locked setuptools, pulling in nothing further).
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet --require-hashes -r $(LOCK)
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+# After changing the dependencies in pyproject.toml (a test fails while the two disagree): the
+# lock for every platform and Python from 3.11, keeping the versions already locked that
+# pyproject.toml still allows; `make lock LOCK_FLAGS=--upgrade` takes the newest of everything.
+LOCK_FLAGS ?=
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
+		--python-version 3.11 --quiet $(LOCK_FLAGS) -o $(LOCK)
 
 run: install
 	$(BIN)/python deploy/local.py

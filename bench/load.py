@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.shared.identifiers import nhs_number_check_digit
 
-# The demo county's practices and their postcode districts (deploy/demo/directory.yaml).
+# The demo county's practices and their postcode districts (services/teams/demo_directory.yaml).
 PRACTICES = {
     "M91001": "XW1", "M91002": "XW1", "M91003": "XW2", "M91004": "XW2", "M91005": "XW3",
     "M92001": "XW4", "M92002": "XW4", "M92003": "XW4", "M92004": "XW5", "M92005": "XW5",

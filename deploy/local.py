@@ -96,13 +96,7 @@ def prepare(env: dict[str, str]) -> dict[str, str]:
     run(env, "-m", "services.spa", "issuer-key", str(VAR / "issuer-key.pem"))
     for service in PORTS:
         run(env, "-m", f"services.{service}", "migrate")
-    run(
-        env,
-        "-m",
-        "services.teams",
-        "load-directory",
-        str(ROOT / "deploy" / "demo" / "directory.yaml"),
-    )
+    run(env, "-m", "services.teams", "load-directory", "--demo")
     for prefix, (client_id, scopes, audiences) in SERVICE_CLIENTS.items():
         env[f"{prefix}_SERVICE_CLIENT_ID"] = client_id
         env[f"{prefix}_SERVICE_CLIENT_SECRET"] = register(env, client_id, scopes, audiences)

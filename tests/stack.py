@@ -26,14 +26,17 @@ from services.shared.vocabulary import Channel
 from services.spa.identity import service as identity
 from services.spa.main import create_app as create_spa
 from services.spa.settings import SpaSettings
-from services.teams.directory.loading import load_directory, read_directory_file
+from services.teams.directory.loading import (
+    DEMO_DIRECTORY,
+    load_directory,
+    read_directory_file,
+)
 from services.teams.directory.resolver import Availability
 from services.teams.main import create_app as create_teams
 from services.teams.settings import TeamsSettings
 from tests.databases import empty_tables
 
 SPA, ROUTING, TEAMS = "http://spa.test", "http://routing.test", "http://teams.test"
-DEMO_DIRECTORY = Path(__file__).resolve().parents[1] / "deploy" / "demo" / "directory.yaml"
 ALL_AUDIENCES = ["spa", "routing", "teams"]
 
 

@@ -107,6 +107,8 @@ async def service_resources(
         audience=settings.auth_audience,
         algorithms=settings.auth_algorithms,
         leeway_seconds=settings.auth_leeway_seconds,
+        scope_claims=settings.auth_scope_claims,
+        client_id_claims=settings.auth_client_id_claims,
     )
     try:
         async with contextlib.AsyncExitStack() as stack:

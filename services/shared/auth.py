@@ -3,6 +3,11 @@
 Tokens are short-lived JWTs from an OAuth2 client-credentials token endpoint: the built-in issuer
 served by spa, or an organisation's own identity provider. Each service verifies tokens itself
 against the issuer's published keys (JWKS); no service trusts a caller because of where it sits.
+Which claims hold the scopes and the client id is configuration, since identity providers differ:
+our tokens and OAuth 2.0's default carry ``scope`` (a space-separated string) and ``sub``;
+Microsoft Entra ID carries application permissions in ``roles`` (an array), delegated ones in
+``scp``, and the client in ``azp`` (``appid`` in its v1 tokens); Keycloak adds roles under
+``realm_access.roles`` and ``resource_access.<client>.roles``.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
@@ -133,6 +139,41 @@ def _pick(keys: dict[str | None, jwt.PyJWK], kid: str | None) -> jwt.PyJWK:
     raise jwt.InvalidKeyError("no key matches the token")
 
 
+def claim_at(claims: Mapping[str, Any], path: str) -> Any:
+    """The claim named ``path``, or else the value at that dotted path through nested claims
+    (``realm_access.roles``); None when there is none."""
+    if path in claims:
+        return claims[path]
+    value: Any = claims
+    for name in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(name)
+    return value
+
+
+def granted_scopes(claims: Mapping[str, Any], paths: tuple[str, ...]) -> frozenset[str]:
+    """The union of the scopes at ``paths``: each a space-separated string or an array of
+    strings. Anything else there grants nothing."""
+    scopes: set[str] = set()
+    for path in paths:
+        value = claim_at(claims, path)
+        if isinstance(value, str):
+            scopes.update(value.split())
+        elif isinstance(value, list):
+            scopes.update(item for item in value if isinstance(item, str) and item)
+    return frozenset(scopes)
+
+
+def client_id_of(claims: Mapping[str, Any], paths: tuple[str, ...]) -> str:
+    """The first non-empty string at ``paths``."""
+    for path in paths:
+        value = claim_at(claims, path)
+        if isinstance(value, str) and value:
+            return value
+    raise jwt.MissingRequiredClaimError(" or ".join(paths))
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -143,6 +184,8 @@ class TokenVerifier:
         audience: str,
         algorithms: tuple[str, ...],
         leeway_seconds: int = 30,
+        scope_claims: tuple[str, ...] = ("scope",),
+        client_id_claims: tuple[str, ...] = ("sub",),
     ) -> None:
         self.keys = keys
         self._clock = clock
@@ -150,6 +193,8 @@ class TokenVerifier:
         self.audience = audience
         self.algorithms = list(algorithms)
         self.leeway = leeway_seconds
+        self.scope_claims = scope_claims
+        self.client_id_claims = client_id_claims
         # Tokens already verified, until they expire: a client sends the same token for
         # minutes, and checking its signature on every request is most of the cost of
         # authenticating it. A key withdrawn from the issuer's JWKS stops new tokens once the
@@ -183,7 +228,8 @@ class TokenVerifier:
                 audience=self.audience,
                 issuer=self.issuer,
                 options={
-                    "require": ["exp", "iat", "iss", "aud", "sub"],
+                    # The client id's claim is required below, wherever it is configured.
+                    "require": ["exp", "iat", "iss", "aud"],
                     # The times are checked below, on this service's clock.
                     "verify_exp": False,
                     "verify_nbf": False,
@@ -191,14 +237,15 @@ class TokenVerifier:
                 },
             )
             self._check_times(claims, now)
+            client_id = client_id_of(claims, self.client_id_claims)
         except jwt.PyJWTError as exc:
             log.info("token_rejected", reason=type(exc).__name__)
             raise AuthenticationRequired(
                 "The bearer token is invalid, expired or not meant for this service.",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             ) from None
-        scopes = frozenset(str(claims.get("scope", "")).split())
-        return Principal(client_id=str(claims["sub"]), scopes=scopes, claims=claims)
+        scopes = granted_scopes(claims, self.scope_claims)
+        return Principal(client_id=client_id, scopes=scopes, claims=claims)
 
     def _check_times(self, claims: dict[str, Any], now: float) -> None:
         """Expiry, not-before and issued-at against ``now``, allowing ``leeway`` seconds of

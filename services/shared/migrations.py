@@ -1,7 +1,9 @@
-"""Alembic glue shared by the three services' migration environments under ``migrations/``.
+"""Alembic glue shared by the three services' migration environments under
+``services/migrations/``.
 
 Each service has its own Alembic history and its own database; the schema comes only from these
-migrations, never from ``metadata.create_all``.
+migrations, never from ``metadata.create_all``. The histories ship inside the package, so an
+installed copy migrates from any working directory.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.shared.db import UTCDateTime, create_engine, is_sqlite
 
-MIGRATIONS_ROOT = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_ROOT = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def alembic_config(service: str, url: str | None = None) -> Config:

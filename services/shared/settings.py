@@ -1,15 +1,41 @@
 """Settings every service shares; each service adds its own and reads them with its own prefix."""
 
-from typing import Literal
+import os
+from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, StringConstraints
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+# A claim's name, or a dotted path through nested claims (realm_access.roles).
+ClaimPath = Annotated[str, StringConstraints(pattern=r"^\S+$", max_length=256)]
 
 
 class ServiceSettings(BaseSettings):
-    """Read from the environment (``<PREFIX>_DATABASE_URL`` and so on) when ``create_app`` runs."""
+    """Read from the environment (``<PREFIX>_DATABASE_URL`` and so on) when ``create_app`` runs,
+    and from files in the directory ``<PREFIX>_SECRETS_DIR`` names, if set: one file a setting,
+    named as its environment variable and holding its value (how Kubernetes mounts a Secret).
+    The environment wins over a file."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        secrets = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir(settings_cls))
+        return init_settings, env_settings, dotenv_settings, secrets
 
     database_url: str
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -22,6 +48,14 @@ class ServiceSettings(BaseSettings):
     auth_jwks_url: str | None = None
     auth_algorithms: tuple[str, ...] = ("EdDSA", "ES256", "RS256")
     auth_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # Where a token carries the client's scopes: claim names, or dotted paths into nested
+    # claims. The scopes are the union over them, each a space-separated string or an array.
+    # OAuth 2.0 and our own issuer: scope; Entra ID: roles (application permissions), scp
+    # (delegated); Keycloak: scope, realm_access.roles, resource_access.<client>.roles.
+    auth_scope_claims: tuple[ClaimPath, ...] = Field(default=("scope",), min_length=1)
+    # Where it names the client: the first of these present. Entra ID: azp (appid in v1
+    # tokens), whose sub is the service principal's object id; Keycloak: azp.
+    auth_client_id_claims: tuple[ClaimPath, ...] = Field(default=("sub",), min_length=1)
 
     # This service's own credentials when it calls another service.
     service_client_id: str | None = None
@@ -56,3 +90,16 @@ class ServiceSettings(BaseSettings):
 
     http_connect_timeout_seconds: float = Field(default=2.0, gt=0)
     http_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+def secrets_dir(settings_cls: type[BaseSettings]) -> Path | None:
+    """The directory ``<PREFIX>_SECRETS_DIR`` names; an error if it names no directory, since
+    a Secret that failed to mount must stop the service rather than leave it on defaults."""
+    variable = f"{settings_cls.model_config.get('env_prefix', '')}SECRETS_DIR"
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    directory = Path(value)
+    if not directory.is_dir():
+        raise SettingsError(f"{variable} names {value}, which is not a directory")
+    return directory

@@ -15,7 +15,11 @@ from services.shared.db import one_transaction
 from services.shared.migrations import upgrade_url
 from services.shared.problems import Problem
 from services.teams.audit import AuditEvent, AuditHead
-from services.teams.directory.loading import load_directory, read_directory_file
+from services.teams.directory.loading import (
+    DEMO_DIRECTORY,
+    load_directory,
+    read_directory_file,
+)
 from services.teams.settings import TeamsSettings
 
 
@@ -26,7 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     load = commands.add_parser(
         "load-directory", help="load or replace the whole directory from YAML"
     )
-    load.add_argument("path", type=Path)
+    source = load.add_mutually_exclusive_group(required=True)
+    source.add_argument("path", nargs="?", type=Path)
+    source.add_argument(
+        "--demo", action="store_true", help="the fictional demo county shipped with the package"
+    )
     commands.add_parser(
         "audit-verify",
         help="check the audit trail's hash chain; exit 1 if it is broken, 2 if it cannot be read",
@@ -41,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             verify_database(settings.database_url, AuditEvent, AuditHead, system_clock)
         )
     try:
-        counts = asyncio.run(_load(settings, args.path))
+        counts = asyncio.run(_load(settings, DEMO_DIRECTORY if args.demo else args.path))
     except Problem as problem:
         print(json.dumps(problem.body(), indent=2), file=sys.stderr)
         return 1

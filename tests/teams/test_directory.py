@@ -15,11 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.shared.db import create_engine, create_sessionmaker
 from services.shared.vocabulary import TeamType
 from services.teams.directory.entries import DirectoryFile
-from services.teams.directory.loading import check_directory, load_directory, parse_directory
+from services.teams.directory.loading import (
+    DEMO_DIRECTORY,
+    check_directory,
+    load_directory,
+    parse_directory,
+)
 from services.teams.directory.models import Locality, Practice, Team, TeamPractice
 from services.teams.directory.problems import InvalidDirectory
 from tests.databases import empty_tables
-from tests.stack import DEMO_DIRECTORY, MORNING, SettableClock
+from tests.stack import MORNING, SettableClock
 
 DEMO_TEXT = DEMO_DIRECTORY.read_text(encoding="utf-8")
 

@@ -9,11 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.db import create_engine, create_sessionmaker
 from services.shared.vocabulary import UNASSIGNED_PATHWAYS, Escalation, Pathway, TeamType
-from services.teams.directory.loading import read_directory_file
+from services.teams.directory.loading import DEMO_DIRECTORY, read_directory_file
 from services.teams.directory.resolver import Resolution, resolve
 from tests.databases import empty_tables
 from tests.stack import (
-    DEMO_DIRECTORY,
     MORNING,
     WEEKDAY_MORNING,
     SettableClock,

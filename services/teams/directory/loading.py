@@ -447,5 +447,9 @@ def _entries_by_code(
     ]
 
 
+# The fictional demo county, shipped with the package for `load-directory --demo`.
+DEMO_DIRECTORY = Path(__file__).resolve().parents[1] / "demo_directory.yaml"
+
+
 def read_directory_file(path: Path) -> DirectoryFile:
     return parse_directory(path.read_text(encoding="utf-8"))
