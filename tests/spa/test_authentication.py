@@ -75,8 +75,8 @@ async def test_every_route_refuses_a_request_without_a_token(
         response = await http.request(method, path, json={})
 
     assert response.status_code == 401
-    assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["www-authenticate"].startswith("Bearer")
+    _assert_refusal(path, response, "REC_UNAUTHORIZED")
 
 
 @pytest.mark.parametrize(("service", "method", "path"), PROTECTED)
@@ -87,8 +87,29 @@ async def test_every_route_refuses_a_token_without_its_scope(
         response = await http.request(method, path, json={})
 
     assert response.status_code == 403
-    assert response.json()["type"] == "urn:spa-platform:problem:insufficient-scope"
     assert "insufficient_scope" in response.headers["www-authenticate"]
+    _assert_refusal(path, response, "REC_FORBIDDEN", "urn:spa-platform:problem:insufficient-scope")
+
+
+def _assert_refusal(
+    path: str, response: httpx.Response, bars_code: str, problem_type: str | None = None
+) -> None:
+    """A problem document on the JSON API; on the FHIR door an OperationOutcome with the BaRS
+    code, answered before any header of the message is judged."""
+    if path.startswith("/FHIR/R4/"):
+        assert response.headers["content-type"].startswith("application/fhir+json")
+        outcome = response.json()
+        assert outcome["resourceType"] == "OperationOutcome"
+        codes = [
+            coding["code"]
+            for issue in outcome["issue"]
+            for coding in issue.get("details", {}).get("coding", [])
+        ]
+        assert bars_code in codes
+        return
+    assert response.headers["content-type"] == "application/problem+json"
+    if problem_type is not None:
+        assert response.json()["type"] == problem_type
 
 
 @pytest.mark.parametrize("service", ["spa", "routing", "teams"])

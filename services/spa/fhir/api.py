@@ -138,6 +138,9 @@ async def _target(
         )
 
 
+TargetDep = Annotated[None, Depends(_target)]
+
+
 def _settings(request: Request) -> SpaSettings:
     settings: SpaSettings = request.app.state.settings
     return settings
@@ -167,7 +170,9 @@ def _outcomes(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _ALWAYS = (400, 401, 403, 406, 422, 429, 500, 503)
 _FHIR_DOCUMENT = {"content": {FHIR_JSON: {"schema": {"type": "object"}}}}
 
-router = APIRouter(prefix="/FHIR/R4", tags=["fhir"], dependencies=[Depends(_bars_request)])
+# Authentication comes first in every operation (its parameters are resolved in order): a
+# caller without a valid token learns nothing else, not even which headers were wrong.
+router = APIRouter(prefix="/FHIR/R4", tags=["fhir"])
 
 
 @router.post(
@@ -182,7 +187,6 @@ router = APIRouter(prefix="/FHIR/R4", tags=["fhir"], dependencies=[Depends(_bars
     response_class=FhirResponse,
     responses={200: _FHIR_DOCUMENT, **_outcomes(*_ALWAYS, 404, 409, 413, 415, 422, 425)},
     openapi_extra={"requestBody": {"required": True, **_FHIR_DOCUMENT}},
-    dependencies=[Depends(_target)],
 )
 async def process_message(
     request: Request,
@@ -191,6 +195,7 @@ async def process_message(
     now: NowDep,
     principal: Annotated[Principal, requires("referrals:create")],
     bars: BarsDep,
+    _target: TargetDep,
     prefer: Annotated[str | None, Header(description="wait=N: wait N seconds for routing")] = None,
 ) -> Response:
     settings = _settings(request)
@@ -222,7 +227,9 @@ async def process_message(
     response_class=FhirResponse,
     responses={200: _FHIR_DOCUMENT, **_outcomes(*_ALWAYS)},
 )
-async def metadata(request: Request, principal: Annotated[Principal, requires()]) -> Response:
+async def metadata(
+    request: Request, principal: Annotated[Principal, requires("referrals:create")], _bars: BarsDep
+) -> Response:
     return FhirResponse(documents.capability_statement(_settings(request).bars_versions))
 
 
@@ -233,7 +240,7 @@ async def metadata(request: Request, principal: Annotated[Principal, requires()]
     responses={200: _FHIR_DOCUMENT, **_outcomes(*_ALWAYS)},
 )
 async def message_definitions(
-    request: Request, principal: Annotated[Principal, requires()]
+    request: Request, principal: Annotated[Principal, requires("referrals:create")], _bars: BarsDep
 ) -> Response:
     return FhirResponse(documents.message_definitions(_mapping(request)))
 
@@ -243,12 +250,13 @@ async def message_definitions(
     summary="A referral this client sent, as a ServiceRequest with its current status",
     response_class=FhirResponse,
     responses={200: _FHIR_DOCUMENT, **_outcomes(*_ALWAYS, 404)},
-    dependencies=[Depends(_target)],
 )
 async def read_service_request(
     referral_id: str,
     session: SessionDep,
     principal: Annotated[Principal, requires("referrals:read")],
+    _bars: BarsDep,
+    _target: TargetDep,
 ) -> Response:
     referral = await service.own_referral(session, referral_id, principal)
     return FhirResponse(documents.service_request(referral))
