@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from services.teams.directory.loading import load_directory, read_directory_file
 from services.teams.directory.models import Organisation, Team
-from tests.stack import Stack
+from tests.stack import DEMO_DIRECTORY, Stack
 from tests.teams.hsds import read_feed
 
 ACTIVE_TEAMS = 13
@@ -165,7 +166,8 @@ async def test_day_and_times_find_services_by_their_schedules(
     assert await names(stack, **params) == expected
 
 
-async def test_modified_after_lists_only_the_services_changed_since(stack: Stack) -> None:
+async def test_modified_after_lists_only_the_services_changed_since(any_stack: Stack) -> None:
+    stack = any_stack  # PostgreSQL and SQLite compare the times alike
     loaded = (await read_feed(stack, "/services/{id}", id=(await team_ids(stack))["lit-north"]))[
         "last_modified"
     ]
@@ -214,6 +216,40 @@ async def test_a_team_covering_another_practice_is_changed(stack: Stack) -> None
     assert changed.status_code == 200, changed.text
 
     assert await names(stack, modified_after=since) == {"PLMDT South 3"}
+
+
+async def test_a_renamed_locality_changes_its_services_and_the_county_wide_ones(
+    stack: Stack,
+) -> None:
+    since = stack.clock().isoformat()
+    async with stack.client("teams", "fuzzer") as admin:
+        directory = (await admin.get("/v1/directory")).json()
+        [south] = [row for row in directory["localities"] if row["code"] == "south"]
+        changed = await admin.put(
+            "/v1/directory/localities/south", json={**south, "name": "Southern Wealdmoor"}
+        )
+    assert changed.status_code == 200, changed.text
+
+    assert await names(stack, modified_after=since) == {
+        "Locality Integrated Team South",
+        "PLMDT South 1",
+        "PLMDT South 2",
+        "PLMDT South 3",
+        # County-wide services list every locality's districts.
+        "Wealdmoor Community Equipment Service",
+        "Wealdmoor Central Referral Unit",
+        "Wealdmoor County Contact Centre",
+        "Wealdmoor Out-of-Hours Service",
+    }
+
+
+async def test_loading_the_same_directory_again_changes_no_service(stack: Stack) -> None:
+    since = stack.clock().isoformat()
+    async with stack.apps["teams"].state.sessionmaker() as session, session.begin():
+        directory = read_directory_file(DEMO_DIRECTORY)
+        await load_directory(session, directory, actor="tests", now=stack.clock())
+
+    assert await names(stack, modified_after=since) == set()
 
 
 async def test_a_modified_after_without_its_offset_is_a_422_problem(stack: Stack) -> None:
