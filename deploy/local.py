@@ -49,6 +49,8 @@ def service_environment() -> dict[str, str]:
             "TEAMS_AUTH_JWKS_URL": f"{URLS['spa']}/.well-known/jwks.json",
             "TEAMS_SPA_URL": URLS["spa"],
             "TEAMS_TOKEN_URL": f"{URLS['spa']}/oauth/token",
+            # The demo's Open Referral feed is public, as a council's directory would be.
+            "TEAMS_OPENREFERRAL_ANONYMOUS_READ": "true",
             "SPA_TOKEN_URL": f"{URLS['spa']}/oauth/token",
             "ROUTING_TOKEN_URL": f"{URLS['spa']}/oauth/token",
             # Webhooks to a receiver on this machine (examples/webhook_receiver.py).
@@ -192,6 +194,7 @@ def instructions(demo_secrets: dict[str, str]) -> str:
             "",
             f"Demo team client (caseloads, directory, decisions, its referrals): demo-team / {demo_secrets['demo-team']}",
             f"Demo call-handler client (every locality's queue): demo-call-handlers / {demo_secrets['demo-call-handlers']}",
+            f"Open Referral UK feed of the directory, open to anyone: {URLS['teams']}/openreferral/",
             "",
         ]
     )

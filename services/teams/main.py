@@ -19,7 +19,7 @@ from services.teams.caseloads.models import OutboxJob
 from services.teams.caseloads.reporting import report_jobs
 from services.teams.directory.admin_api import router as admin_router
 from services.teams.directory.api import router
-from services.teams.directory.openreferral_api import router as openreferral_router
+from services.teams.openreferral.api import router as openreferral_router
 from services.teams.settings import TeamsSettings
 
 

@@ -190,6 +190,7 @@ async def load_directory(
     localities = await _apply_localities(session, directory, organisation, now)
     practices = await _apply_practices(session, directory, localities, now)
     teams = await _apply_teams(session, directory, localities, practices, now)
+    mark_published_changes(before, directory, teams, now)
     for entry in directory.localities:
         localities[entry.code].out_of_hours_team_id = (
             teams[entry.out_of_hours].id if entry.out_of_hours else None
@@ -321,6 +322,42 @@ async def _apply_teams(
             )
     await session.flush()
     return teams
+
+
+def mark_published_changes(
+    before: DirectoryFile, after: DirectoryFile, teams: Mapping[str, Team], now: datetime
+) -> None:
+    """A team's published record (its Open Referral service) also shows its locality, the
+    organisation and the practices it covers: a change to any of them changes the record,
+    though not always the team's own row."""
+    for code in _published_changes(before, after):
+        teams[code].last_modified_at = now
+
+
+def _published_changes(before: DirectoryFile, after: DirectoryFile) -> set[str]:
+    """Codes of the teams in ``after`` whose published record differs from ``before``."""
+    if before.organisation != after.organisation:
+        return {entry.code for entry in after.teams}
+    old_teams = {entry.code: entry for entry in before.teams}
+    teams = _changed_entries(before.teams, after.teams, "code")
+    localities = _changed_entries(before.localities, after.localities, "code")
+    practices = _changed_entries(before.practices, after.practices, "ods_code")
+    changed = set()
+    for entry in after.teams:
+        old = old_teams.get(entry.code)
+        covered = {cover.ods_code for cover in [*entry.practices, *(old.practices if old else [])]}
+        # A county-wide team serves the districts of every locality.
+        served = {entry.locality} if entry.locality else localities
+        if entry.code in teams or served & localities or covered & practices:
+            changed.add(entry.code)
+    return changed
+
+
+def _changed_entries(before: list[Any], after: list[Any], key: str) -> set[str]:
+    """Codes of the entries created, changed or removed between two lists."""
+    old = {getattr(entry, key): entry.model_dump(mode="json") for entry in before}
+    new = {getattr(entry, key): entry.model_dump(mode="json") for entry in after}
+    return {code for code in old.keys() | new.keys() if old.get(code) != new.get(code)}
 
 
 async def export_directory(session: AsyncSession) -> DirectoryFile:

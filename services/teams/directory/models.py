@@ -88,6 +88,13 @@ class Team(Timestamped, Base):
     capacity_unit: Mapped[str | None] = mapped_column(String(32))
     capacity_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     operating_status: Mapped[str] = mapped_column(String(16), default="open")
+    # When the team's published record last changed: the team itself (capacity and status
+    # included) or what is published with it, its locality, organisation and the practices it
+    # covers (see services.teams.directory.loading.mark_published_changes). Open Referral's
+    # last_modified; always from the service's clock.
+    last_modified_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=clock_default, onupdate=clock_default
+    )
 
     coverage: Mapped[list[TeamPractice]] = relationship(
         back_populates="team", cascade="all, delete-orphan", lazy="selectin"

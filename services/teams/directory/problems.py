@@ -35,8 +35,3 @@ class EntryNotFound(ResourceNotFound):
 class EntryCodeMismatch(ValidationFailed):
     type = TYPE_PREFIX + "directory-entry-code-mismatch"
     title = "The entry's code differs from the code in the path"
-
-
-class ServiceNotFound(ResourceNotFound):
-    type = TYPE_PREFIX + "service-not-found"
-    title = "No such service"

@@ -1,0 +1,31 @@
+from services.shared.problems import TYPE_PREFIX, BadRequest, ResourceNotFound
+
+
+class UnknownQueryParameter(BadRequest):
+    type = TYPE_PREFIX + "unknown-query-parameter"
+    title = "The request names a query parameter this operation does not take"
+
+
+class ServiceNotFound(ResourceNotFound):
+    type = TYPE_PREFIX + "service-not-found"
+    title = "No such service"
+
+
+class ServiceAtLocationNotFound(ResourceNotFound):
+    type = TYPE_PREFIX + "service-at-location-not-found"
+    title = "No such service at a location"
+
+
+class OrganizationNotFound(ResourceNotFound):
+    type = TYPE_PREFIX + "organization-not-found"
+    title = "No such organization"
+
+
+class TaxonomyNotFound(ResourceNotFound):
+    type = TYPE_PREFIX + "taxonomy-not-found"
+    title = "No such taxonomy"
+
+
+class TaxonomyTermNotFound(ResourceNotFound):
+    type = TYPE_PREFIX + "taxonomy-term-not-found"
+    title = "No such taxonomy term"
