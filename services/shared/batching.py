@@ -12,9 +12,10 @@ logs which request ids it served, so each case can still be followed through eve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 import structlog
@@ -76,11 +77,10 @@ class Batcher(Generic[Item, Result]):
 
     def _bind(self, callers: list[tuple[str | None, str | None]]) -> None:
         """The batch's request id (and service) for its log lines and outgoing calls."""
-        ids = list(dict.fromkeys(request_id for request_id, _ in callers if request_id))
+        ids = _distinct(request_id for request_id, _ in callers)
         service = next((service for _, service in callers if service), None)
-        request_id = ids[0] if len(ids) == 1 else uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        structlog.contextvars.bind_contextvars(request_id=_batch_request_id(ids))
         if service is not None:
             structlog.contextvars.bind_contextvars(service=service)
         if self._name is not None and len(ids) > 1:
@@ -108,3 +108,23 @@ class Batcher(Generic[Item, Result]):
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():  # its caller may have given up (cancelled)
                 future.set_result(result)
+
+
+@contextlib.contextmanager
+def serving(name: str, request_ids: Iterable[str | None]) -> Iterator[None]:
+    """One call made for several requests (a batch of jobs), under their request id if they
+    share one, else a new one, whose log line names the requests it serves (as a ``Batcher``'s
+    batch does)."""
+    ids = _distinct(request_ids)
+    with structlog.contextvars.bound_contextvars(request_id=_batch_request_id(ids)):
+        if len(ids) > 1:
+            log.info("batch_started", batch=name, items=len(ids), for_request_ids=ids)
+        yield
+
+
+def _distinct(request_ids: Iterable[str | None]) -> list[str]:
+    return list(dict.fromkeys(request_id for request_id in request_ids if request_id))
+
+
+def _batch_request_id(ids: list[str]) -> str:
+    return ids[0] if len(ids) == 1 else uuid.uuid4().hex

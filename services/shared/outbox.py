@@ -105,14 +105,12 @@ class Claim:
     id: int
     attempts: int
     request_id: str | None
+    kind: str | None = None
 
 
 # What an ``OutboxWorker`` runs for each claim: ``Steps`` for ordinary jobs, or a handler that
 # manages its own transactions (webhook delivery records outcomes in batches).
 Handler = Callable[[Claim], Awaitable[None]]
-# What an ``OutboxWorker`` may run first for a whole claimed batch (``Steps.batch``): it does
-# what it can of the batch at once and returns the claims left to be done one at a time.
-BatchHandler = Callable[[list[Claim]], Awaitable[list[Claim]]]
 
 Job = TypeVar("Job", bound=OutboxJobColumns)
 
@@ -157,8 +155,9 @@ class Steps(Generic[Job]):
         return frozenset(self._steps)
 
     @property
-    def batches(self) -> bool:
-        return bool(self._batched)
+    def batched_kinds(self) -> frozenset[str]:
+        """The kinds whose jobs ``batch`` takes together."""
+        return frozenset(self._batched)
 
     async def batch(self, claims: list[Claim]) -> list[Claim]:
         """Offer the claimed jobs to their kinds' batched steps; the claims left to be done one
@@ -183,9 +182,11 @@ class Steps(Generic[Job]):
                 job.status = JobStatus.DONE
                 job.last_error = None
             await session.commit()
-        if done:
-            log.info("outbox_batch_done", jobs=len(done), of=len(claims))
         for job in done:
+            with structlog.contextvars.bound_contextvars(
+                request_id=job.request_id or f"job-{job.id}"
+            ):
+                log.info("outbox_job_done", job_id=job.id, kind=job.kind, batch=len(claims))
             if self._after_commit is not None:
                 self._after_commit(job)
         finished_ids = {job.id for job in done}
@@ -360,7 +361,6 @@ class OutboxWorker(_Loop):
         claim_filter: Callable[[], ColumnElement[bool] | None] | None = None,
         poll_interval: float = 1.0,
         lease_seconds: float = 60.0,
-        handle_batch: BatchHandler | None = None,
     ) -> None:
         super().__init__(
             sessionmaker,
@@ -372,10 +372,8 @@ class OutboxWorker(_Loop):
             poll_interval=poll_interval,
         )
         self._handle = handle
-        # Run first for each claimed batch, where the handler can do some of it at once.
-        if handle_batch is None and isinstance(handle, Steps) and handle.batches:
-            handle_batch = handle.batch
-        self._handle_batch = handle_batch
+        # The claimed jobs of these kinds are offered to the handler together first.
+        self._batch = handle if isinstance(handle, Steps) and handle.batched_kinds else None
         # Whether a failed job holds back later ones too, or only pending ones do (when a
         # failure has already been handed to people and later work must not wait on it).
         self._waiting_statuses: tuple[str, ...] = (
@@ -395,37 +393,50 @@ class OutboxWorker(_Loop):
         self._room.set()
 
     async def _loop(self) -> None:
-        # Jobs run as tasks of their own (a claimed batch as one, when the handler takes
-        # batches), and the loop claims more as soon as there is room: one slow job (a
-        # subscriber taking its full timeout, say) holds up no other.
-        in_flight: dict[asyncio.Task[None], int] = {}  # task -> the jobs it runs
+        # Jobs run as tasks of their own (the claimed jobs a handler takes together as one,
+        # whose leftovers then run as tasks of their own), and the loop claims more as soon as
+        # there is room: one slow job (a subscriber taking its full timeout, say) holds up no
+        # other for longer than the batch it came in.
+        in_flight: dict[asyncio.Task[Any], int] = {}  # task -> the jobs it runs
 
-        def finished(task: asyncio.Task[None]) -> None:
+        def start(claims: list[Claim]) -> None:
+            task: asyncio.Task[Any] = asyncio.create_task(
+                self._run_batch(claims) if len(claims) > 1 else self._run_job(claims[0])
+            )
+            in_flight[task] = len(claims)
+            task.add_done_callback(finished)
+
+        def finished(task: asyncio.Task[Any]) -> None:
             in_flight.pop(task, None)
-            if not task.cancelled() and task.exception() is not None:
-                # _run_job handles a job's own failure; this is a failure to record one.
-                log.error("outbox_job_crashed", error_type=type(task.exception()).__name__)
+            if not task.cancelled():
+                if task.exception() is not None:
+                    # _run_job handles a job's own failure; this is a failure to record one.
+                    log.error("outbox_job_crashed", error_type=type(task.exception()).__name__)
+                elif isinstance(left := task.result(), list):
+                    for claim in left:  # what a batch left, each job on its own
+                        start([claim])
             if self._max_in_flight - sum(in_flight.values()) >= self._refill:
                 self._room.set()
 
         try:
-            await self._claim_while_running(in_flight, finished)
-            # Stopping: let the jobs in hand finish, so no query is cut off mid-flight.
-            if in_flight:
-                await asyncio.gather(*in_flight, return_exceptions=True)
+            await self._claim_while_running(in_flight, start)
+            # Stopping: let the jobs in hand finish (and what their batches leave), so no query
+            # is cut off mid-flight.
+            while in_flight:
+                await asyncio.gather(*list(in_flight), return_exceptions=True)
         except BaseException:
             # Cancelled: the jobs in hand are cancelled with us, and given a moment to unwind
             # before the resources they use are closed.
             for task in in_flight:
                 task.cancel()
             if in_flight:
-                await asyncio.wait(in_flight, timeout=5)
+                await asyncio.wait(list(in_flight), timeout=5)
             raise
 
     async def _claim_while_running(
         self,
-        in_flight: dict[asyncio.Task[None], int],
-        finished: Callable[[asyncio.Task[None]], None],
+        in_flight: dict[asyncio.Task[Any], int],
+        start: Callable[[list[Claim]], None],
     ) -> None:
         while not self._stopping:
             room = self._max_in_flight - sum(in_flight.values())
@@ -435,13 +446,8 @@ class OutboxWorker(_Loop):
                     claimed = await self._claim(min(room, self._batch_size))
                 except Exception as exc:  # the loop must outlive any one failure
                     log.error("outbox_cycle_failed", error_type=type(exc).__name__)
-            runs = (
-                [claimed] if self._handle_batch is not None and claimed else [[c] for c in claimed]
-            )
-            for claims in runs:
-                task = asyncio.create_task(self._run_claims(claims))
-                in_flight[task] = len(claims)
-                task.add_done_callback(finished)
+            for claims in self._runs(claimed):
+                start(claims)
             if claimed and len(claimed) == min(room, self._batch_size) and room > len(claimed):
                 continue  # a full batch and room for more: there may be more due now
             self._room.clear()
@@ -454,26 +460,33 @@ class OutboxWorker(_Loop):
         """Claim the jobs that are due (one batch) and run them to the end; True when there
         were any."""
         claimed = await self._claim(self._batch_size)
-        if claimed:
-            await self._run_claims(claimed)
+
+        async def run(claims: list[Claim]) -> None:
+            left = await self._run_batch(claims) if len(claims) > 1 else claims
+            # Each in a task of its own (gather's), so its request id stays with it.
+            await asyncio.gather(*(self._run_job(claim) for claim in left))
+
+        await asyncio.gather(*(run(claims) for claims in self._runs(claimed)))
         return bool(claimed)
 
-    async def _run_claims(self, claims: list[Claim]) -> None:
-        """The claimed jobs: as a batch first where the handler takes one, then the rest (or
-        all, if the batch failed) each on its own, side by side."""
-        left = claims
-        if self._handle_batch is not None and len(claims) > 1:
-            structlog.contextvars.bind_contextvars(service=self._service)
+    def _runs(self, claimed: list[Claim]) -> list[list[Claim]]:
+        """How the claimed jobs run: those the handler takes together as one run, each of the
+        others on its own."""
+        together = [c for c in claimed if self._batch and c.kind in self._batch.batched_kinds]
+        if len(together) < 2:
+            return [[claim] for claim in claimed]
+        return [together, *([claim] for claim in claimed if claim not in together)]
+
+    async def _run_batch(self, claims: list[Claim]) -> list[Claim]:
+        """Offer the claims to the handler together; those it leaves (all of them, if the batch
+        fails) are to be done one at a time, where each job's failure is its own."""
+        assert self._batch is not None
+        with structlog.contextvars.bound_contextvars(service=self._service):
             try:
-                left = await self._handle_batch(claims)
+                return await self._batch.batch(claims)
             except Exception as exc:
-                # Each job is done alone instead, and only one that fails alone is put off.
                 log.warning("outbox_batch_failed", jobs=len(claims), error_type=type(exc).__name__)
-                left = claims
-        if len(left) == 1:
-            await self._run_job(left[0])
-        elif left:
-            await asyncio.gather(*(self._run_job(claim) for claim in left))
+                return claims
 
     async def _claim(self, limit: int) -> list[Claim]:
         now = self._clock()
@@ -492,7 +505,7 @@ class OutboxWorker(_Loop):
             for job in jobs:
                 job.attempts += 1
                 job.next_attempt_at = now + self._lease
-                claimed.append(Claim(job.id, job.attempts, job.request_id))
+                claimed.append(Claim(job.id, job.attempts, job.request_id, job.kind))
             return claimed
 
     async def _run_job(self, claim: Claim) -> None:

@@ -5,11 +5,14 @@ batch whose call fails is done one job at a time, each case still assigned exact
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from services.spa.referrals.models import OutboxJob, ReferralAssignment, ReferralTimer
 from tests import factories
@@ -26,10 +29,18 @@ SAFEGUARDING = {
 class Calls:
     """The requests a service's in-process transport was sent, by path (and lost answers)."""
 
-    def __init__(self, stack: Stack, service: str, lose_answer_to: str | None = None) -> None:
+    def __init__(
+        self,
+        stack: Stack,
+        service: str,
+        lose_answer_to: str | None = None,
+        before_answering: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.paths: list[str] = []
         self.items: list[int] = []
         self._lose_answer_to = lose_answer_to
+        # Run once, after the service acted on its first batch and before it answers.
+        self._before_answering = before_answering
         transport = stack.transports[service]
         self._handle = transport.handle_async_request
         transport.handle_async_request = self._record  # type: ignore[method-assign]
@@ -39,6 +50,9 @@ class Calls:
         if request.url.path.endswith("/batch"):
             self.items.append(len(httpx.Response(200, content=request.content).json()["items"]))
         response = await self._handle(request)
+        if self._before_answering is not None and request.url.path.endswith("/batch"):
+            act, self._before_answering = self._before_answering, None
+            await act()
         if request.url.path == self._lose_answer_to:
             self._lose_answer_to = None
             await response.aclose()
@@ -55,11 +69,24 @@ async def _paused(stack: Stack) -> None:
     await stack.worker.stopped()
 
 
-async def _post(stack: Stack, client_id: str, body: dict[str, Any]) -> str:
+async def _post(
+    stack: Stack, client_id: str, body: dict[str, Any], request_id: str | None = None
+) -> str:
+    headers = {"X-Request-Id": request_id} if request_id else {}
     async with stack.client("spa", client_id) as spa:
-        response = await spa.post("/v1/referrals", json=body)
+        response = await spa.post("/v1/referrals", json=body, headers=headers)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+async def _timers(stack: Stack) -> dict[str, list[str]]:
+    """Each referral's timers by kind, sorted."""
+    async with stack.apps["spa"].state.sessionmaker() as session:
+        rows = await session.execute(select(ReferralTimer.referral_id, ReferralTimer.kind))
+    found: dict[str, list[str]] = {}
+    for referral_id, kind in rows:
+        found.setdefault(str(referral_id), []).append(kind)
+    return {referral_id: sorted(kinds) for referral_id, kinds in found.items()}
 
 
 async def _drain(stack: Stack) -> None:
@@ -79,6 +106,9 @@ async def _referral(stack: Stack, referral_id: str, client_id: str = "gp-system"
         assert timeline.status_code == 200, timeline.text
     body: dict[str, Any] = response.json()
     body["event_types"] = [event["event_type"] for event in timeline.json()["events"]]
+    body["event_request_ids"] = {
+        event["event_type"]: event["request_id"] for event in timeline.json()["events"]
+    }
     return body
 
 
@@ -93,9 +123,15 @@ async def test_a_batch_of_new_referrals_is_routed_with_one_call_to_each_service(
 ) -> None:
     await _paused(stack)
     routing, teams = Calls(stack, "routing"), Calls(stack, "teams")
+    request_ids = [uuid.uuid4().hex for _ in range(4)]
     gp = [
-        await _post(stack, "gp-system", factories.referral(needs=["ltc_management"], practice=p))
-        for p in ("M91004", "M91004", "M92004")
+        await _post(
+            stack,
+            "gp-system",
+            factories.referral(needs=["ltc_management"], practice=practice),
+            request_id,
+        )
+        for practice, request_id in zip(("M91004", "M91004", "M92004"), request_ids, strict=False)
     ]
     crisis = await _post(
         stack,
@@ -103,6 +139,7 @@ async def test_a_batch_of_new_referrals_is_routed_with_one_call_to_each_service(
         factories.referral(
             channel="ambulance", urgency="crisis", needs=["fall"], safeguarding=SAFEGUARDING
         ),
+        request_ids[3],
     )
 
     assert await stack.worker.run_once()
@@ -132,9 +169,19 @@ async def test_a_batch_of_new_referrals_is_routed_with_one_call_to_each_service(
         assert events.count("triaged") == 1, referral_id
         assert events.count("routed") == 1, referral_id
     assert "safeguarding_escalated" in routed[crisis]["event_types"]
-    # Each case: its care assignment, the crisis's CRU assignment too; and their clocks.
+    # Each case's events carry the request that made it, as when it is routed alone.
+    for referral_id, request_id in zip([*gp, crisis], request_ids, strict=True):
+        recorded = routed[referral_id]["event_request_ids"]
+        assert recorded["triaged"] == recorded["routed"] == request_id
+    assert routed[crisis]["event_request_ids"]["safeguarding_escalated"] == request_ids[3]
+    # Each case: its care assignment, the crisis's CRU assignment too; and their clocks: the
+    # team's acceptance window, the response clock (at risk, breach), the CRU's acknowledgement.
     assert await stack.count_rows("spa", ReferralAssignment) == 5
-    assert await stack.count_rows("spa", ReferralTimer) >= 5
+    clocks = ["acceptance_window", "at_risk", "breach"]
+    assert await _timers(stack) == {
+        **dict.fromkeys(gp, clocks),
+        crisis: sorted([*clocks, "safeguarding_ack"]),
+    }
     assert not await stack.worker.run_once()
 
 
@@ -190,3 +237,38 @@ async def test_a_batch_whose_answer_is_lost_is_done_one_job_at_a_time_exactly_on
         assert await _caseload_ids(stack, referral["team"]["id"]) == [referral_id]
     assert await stack.count_rows("spa", ReferralAssignment) == 3
     assert await stack.count_rows("spa", OutboxJob) == 3
+
+
+async def test_a_case_cancelled_while_teams_assigns_the_batch_is_withdrawn_from_its_team(
+    stack: Stack,
+) -> None:
+    """The referrer cancels while teams is making the batch's assignments: the assignment is
+    still recorded (a case a team holds is never unknown to spa), and the cancellation takes it
+    back from the team, on the timeline; the rest of the batch is routed."""
+    await _paused(stack)
+    kept, cancelled = [
+        await _post(stack, "gp-system", factories.referral(needs=["ltc_management"], practice=p))
+        for p in ("M91004", "M92004")
+    ]
+
+    async def cancel() -> None:
+        async with stack.client("spa", "gp-system") as spa:
+            response = await spa.post(
+                f"/v1/referrals/{cancelled}/cancellation", json={"reason": "patient_admitted"}
+            )
+        assert response.status_code == 200, response.text
+
+    Calls(stack, "teams", before_answering=cancel)
+
+    await _drain(stack)
+
+    assert (await _referral(stack, kept))["status"] == "routed"
+    gone = await _referral(stack, cancelled)
+    assert gone["status"] == "cancelled"
+    assert [(a["kind"], a["status"]) for a in gone["assignments"]] == [("care", "withdrawn")]
+    assert gone["event_types"][-1] == "assignment_withdrawn"
+    async with stack.client("teams", "team-app") as teams:
+        caseload = await teams.get(f"/v1/teams/{gone['assignments'][0]['team']['id']}/caseload")
+    assert [(item["referral_id"], item["status"]) for item in caseload.json()["items"]] == [
+        (cancelled, "withdrawn")
+    ]

@@ -132,7 +132,11 @@ class _Client:
         if response.status_code != 200:
             # Not any one item's fault (an older version mid-deploy, say): all try later.
             raise RetryLater(f"{self._client.service}_batch_{response.status_code}")
-        return _parse(answer, self._client.service, response.content).items
+        answers = _parse(answer, self._client.service, response.content).items
+        if len(answers) != len(items):
+            # Answers are matched to items by position: a count that differs matches none.
+            raise RetryLater(f"{self._client.service}_batch_answer_unmatched")
+        return answers
 
 
 def _outcome(answer: ItemAnswer[M], service: str) -> M:

@@ -10,10 +10,13 @@ routing it undoes.
 
 from __future__ import annotations
 
+import contextlib
+
 import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.shared.batching import serving
 from services.shared.clock import Clock
 from services.shared.outbox import GiveUp, RetryLater, Steps
 from services.shared.vocabulary import AssignmentKind, AssignmentStatus, Escalation
@@ -91,24 +94,27 @@ class ReferralRouter:
 
     async def route_batch(self, session: AsyncSession, jobs: list[OutboxJob]) -> set[int]:
         """Route many new referrals at once: one read, one decision request for them all, one
-        write of the decisions, one assignment request, and the last write (which the worker
-        commits with the jobs done). Only the common case is done here: a new referral that
-        nobody holds yet, triaged to teams that take it. Any other (held or refused by the
-        rules, a team that has let the case go, no locality for the queue, an item another
-        service could not answer) is left to ``route``, which does it alone, from where this
-        left it; so is every job of a batch that fails."""
+        write of the decisions, one assignment request, one write of the assignments, and the
+        last write (which the worker commits with the jobs done). Only the common case is done
+        here: a new referral that nobody holds yet, triaged to teams that take it. Any other
+        (held or refused by the rules, a team that has let the case go, no locality for the
+        queue, an item another service could not answer) is left to ``route``, which does it
+        alone, from where this left it; so is every job of a batch that fails. Each case's
+        writes carry its own request id, as they would alone."""
         referrals = await _fresh_referrals(session, jobs)
         await session.commit()
         if not referrals:
             return set()
-        decisions = await self._routing.decide_many(
-            [placement.decision_request(referral) for _, referral in referrals]
-        )
+        with serving("routing.decisions", [job.request_id for job, _ in referrals]):
+            decisions = await self._routing.decide_many(
+                [placement.decision_request(referral) for _, referral in referrals]
+            )
         triaged = []
         for (job, referral), decision in zip(referrals, decisions, strict=True):
             if decision is None or decision.hold is not None or decision.refuse is not None:
                 continue
-            placement.apply_decision(session, referral, decision, ACTOR)
+            with _for(job):
+                placement.apply_decision(session, referral, decision, ACTOR)
             triaged.append((job, referral, placement.assignments_wanted(referral)))
         # The decisions are kept before teams is asked, as ``route`` keeps them.
         await session.commit()
@@ -119,8 +125,9 @@ class ReferralRouter:
             for _, referral, wanted in triaged
             for kind, team in wanted
         ]
-        assignments = iter(await self._teams.assign_many(requests) if requests else [])
-        done: set[int] = set()
+        with serving("teams.assignments", [job.request_id for job, _, _ in triaged]):
+            assignments = iter(await self._teams.assign_many(requests) if requests else [])
+        placed = []
         for job, referral, wanted in triaged:
             made = [(kind, team, next(assignments)) for kind, team in wanted]
             care_team = next((team for kind, team, _ in made if kind is AssignmentKind.CARE), None)
@@ -130,16 +137,22 @@ class ReferralRouter:
                 for kind, _, assignment in made
             ) or (target is S.AWAITING_ASSESSMENT and referral.locality_code is None):
                 continue
-            for kind, team, assignment in made:
-                assert assignment is not None
-                self._record(session, referral, kind, team, assignment, [])
-            if target is S.AWAITING_ASSESSMENT:
-                referral.queue_reason = placement.queue_reason_without_team(referral)
-            placement.finish_routing(session, referral, target, care_team, ACTOR)
-            if referral.status in (S.ROUTED, S.AWAITING_ASSESSMENT):
-                clocks.start_response_clock(session, self._policy, referral)
-            done.add(job.id)
-        return done
+            with _for(job):
+                for kind, team, assignment in made:
+                    assert assignment is not None
+                    self._record(session, referral, kind, team, assignment, [])
+            placed.append((job, referral, target, care_team))
+        # Recorded at once, as ``route`` records each: a case a team holds is never unknown
+        # here, even when the referral changes (a cancellation) before routing finishes.
+        await session.commit()
+        for job, referral, target, care_team in placed:
+            with _for(job):
+                if target is S.AWAITING_ASSESSMENT:
+                    referral.queue_reason = placement.queue_reason_without_team(referral)
+                placement.finish_routing(session, referral, target, care_team, ACTOR)
+                if referral.status in (S.ROUTED, S.AWAITING_ASSESSMENT):
+                    clocks.start_response_clock(session, self._policy, referral)
+        return {job.id for job, _, _, _ in placed}
 
     async def escalate(self, session: AsyncSession, job: OutboxJob) -> None:
         await self._escalate(session, await _referral(session, job))
@@ -330,6 +343,12 @@ async def _fresh_referrals(
         ):
             fresh.append((job, referral))
     return fresh
+
+
+def _for(job: OutboxJob) -> contextlib.AbstractContextManager[None]:
+    """The job's request id on what it writes and logs (events, clocks), as when it runs
+    alone."""
+    return structlog.contextvars.bound_contextvars(request_id=job.request_id or f"job-{job.id}")
 
 
 def _ready_for_triage(referral: Referral) -> bool:
