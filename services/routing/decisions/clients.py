@@ -8,8 +8,6 @@ two to teams rather than one or three per referral.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel, ValidationError
 
 from services.routing.decisions.problems import DirectoryUnavailable
@@ -22,6 +20,16 @@ from services.shared.vocabulary import Escalation, Pathway
 MAX_QUERIES = 500  # what teams takes in one request
 
 
+class ResolutionQuery(BaseModel):
+    """One question to the directory (its ``ResolutionQuery``): the team for a pathway or an
+    escalation where the patient is; with neither, only the patient's locality."""
+
+    practice: str | None = None
+    district: str | None = None
+    pathway: Pathway | None = None
+    escalation: Escalation | None = None
+
+
 class _Answers(BaseModel):
     items: list[TeamResolution]
 
@@ -29,7 +37,7 @@ class _Answers(BaseModel):
 class TeamsClient:
     def __init__(self, client: ServiceClient) -> None:
         self._client = client
-        self._ask: Batcher[dict[str, Any], TeamResolution] = Batcher(
+        self._ask: Batcher[ResolutionQuery, TeamResolution] = Batcher(
             self._ask_all, max_batch=MAX_QUERIES, name="teams.resolutions"
         )
 
@@ -42,22 +50,24 @@ class TeamsClient:
         escalation: Escalation | None = None,
     ) -> TeamResolution:
         """The team for the pathway or the escalation, with the patient's locality."""
-        query = _place(practice, district)
-        if pathway is not None:
-            query["pathway"] = pathway.value
-        if escalation is not None:
-            query["escalation"] = escalation.value
-        return await self._ask(query)
+        return await self._ask(
+            ResolutionQuery(
+                practice=practice or None,
+                district=district or None,
+                pathway=pathway,
+                escalation=escalation,
+            )
+        )
 
     async def locate(self, *, practice: str | None, district: str | None) -> str | None:
         """The code of the locality the practice (or else the postcode district) is in."""
-        return (await self._ask(_place(practice, district))).locality_code
+        query = ResolutionQuery(practice=practice or None, district=district or None)
+        return (await self._ask(query)).locality_code
 
-    async def _ask_all(self, queries: list[dict[str, Any]]) -> list[TeamResolution]:
+    async def _ask_all(self, queries: list[ResolutionQuery]) -> list[TeamResolution]:
+        body = {"queries": [query.model_dump(mode="json", exclude_none=True) for query in queries]}
         try:
-            response = await self._client.request(
-                "POST", "/v1/resolutions", json={"queries": queries}
-            )
+            response = await self._client.request("POST", "/v1/resolutions", json=body)
         except UpstreamUnavailable:
             raise DirectoryUnavailable("The teams service could not be reached.") from None
         if response.status_code != 200:
@@ -66,8 +76,3 @@ class TeamsClient:
             return _Answers.model_validate_json(response.content).items
         except ValidationError:
             raise DirectoryUnavailable("The teams service sent an answer we cannot read.") from None
-
-
-def _place(practice: str | None, district: str | None) -> dict[str, Any]:
-    place = {"practice": practice, "district": district}
-    return {name: value for name, value in place.items() if value}

@@ -9,6 +9,7 @@ try later.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -22,10 +23,47 @@ from services.shared.outbox import GiveUp, RetryLater
 from services.shared.vocabulary import (
     AssignmentKind,
     AssignmentStatus,
+    Channel,
     Escalation,
+    Need,
     Pathway,
+    RedFlag,
     TeamType,
+    Urgency,
 )
+
+
+class DecisionRequest(BaseModel):
+    """What routing is told of a referral to triage it (its ``DecisionCreate``): codes, an age
+    and a place; no identifiers, no free text. With the referral id, the time of the assessment
+    the triage follows (none at intake) says which triage this is: a retry of the same one gets
+    the decision already recorded."""
+
+    referral_id: uuid.UUID
+    assessed_at: datetime | None
+    channel: Channel
+    urgency: Urgency
+    needs: list[Need]
+    red_flags: list[RedFlag]
+    age_years: int
+    practice: str | None
+    postcode_district: str | None
+    safeguarding_concern: bool
+
+
+class AssignmentRequest(BaseModel):
+    """What teams is told to put a case on a caseload (its ``AssignmentCreate``); teams counts
+    the acceptance window against the team's hours and answers when it ends."""
+
+    referral_id: uuid.UUID
+    team_id: uuid.UUID
+    kind: AssignmentKind
+    pathway: Pathway | None
+    urgency: Urgency
+    decision_id: uuid.UUID | None
+    risk: dict[str, Any]
+    linked_worker: str | None = None
+    acceptance_window: timedelta | None = None
 
 
 class TeamRef(BaseModel):
@@ -126,9 +164,10 @@ class _Client:
             return await self._client.request(method, path, json=json, params=params)
 
     async def _send_batch(
-        self, path: str, items: list[dict[str, Any]], answer: type[BatchAnswer[M]]
+        self, path: str, items: Sequence[BaseModel], answer: type[BatchAnswer[M]]
     ) -> list[ItemAnswer[M]]:
-        response = await self._send("POST", path, json={"items": items})
+        body = {"items": [item.model_dump(mode="json") for item in items]}
+        response = await self._send("POST", path, json=body)
         if response.status_code != 200:
             # Not any one item's fault (an older version mid-deploy, say): all try later.
             raise RetryLater(f"{self._client.service}_batch_{response.status_code}")
@@ -155,16 +194,16 @@ def _result(answer: ItemAnswer[M]) -> M | None:
 class RoutingClient(_Client):
     def __init__(self, client: ServiceClient) -> None:
         super().__init__(client)
-        self._decide: Batcher[dict[str, Any], ItemAnswer[Decision]] = Batcher(
+        self._decide: Batcher[DecisionRequest, ItemAnswer[Decision]] = Batcher(
             self._decide_all, max_batch=MAX_ITEMS, name="routing.decisions"
         )
 
-    async def decide(self, facts: dict[str, Any]) -> Decision:
+    async def decide(self, facts: DecisionRequest) -> Decision:
         """Routing answers a repeated request (a retry after a timeout) with the decision it
         recorded the first time, so a triage asked twice is recorded once."""
         return _outcome(await self._decide(facts), "routing")
 
-    async def decide_many(self, items: list[dict[str, Any]]) -> list[Decision | None]:
+    async def decide_many(self, items: list[DecisionRequest]) -> list[Decision | None]:
         """One request for many triages (a batch of route jobs): each item's decision, or None
         where routing could not give one now (that job then asks alone, and hears why)."""
         answers: list[Decision | None] = []
@@ -173,22 +212,22 @@ class RoutingClient(_Client):
             answers.extend(_result(answer) for answer in batch)
         return answers
 
-    async def _decide_all(self, items: list[dict[str, Any]]) -> list[ItemAnswer[Decision]]:
+    async def _decide_all(self, items: list[DecisionRequest]) -> list[ItemAnswer[Decision]]:
         return await self._send_batch("/v1/decisions/batch", items, BatchAnswer[Decision])
 
 
 class TeamsClient(_Client):
     def __init__(self, client: ServiceClient) -> None:
         super().__init__(client)
-        self._assign: Batcher[dict[str, Any], ItemAnswer[Assignment]] = Batcher(
+        self._assign: Batcher[AssignmentRequest, ItemAnswer[Assignment]] = Batcher(
             self._assign_all, max_batch=MAX_ITEMS, name="teams.assignments"
         )
 
-    async def assign(self, assignment: dict[str, Any]) -> Assignment:
+    async def assign(self, assignment: AssignmentRequest) -> Assignment:
         """Idempotent: teams answers a retry with the existing assignment."""
         return _outcome(await self._assign(assignment), "teams")
 
-    async def assign_many(self, items: list[dict[str, Any]]) -> list[Assignment | None]:
+    async def assign_many(self, items: list[AssignmentRequest]) -> list[Assignment | None]:
         """One request for many assignments: each item's assignment, or None where teams could
         not make it now (that job then asks alone, and hears why)."""
         answers: list[Assignment | None] = []
@@ -197,7 +236,7 @@ class TeamsClient(_Client):
             answers.extend(_result(answer) for answer in batch)
         return answers
 
-    async def _assign_all(self, items: list[dict[str, Any]]) -> list[ItemAnswer[Assignment]]:
+    async def _assign_all(self, items: list[AssignmentRequest]) -> list[ItemAnswer[Assignment]]:
         return await self._send_batch("/v1/assignments/batch", items, BatchAnswer[Assignment])
 
     async def resolve_escalation(

@@ -8,14 +8,28 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.identifiers import postcode_district
-from services.shared.vocabulary import AssignmentKind, AssignmentStatus, Pathway
+from services.shared.vocabulary import (
+    AssignmentKind,
+    AssignmentStatus,
+    Channel,
+    Need,
+    Pathway,
+    RedFlag,
+    Urgency,
+)
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals import lifecycle
-from services.spa.referrals.clients import Assignment, Decision, TeamRef, TeamsClient
+from services.spa.referrals.clients import (
+    Assignment,
+    AssignmentRequest,
+    Decision,
+    DecisionRequest,
+    TeamRef,
+    TeamsClient,
+)
 from services.spa.referrals.clocks import ClockPolicy
 from services.spa.referrals.models import Referral, ReferralAssignment
 from services.spa.referrals.service import (
@@ -26,8 +40,6 @@ from services.spa.referrals.service import (
     why_this_team,
 )
 
-# Durations go to other services as ISO 8601 ("PT8H").
-_DURATION = TypeAdapter(timedelta)
 # Why a referral was closed when the triage rules refuse it (the "closed" event's reason).
 REFUSED_BY_RULES = "refused_by_rules"
 
@@ -70,23 +82,20 @@ def patient_place(referral: Referral) -> dict[str, str | None]:
     return {"practice": referral.registered_practice, "district": district}
 
 
-def decision_request(referral: Referral) -> dict[str, object]:
-    """What routing is told: codes, an age and a place; no identifiers, no free text. With the
-    referral id, the time of the assessment triage follows (none at intake) tells routing which
-    triage this is: a retry of the same one gets the decision already recorded."""
-    assessed_at = referral.assessed_at.isoformat() if referral.assessed_at else None
-    return {
-        "referral_id": str(referral.id),
-        "assessed_at": assessed_at,
-        "channel": referral.channel,
-        "urgency": referral.urgency,
-        "needs": referral.needs,
-        "red_flags": referral.red_flags,
-        "age_years": age_on(referral.date_of_birth, referral.created_at.date()),
-        "practice": referral.registered_practice,
-        "postcode_district": postcode_district(referral.postcode) if referral.postcode else None,
-        "safeguarding_concern": bool(referral.safeguarding.get("concern")),
-    }
+def decision_request(referral: Referral) -> DecisionRequest:
+    """What routing is told to triage the referral."""
+    return DecisionRequest(
+        referral_id=referral.id,
+        assessed_at=referral.assessed_at,
+        channel=Channel(referral.channel),
+        urgency=Urgency(referral.urgency),
+        needs=[Need(need) for need in referral.needs],
+        red_flags=[RedFlag(flag) for flag in referral.red_flags],
+        age_years=age_on(referral.date_of_birth, referral.created_at.date()),
+        practice=referral.registered_practice,
+        postcode_district=postcode_district(referral.postcode) if referral.postcode else None,
+        safeguarding_concern=bool(referral.safeguarding.get("concern")),
+    )
 
 
 def apply_decision(
@@ -174,24 +183,20 @@ def assignment_request(
     kind: AssignmentKind,
     team: TeamRef,
     acceptance_window: timedelta | None = None,
-) -> dict[str, object]:
-    """What teams is told to put the case on a caseload; teams counts the acceptance window
-    against the team's hours and answers when it ends."""
-    request: dict[str, object] = {
-        "referral_id": str(referral.id),
-        "team_id": str(team.id),
-        "kind": kind,
-        "pathway": referral.pathway if kind is AssignmentKind.CARE else None,
-        "urgency": referral.urgency,
-        "decision_id": str(referral.decision_id) if referral.decision_id else None,
-        "risk": referral.risk,
-    }
-    worker = linked_worker(referral, team.id) if kind is AssignmentKind.CARE else None
-    if worker is not None:
-        request["linked_worker"] = worker
-    if acceptance_window is not None:
-        request["acceptance_window"] = _DURATION.dump_python(acceptance_window, mode="json")
-    return request
+) -> AssignmentRequest:
+    """What teams is told to put the case on the team's caseload."""
+    care = kind is AssignmentKind.CARE
+    return AssignmentRequest(
+        referral_id=referral.id,
+        team_id=team.id,
+        kind=kind,
+        pathway=Pathway(referral.pathway) if care and referral.pathway else None,
+        urgency=Urgency(referral.urgency),
+        decision_id=referral.decision_id,
+        risk=referral.risk,
+        linked_worker=linked_worker(referral, team.id) if care else None,
+        acceptance_window=acceptance_window,
+    )
 
 
 def queue_reason_without_team(referral: Referral) -> QueueReason:
