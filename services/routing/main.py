@@ -14,9 +14,11 @@ from services.routing.decisions.clients import TeamsClient
 from services.routing.rule_sets.api import router as rule_sets_router
 from services.routing.rule_sets.service import RuleBook, ensure_county_default
 from services.routing.settings import RoutingSettings
+from services.routing.state import RoutingState
 from services.shared.app import build_app, service_resources
 from services.shared.clock import Clock, system_clock
 from services.shared.http import ServiceClient
+from services.shared.state import state_of
 
 
 def create_app(
@@ -27,14 +29,13 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = state_of(app, RoutingState)
         async with service_resources(
             app, settings, mounts=mounts, audit_models=(AuditEvent, AuditHead)
         ):
-            app.state.rule_book = RuleBook()
-            await ensure_county_default(app.state.sessionmaker, clock())
-            app.state.teams = TeamsClient(
-                ServiceClient(app.state.http, settings.teams_url, "teams")
-            )
+            state.rule_book = RuleBook()
+            await ensure_county_default(state.sessionmaker, clock())
+            state.teams = TeamsClient(ServiceClient(state.http, settings.teams_url, "teams"))
             yield
 
     app = build_app(
@@ -42,6 +43,7 @@ def create_app(
         settings=settings,
         lifespan=lifespan,
         clock=clock,
+        state=RoutingState(),
         audit_model=AuditEvent,
         description="Triage rules and routing decisions.",
     )

@@ -33,6 +33,7 @@ from services.shared.problems import (
     install_problem_handlers,
 )
 from services.shared.settings import ServiceSettings
+from services.shared.state import ServiceState, state_of
 from services.shared.strict_input import StrictInput, storable_path
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -45,6 +46,7 @@ def build_app(
     lifespan: Lifespan,
     description: str,
     clock: Clock,
+    state: ServiceState,
     audit_model: type[Any] | None = None,
 ) -> FastAPI:
     configure_logging(settings.log_level, settings.log_format)
@@ -58,8 +60,10 @@ def build_app(
         openapi_url=None,
         dependencies=[Depends(storable_path)],
     )
-    app.state.settings = settings
-    app.state.clock = clock
+    # The service's typed state (services.shared.state): what the lifespan opens goes on it.
+    app.state = state
+    state.settings = settings
+    state.clock = clock
     install_problem_handlers(app)
     # Added before the body limit, so inside it: a body is read here only as far as it allows.
     app.add_middleware(StrictInput)
@@ -84,25 +88,26 @@ async def service_resources(
     audit_models: tuple[type[Any], type[Any]] | None = None,
 ) -> AsyncIterator[None]:
     """Engine, sessions, the one HTTP client and the token verifier, for the app's lifetime."""
+    state = state_of(app, ServiceState)
     engine = create_engine(
         settings.database_url,
-        clock=app.state.clock,
+        clock=state.clock,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_pre_ping=settings.database_pool_pre_ping,
         pool_recycle=settings.database_pool_recycle_seconds,
     )
-    http = create_http_client(settings, mounts, clock=app.state.clock)
+    http = create_http_client(settings, mounts, clock=state.clock)
     if keys is None:
         if not settings.auth_jwks_url:
             raise RuntimeError("auth_jwks_url is required to verify tokens")
         keys = RemoteKeySet(settings.auth_jwks_url, http)
-    app.state.engine = engine
-    app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.http = http
-    app.state.verifier = TokenVerifier(
+    state.engine = engine
+    state.sessionmaker = create_sessionmaker(engine)
+    state.http = http
+    state.verifier = TokenVerifier(
         keys,
-        clock=app.state.clock,
+        clock=state.clock,
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
         algorithms=settings.auth_algorithms,
@@ -114,11 +119,11 @@ async def service_resources(
         async with contextlib.AsyncExitStack() as stack:
             if audit_models is not None:
                 sealer = AuditSealer(
-                    app.state.sessionmaker,
+                    state.sessionmaker,
                     *audit_models,
                     interval=settings.audit_seal_interval_seconds,
                 )
-                app.state.audit_sealer = await stack.enter_async_context(
+                state.audit_sealer = await stack.enter_async_context(
                     running(sealer, "audit-sealer")
                 )
             yield

@@ -29,6 +29,7 @@ from starlette.requests import HTTPConnection
 
 from services.shared.clock import Clock, epoch_seconds
 from services.shared.problems import AuthenticationRequired, InsufficientScope
+from services.shared.state import ServiceState, state_of
 
 # Every scope the platform knows. A route names the scopes it needs; a client is granted some.
 SCOPES: dict[str, str] = {
@@ -288,11 +289,12 @@ async def authenticate(
 ) -> Principal:
     if token is None:
         raise AuthenticationRequired(headers={"WWW-Authenticate": "Bearer"})
-    verifier: TokenVerifier = request.app.state.verifier
+    state = state_of(request.app, ServiceState)
+    verifier = state.verifier
     principal = await verifier.verify(token)
     request.state.client_id = principal.client_id
     structlog.contextvars.bind_contextvars(client_id=principal.client_id)
-    await request.app.state.rate_limits.check("api", principal.client_id)
+    await state.rate_limits.check("api", principal.client_id)
     missing = sorted(set(security_scopes.scopes) - principal.scopes)
     if missing:
         raise InsufficientScope(

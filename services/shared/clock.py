@@ -20,6 +20,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
+from services.shared.state import ServiceState, state_of
+
 Clock = Callable[[], datetime]
 
 # The execution option under which an engine carries its clock.
@@ -53,7 +55,7 @@ def clock_default(context: Any) -> datetime:
 # Dependencies are coroutines even when they do not wait: FastAPI runs a plain function in a
 # worker thread, and the hand-off costs far more than reading a clock.
 async def _now(request: Request) -> datetime:
-    clock: Clock = request.app.state.clock
+    clock = state_of(request.app, ServiceState).clock
     return clock()
 
 

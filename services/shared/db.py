@@ -25,6 +25,7 @@ from sqlalchemy.types import TypeDecorator
 
 from services.shared.clock import CLOCK_OPTION, Clock, clock_default
 from services.shared.problems import Problem
+from services.shared.state import ServiceState, state_of
 
 # Stable constraint names so that migrations written on one database apply on the other.
 NAMING_CONVENTION = {
@@ -132,7 +133,7 @@ def keep_on_failure(session: AsyncSession, remake: Callable[[], object]) -> None
 
 
 async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    sessionmaker = state_of(request.app, ServiceState).sessionmaker
     async with sessionmaker() as session:
         try:
             yield session

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.shared.clock import system_epoch_seconds
 from services.shared.problems import ContentTooLarge, Problem, problem_response
 from services.shared.settings import ServiceSettings
+from services.shared.state import ServiceState, state_of
 
 # An API answer is data, never a page: nothing may render it, frame it, cache it or send on
 # where it came from.
@@ -134,7 +135,9 @@ class RateLimits:
 
 
 def install(app: FastAPI, settings: ServiceSettings) -> None:
-    app.state.rate_limits = RateLimits(settings.rate_limit, settings.rate_limit_storage_uri)
+    state_of(app, ServiceState).rate_limits = RateLimits(
+        settings.rate_limit, settings.rate_limit_storage_uri
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.shared.problems import TYPE_PREFIX, Problem, problem_responses
+from services.shared.state import ServiceState, state_of
 
 
 class NotReady(Problem):
@@ -27,7 +27,7 @@ async def liveness() -> dict[str, str]:
     "/readyz", summary="Readiness: the database answers", responses=problem_responses(NotReady)
 )
 async def readiness(request: Request) -> dict[str, str]:
-    engine: AsyncEngine = request.app.state.engine
+    engine = state_of(request.app, ServiceState).engine
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))

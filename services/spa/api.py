@@ -6,12 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from services.shared.state import state_of
+from services.spa.state import SpaState
 from services.spa.wakeups import Wakeups
 
 
 def _wakeups(request: Request) -> Wakeups:
-    found: Wakeups = request.app.state.wakeups
-    return found
+    return state_of(request.app, SpaState).wakeups
 
 
 WakeupsDep = Annotated[Wakeups, Depends(_wakeups)]

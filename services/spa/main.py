@@ -16,6 +16,7 @@ from services.shared.clock import Clock, system_clock
 from services.shared.hardening import RateLimits
 from services.shared.http import ServiceClient
 from services.shared.outbox import OutboxBatchWorker, OutboxWorker, running
+from services.shared.state import state_of
 from services.shared.wake_listener import listening
 from services.spa.audit import AuditEvent, AuditHead
 from services.spa.fhir.api import router as fhir_router
@@ -34,6 +35,7 @@ from services.spa.referrals.routing_job import ReferralRouter, referral_jobs
 from services.spa.referrals.waiting import StatusWatch
 from services.spa.reports.api import router as reports_router
 from services.spa.settings import SpaSettings
+from services.spa.state import SpaState
 from services.spa.wakeups import Wakeups
 from services.spa.webhooks import addresses
 from services.spa.webhooks.api import publish_catalogue
@@ -52,36 +54,37 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = state_of(app, SpaState)
         keys: KeySet | None = None
         if settings.issuer_enabled:
-            app.state.signing_keys = SigningKeys.from_files(settings.issuer_key_files)
-            app.state.hash_checks = asyncio.Semaphore(settings.concurrent_secret_checks)
-            app.state.token_limits = {
+            state.signing_keys = SigningKeys.from_files(settings.issuer_key_files)
+            state.hash_checks = asyncio.Semaphore(settings.concurrent_secret_checks)
+            state.token_limits = {
                 "client": RateLimits(settings.token_rate_limit, settings.rate_limit_storage_uri),
                 "address": RateLimits(
                     settings.token_address_rate_limit, settings.rate_limit_storage_uri
                 ),
             }
             if not settings.auth_jwks_url:
-                keys = StaticKeySet(app.state.signing_keys.jwks())
+                keys = StaticKeySet(state.signing_keys.jwks())
         async with service_resources(
             app, settings, mounts=mounts, keys=keys, audit_models=(AuditEvent, AuditHead)
         ):
-            app.state.status_watch = StatusWatch()
-            app.state.clock_policy = policy = load_policy(settings.clock_policy_file)
-            app.state.bars_mapping = load_mapping(settings.bars_mapping_file)
-            teams = TeamsClient(ServiceClient(app.state.http, settings.teams_url, "teams"))
-            app.state.wakeups = wakeups = Wakeups()
+            state.status_watch = StatusWatch()
+            state.clock_policy = policy = load_policy(settings.clock_policy_file)
+            state.bars_mapping = load_mapping(settings.bars_mapping_file)
+            teams = TeamsClient(ServiceClient(state.http, settings.teams_url, "teams"))
+            state.wakeups = wakeups = Wakeups()
             router = ReferralRouter(
-                RoutingClient(ServiceClient(app.state.http, settings.routing_url, "routing")),
+                RoutingClient(ServiceClient(state.http, settings.routing_url, "routing")),
                 teams,
                 policy,
                 clock=clock,
             )
             worker = OutboxWorker(
-                app.state.sessionmaker,
+                state.sessionmaker,
                 OutboxJob,
-                referral_jobs(app.state.sessionmaker, router, app.state.status_watch.changed),
+                referral_jobs(state.sessionmaker, router, state.status_watch.changed),
                 service="spa",
                 in_order_of="referral_id",
                 failed_blocks=False,
@@ -92,14 +95,14 @@ def create_app(
             )
             if not settings.background_workers:
                 # Serving the API only: the workers run in processes of their own.
-                app.state.webhook_url_policy = _url_policy(settings)
+                state.webhook_url_policy = _url_policy(settings)
                 yield
                 return
-            app.state.clock_keeper = keeper = ClockKeeper(teams, policy, clock)
+            state.clock_keeper = keeper = ClockKeeper(teams, policy, clock)
             timers = OutboxWorker(
-                app.state.sessionmaker,
+                state.sessionmaker,
                 ReferralTimer,
-                timer_jobs(app.state.sessionmaker, keeper, app.state.status_watch.changed),
+                timer_jobs(state.sessionmaker, keeper, state.status_watch.changed),
                 service="spa",
                 batch_size=settings.outbox_batch_size,
                 poll_interval=settings.timer_poll_interval_seconds,
@@ -114,15 +117,15 @@ def create_app(
                 running(deliverer, "spa-webhook-deliverer"),
                 # Not the timers: they fall due with time, and their poll finds them.
                 listening(
-                    app.state.engine,
+                    state.engine,
                     (worker, dispatcher, deliverer),
                     name="spa-wake-listener",
                     enabled=settings.outbox_listen,
                 ) as listener,
             ):
-                app.state.worker = worker
-                app.state.timers = timers
-                app.state.wake_listener = listener
+                state.worker = worker
+                state.timers = timers
+                state.wake_listener = listener
                 wakeups.routing.attach(worker)
                 wakeups.deliveries.attach(deliverer)
                 yield
@@ -132,6 +135,7 @@ def create_app(
         settings=settings,
         lifespan=lifespan,
         clock=clock,
+        state=SpaState(),
         audit_model=AuditEvent,
         description="Single Point of Access: referral intake and lifecycle; the built-in token issuer.",
     )
@@ -155,10 +159,11 @@ async def _webhooks(
 ) -> AsyncIterator[tuple[OutboxBatchWorker, OutboxWorker]]:
     """The two webhook workers, and their own HTTP client: subscribers' endpoints are not our
     services, so no service credentials, no redirects, and a timeout of their own."""
-    app.state.webhook_url_policy = policy = _url_policy(settings)
+    state = state_of(app, SpaState)
+    state.webhook_url_policy = policy = _url_policy(settings)
     async with delivery_client(policy.allowed) as http:
         deliver = Deliverer(
-            app.state.sessionmaker,
+            state.sessionmaker,
             http,
             clock=clock,
             per_endpoint=settings.webhook_per_endpoint_concurrency,
@@ -169,7 +174,7 @@ async def _webhooks(
             lease=timedelta(seconds=settings.webhook_timeout_seconds * 4),
         )
         deliverer = OutboxWorker(
-            app.state.sessionmaker,
+            state.sessionmaker,
             WebhookMessage,
             deliver,
             service="spa",
@@ -181,7 +186,7 @@ async def _webhooks(
             clock=clock,
         )
         dispatcher = OutboxBatchWorker(
-            app.state.sessionmaker,
+            state.sessionmaker,
             WebhookEvent,
             {"dispatch": Dispatcher(clock)},
             service="spa",
@@ -191,8 +196,8 @@ async def _webhooks(
             poll_interval=settings.webhook_poll_interval_seconds,
             then=deliverer.notify,
         )
-        app.state.webhook_dispatcher = dispatcher
-        app.state.webhook_deliverer_worker = deliverer
+        state.webhook_dispatcher = dispatcher
+        state.webhook_deliverer_worker = deliverer
         yield dispatcher, deliverer
 
 

@@ -12,6 +12,7 @@ from services.shared.app import build_app, service_resources
 from services.shared.clock import Clock, system_clock
 from services.shared.http import ServiceClient
 from services.shared.outbox import OutboxWorker, running
+from services.shared.state import state_of
 from services.shared.wake_listener import listening
 from services.teams.audit import AuditEvent, AuditHead
 from services.teams.caseloads.api import router as caseloads_router
@@ -21,6 +22,7 @@ from services.teams.directory.admin_api import router as admin_router
 from services.teams.directory.api import router
 from services.teams.openreferral.api import router as openreferral_router
 from services.teams.settings import TeamsSettings
+from services.teams.state import TeamsState
 
 
 def create_app(
@@ -31,14 +33,15 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = state_of(app, TeamsState)
         async with service_resources(
             app, settings, mounts=mounts, audit_models=(AuditEvent, AuditHead)
         ):
-            spa = ServiceClient(app.state.http, settings.spa_url, "spa")
+            spa = ServiceClient(state.http, settings.spa_url, "spa")
             worker = OutboxWorker(
-                app.state.sessionmaker,
+                state.sessionmaker,
                 OutboxJob,
-                report_jobs(app.state.sessionmaker, spa),
+                report_jobs(state.sessionmaker, spa),
                 service="teams",
                 in_order_of="assignment_id",
                 clock=clock,
@@ -47,14 +50,14 @@ def create_app(
             async with (
                 running(worker, "teams-assignment-reporter"),
                 listening(
-                    app.state.engine,
+                    state.engine,
                     (worker,),
                     name="teams-wake-listener",
                     enabled=settings.outbox_listen,
                 ) as listener,
             ):
-                app.state.worker = worker
-                app.state.wake_listener = listener
+                state.worker = worker
+                state.wake_listener = listener
                 yield
 
     app = build_app(
@@ -62,6 +65,7 @@ def create_app(
         settings=settings,
         lifespan=lifespan,
         clock=clock,
+        state=TeamsState(),
         audit_model=AuditEvent,
         description="Directory of localities, practices and teams; team caseloads.",
     )

@@ -18,6 +18,7 @@ from services.routing.decisions.problems import (
 )
 from services.routing.decisions.schemas import DecisionCreate, DecisionRead
 from services.routing.rule_sets.service import RuleBook
+from services.routing.state import RoutingState
 from services.shared import audit
 from services.shared.auth import Principal, requires
 from services.shared.batches import (
@@ -30,18 +31,17 @@ from services.shared.batches import (
 )
 from services.shared.db import SessionDep
 from services.shared.problems import Problem, problem_responses
+from services.shared.state import state_of
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
 
 async def _rule_book(request: Request) -> RuleBook:
-    book: RuleBook = request.app.state.rule_book
-    return book
+    return state_of(request.app, RoutingState).rule_book
 
 
 async def _teams(request: Request) -> TeamsClient:
-    teams: TeamsClient = request.app.state.teams
-    return teams
+    return state_of(request.app, RoutingState).teams
 
 
 @router.post(

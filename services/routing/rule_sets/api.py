@@ -29,10 +29,12 @@ from services.routing.rule_sets.schemas import (
     TraceEntry,
 )
 from services.routing.rules.evaluation import evaluate
+from services.routing.state import RoutingState
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.problems import problem_responses
+from services.shared.state import state_of
 
 router = APIRouter(prefix="/v1", tags=["rule sets"])
 Admin = Annotated[Principal, requires("rules:admin")]
@@ -40,7 +42,7 @@ Admin = Annotated[Principal, requires("rules:admin")]
 
 def _changed(request: Request) -> None:
     """This replica follows its own change at once; others within the rule book's TTL."""
-    book: service.RuleBook = request.app.state.rule_book
+    book = state_of(request.app, RoutingState).rule_book
     book.invalidate()
 
 

@@ -17,6 +17,7 @@ from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.problems import UnsupportedMediaType
+from services.shared.state import state_of
 from services.spa.api import WakeupsDep
 from services.spa.fhir import documents, messages, service
 from services.spa.fhir.edge import UUID_TEXT
@@ -26,6 +27,7 @@ from services.spa.fhir.problems import MessageInvalid, NotAcceptable
 from services.spa.referrals import waiting
 from services.spa.referrals.api import wait_for_outcome
 from services.spa.settings import SpaSettings
+from services.spa.state import SpaState
 
 FHIR_JSON = "application/fhir+json"
 _ACCEPTED_TYPES = {FHIR_JSON, "application/json", "application/*", "*/*"}
@@ -142,13 +144,11 @@ TargetDep = Annotated[None, Depends(_target)]
 
 
 def _settings(request: Request) -> SpaSettings:
-    settings: SpaSettings = request.app.state.settings
-    return settings
+    return state_of(request.app, SpaState).settings
 
 
 def _mapping(request: Request) -> CodeMapping:
-    mapping: CodeMapping = request.app.state.bars_mapping
-    return mapping
+    return state_of(request.app, SpaState).bars_mapping
 
 
 def _outcomes(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -17,16 +17,16 @@ from pydantic import BaseModel
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.problems import problem_responses
+from services.shared.state import state_of
 from services.shared.strict_input import storable
 from services.spa.identity import service
-from services.spa.identity.keys import SigningKeys
 from services.spa.identity.problems import (
     InvalidClient,
     InvalidScope,
     InvalidTokenRequest,
     UnsupportedGrantType,
 )
-from services.spa.settings import SpaSettings
+from services.spa.state import SpaState
 
 router = APIRouter(tags=["identity"])
 
@@ -89,11 +89,11 @@ async def issue_token(
     # limit per calling address, and a tighter one per claimed client id from that address
     # (so that guesses from elsewhere cannot lock a real client out).
     address = request.client.host if request.client else "unknown"
-    limits = request.app.state.token_limits
+    limits = state_of(request.app, SpaState).token_limits
     await limits["address"].check("token-address", address)
     await limits["client"].check("token-client", f"{credentials[0][:128]}@{address}")
     # Each argon2 check holds 64 MiB for its duration: a few at a time, however many ask.
-    async with request.app.state.hash_checks:
+    async with state_of(request.app, SpaState).hash_checks:
         client = await service.authenticate_client(session, *credentials)
     if client is None:
         raise InvalidClient(
@@ -102,8 +102,8 @@ async def issue_token(
     requested = scope.split() if scope else list(client.scopes)
     if not set(requested) <= set(client.scopes):
         raise InvalidScope(error="invalid_scope")
-    settings: SpaSettings = request.app.state.settings
-    keys: SigningKeys = request.app.state.signing_keys
+    state = state_of(request.app, SpaState)
+    settings, keys = state.settings, state.signing_keys
     issued = service.issue_token(
         keys,
         client,
@@ -120,5 +120,5 @@ async def issue_token(
 
 @router.get("/.well-known/jwks.json", summary="The issuer's public signing keys")
 async def jwks(request: Request) -> dict[str, Any]:
-    keys: SigningKeys = request.app.state.signing_keys
+    keys = state_of(request.app, SpaState).signing_keys
     return keys.jwks()

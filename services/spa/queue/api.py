@@ -14,6 +14,7 @@ from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.problems import ConcurrentChange, problem_responses
+from services.shared.state import state_of
 from services.spa.api import WakeupsDep
 from services.spa.audit import record_access
 from services.spa.queue import service
@@ -38,7 +39,7 @@ from services.spa.queue.schemas import (
 from services.spa.referrals.models import Referral
 from services.spa.referrals.problems import IllegalTransition
 from services.spa.referrals.service import age_on
-from services.spa.settings import SpaSettings
+from services.spa.state import SpaState
 
 router = APIRouter(prefix="/v1/queue", tags=["queue"])
 WorkerDep = Annotated[Principal, requires("queue:work")]
@@ -105,7 +106,7 @@ async def claim_case(
     now: NowDep,
     principal: WorkerDep,
 ) -> ClaimRead:
-    settings: SpaSettings = request.app.state.settings
+    settings = state_of(request.app, SpaState).settings
     referral = await service.queued_case(session, referral_id, principal, "queue.claim")
     duration = timedelta(seconds=settings.queue_claim_seconds)
     return await service.claim(session, referral, principal, body.handler, now, duration)

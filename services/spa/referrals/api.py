@@ -15,6 +15,7 @@ from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.problems import ConcurrentChange, problem_responses
+from services.shared.state import state_of
 from services.shared.vocabulary import AssignmentKind, AssignmentStatus
 from services.spa.api import WakeupsDep
 from services.spa.audit import record_access
@@ -53,7 +54,7 @@ from services.spa.referrals.schemas import (
     Timeline,
     TimelineEntry,
 )
-from services.spa.settings import SpaSettings
+from services.spa.state import SpaState
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 
@@ -105,7 +106,7 @@ async def create_referral(
     key: KeyDep,
     prefer: Annotated[str | None, Header(description="wait=N: wait N seconds for routing")] = None,
 ) -> Response:
-    settings: SpaSettings = request.app.state.settings
+    settings = state_of(request.app, SpaState).settings
     taken = await intake.take_in(
         session,
         body,
@@ -129,14 +130,14 @@ async def create_referral(
 
 async def wait_for_outcome(request: Request, referral_id: uuid.UUID, wait: int) -> str:
     """The referral's status once it leaves the in-flight ones, or after ``wait`` seconds."""
-    sessionmaker = request.app.state.sessionmaker
+    sessionmaker = state_of(request.app, SpaState).sessionmaker
 
     async def current_status() -> str:
         async with sessionmaker() as reader:
             found = await reader.scalar(select(Referral.status).where(Referral.id == referral_id))
             return str(found)
 
-    watch: waiting.StatusWatch = request.app.state.status_watch
+    watch = state_of(request.app, SpaState).status_watch
     return await watch.wait(referral_id, wait, current_status)
 
 
@@ -226,7 +227,7 @@ async def post_assignment_update(
     if referral is None:
         raise ReferralNotFound(f"No referral has the id {referral_id}.")
     applied = await team_updates.apply_update(session, referral, body, principal.client_id)
-    background.add_task(request.app.state.status_watch.changed, referral.id)
+    background.add_task(state_of(request.app, SpaState).status_watch.changed, referral.id)
     record_access(
         session,
         client_id=principal.client_id,

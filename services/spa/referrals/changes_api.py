@@ -11,11 +11,12 @@ from services.shared.auth import Principal, requires
 from services.shared.clock import Moment, NowDep
 from services.shared.db import SessionDep
 from services.shared.problems import problem_responses
+from services.shared.state import state_of
 from services.spa.audit import record_access
 from services.spa.referrals import changes
 from services.spa.referrals.problems import InvalidCursor
 from services.spa.referrals.schemas import ChangeLinks, ReferralChangePage, ReferralChangeRead
-from services.spa.settings import SpaSettings
+from services.spa.state import SpaState
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 
@@ -41,7 +42,7 @@ async def list_changes(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ReferralChangePage:
-    settings: SpaSettings = request.app.state.settings
+    settings = state_of(request.app, SpaState).settings
     after = changes.decode_cursor(cursor)
     found, more = await changes.changed_since(
         session,

@@ -16,7 +16,9 @@ from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.outbox import JobStatus
 from services.shared.problems import problem_responses
+from services.shared.state import state_of
 from services.spa.api import WakeupsDep
+from services.spa.state import SpaState
 from services.spa.webhooks import catalogue, service
 from services.spa.webhooks.models import DELETED, WebhookEndpoint
 from services.spa.webhooks.problems import (
@@ -46,8 +48,7 @@ MessageId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 def _policy(request: Request) -> service.UrlPolicy:
-    policy: service.UrlPolicy = request.app.state.webhook_url_policy
-    return policy
+    return state_of(request.app, SpaState).webhook_url_policy
 
 
 @router.post(

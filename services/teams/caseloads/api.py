@@ -23,8 +23,8 @@ from services.shared.batches import (
 )
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
-from services.shared.outbox import OutboxWorker
 from services.shared.problems import Problem, problem_responses
+from services.shared.state import state_of
 from services.shared.vocabulary import AssignmentKind
 from services.teams.audit import AuditEvent
 from services.teams.caseloads import service as assignments
@@ -52,7 +52,7 @@ from services.teams.directory import service as directory
 from services.teams.directory.models import Team
 from services.teams.directory.problems import TeamNotFound, TeamNotPermitted
 from services.teams.directory.schemas import TeamSummary
-from services.teams.settings import TeamsSettings
+from services.teams.state import TeamsState
 
 router = APIRouter(prefix="/v1", tags=["caseloads"])
 ManagerDep = Annotated[Principal, requires("caseload:manage")]
@@ -190,7 +190,7 @@ async def get_caseload(
 async def get_worklist(
     team_id: uuid.UUID, request: Request, session: SessionDep, principal: ManagerDep
 ) -> WorklistRead:
-    settings: TeamsSettings = request.app.state.settings
+    settings = state_of(request.app, TeamsState).settings
     team = await _team_for(session, principal, team_id, "worklist.read")
     _audit(session, principal, "worklist.read", team.id, resource_type="caseload")
     items = []
@@ -233,7 +233,7 @@ class AssignmentChanger:
         change(self.session, assignment, body, self.now)
         await self.session.flush()
         _audit(self.session, self.principal, action, assignment.id)
-        worker: OutboxWorker = self.request.app.state.worker
+        worker = state_of(self.request.app, TeamsState).worker
         # Runs after the response, so after the commit: the report to spa goes out at once.
         self.background.add_task(worker.notify)
         return AssignmentRead.model_validate(assignment)

@@ -14,6 +14,7 @@ from services.shared.clock import Moment, NowDep
 from services.shared.db import SessionDep
 from services.shared.identifiers import OdsCode, PostcodeDistrict
 from services.shared.problems import ValidationFailed, problem_responses
+from services.shared.state import state_of
 from services.shared.vocabulary import Escalation, Pathway
 from services.teams.directory import resolver, service
 from services.teams.directory.problems import TeamNotFound, TeamNotPermitted
@@ -29,13 +30,13 @@ from services.teams.directory.schemas import (
     TeamRead,
     TeamSummary,
 )
-from services.teams.settings import TeamsSettings
+from services.teams.state import TeamsState
 
 router = APIRouter(prefix="/v1", tags=["directory"])
 
 
 def _capacity_max_age(request: Request) -> timedelta:
-    settings: TeamsSettings = request.app.state.settings
+    settings = state_of(request.app, TeamsState).settings
     return timedelta(seconds=settings.capacity_max_age_seconds)
 
 

@@ -24,6 +24,7 @@ from services.shared.clock import Moment
 from services.shared.db import SessionDep
 from services.shared.identifiers import Postcode, postcode_district
 from services.shared.problems import problem_responses
+from services.shared.state import state_of
 from services.teams.directory.models import Team
 from services.teams.openreferral import records
 from services.teams.openreferral.problems import (
@@ -63,7 +64,7 @@ from services.teams.openreferral.service import (
     get_team,
 )
 from services.teams.openreferral.taxonomies import TAXONOMIES, TERMS
-from services.teams.settings import TeamsSettings
+from services.teams.state import TeamsState
 
 HSDS_VERSION = "3.0"
 UK_PROFILE = "https://github.com/OpenReferralUK/uk-profile/blob/main/docs/index.md"
@@ -89,11 +90,12 @@ async def feed_reader(
 ) -> Principal | None:
     """The client reading the feed, or None for an anonymous reader where the feed is open.
     A token, when one is sent, is checked as on any other route."""
-    settings: TeamsSettings = request.app.state.settings
+    state = state_of(request.app, TeamsState)
+    settings = state.settings
     if token is None and settings.openreferral_anonymous_read:
         # Anonymous readers are limited by address, as clients are by their id.
         address = request.client.host if request.client else "unknown"
-        await request.app.state.rate_limits.check("api", f"anonymous@{address}")
+        await state.rate_limits.check("api", f"anonymous@{address}")
         return None
     return await authenticate(request, SecurityScopes(["directory:read"]), token)
 
