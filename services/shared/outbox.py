@@ -71,6 +71,20 @@ class OutboxJobColumns(Timestamped):
         return tuple(indexes)
 
 
+class _Identified(Protocol):
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def request_id(self) -> str | None: ...
+
+
+def job_request_id(job: _Identified) -> str:
+    """The request id a job's log lines and writes carry: the request that made the job, else
+    the job's own, so a case can be followed through every log."""
+    return job.request_id or f"job-{job.id}"
+
+
 def backoff_seconds(attempts: int) -> float:
     """Exponential backoff with jitter, capped: accepted work is retried for ever."""
     ceiling = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(attempts, 16))
@@ -151,10 +165,6 @@ class Steps(Generic[Job]):
             raise ValueError("a batched step needs a step for the jobs it leaves")
 
     @property
-    def kinds(self) -> frozenset[str]:
-        return frozenset(self._steps)
-
-    @property
     def batched_kinds(self) -> frozenset[str]:
         """The kinds whose jobs ``batch`` takes together."""
         return frozenset(self._batched)
@@ -183,9 +193,7 @@ class Steps(Generic[Job]):
                 job.last_error = None
             await session.commit()
         for job in done:
-            with structlog.contextvars.bound_contextvars(
-                request_id=job.request_id or f"job-{job.id}"
-            ):
+            with structlog.contextvars.bound_contextvars(request_id=job_request_id(job)):
                 log.info("outbox_job_done", job_id=job.id, kind=job.kind, batch=len(claims))
             if self._after_commit is not None:
                 self._after_commit(job)
@@ -511,7 +519,7 @@ class OutboxWorker(_Loop):
     async def _run_job(self, claim: Claim) -> None:
         # Each job runs in its own task, so this binding stays with this job's log lines.
         structlog.contextvars.bind_contextvars(
-            request_id=claim.request_id or f"job-{claim.id}", service=self._service
+            request_id=job_request_id(claim), service=self._service
         )
         try:
             await self._handle(claim)

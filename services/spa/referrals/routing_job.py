@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.shared.batching import serving
 from services.shared.clock import Clock
-from services.shared.outbox import GiveUp, RetryLater, Steps
+from services.shared.outbox import GiveUp, RetryLater, Steps, job_request_id
 from services.shared.vocabulary import AssignmentKind, AssignmentStatus, Escalation
 from services.shared.vocabulary import ReferralStatus as S
 from services.spa.referrals import clocks, lifecycle, placement, service
@@ -348,7 +348,7 @@ async def _fresh_referrals(
 def _for(job: OutboxJob) -> contextlib.AbstractContextManager[None]:
     """The job's request id on what it writes and logs (events, clocks), as when it runs
     alone."""
-    return structlog.contextvars.bound_contextvars(request_id=job.request_id or f"job-{job.id}")
+    return structlog.contextvars.bound_contextvars(request_id=job_request_id(job))
 
 
 def _ready_for_triage(referral: Referral) -> bool:
