@@ -18,18 +18,21 @@ from tests.teams.hsds import HSDS, UK_PROFILE, problems, read_feed
 PROBLEM = "urn:spa-platform:problem:"
 TERMS = 7 + 7 + 9  # team types, pathways, disciplines
 
+# An id that names nothing, the same in every test process (the test ids must not differ).
+UNKNOWN_ID = "0b7a8c3e-5d1f-4e2a-9c6b-000000000404"
+
 ENDPOINTS = [
     "/openreferral/",
     "/openreferral/services",
-    f"/openreferral/services/{uuid.uuid4()}",
+    f"/openreferral/services/{UNKNOWN_ID}",
     "/openreferral/service_at_locations",
-    f"/openreferral/service_at_locations/{uuid.uuid4()}",
+    f"/openreferral/service_at_locations/{UNKNOWN_ID}",
     "/openreferral/organizations",
-    f"/openreferral/organizations/{uuid.uuid4()}",
+    f"/openreferral/organizations/{UNKNOWN_ID}",
     "/openreferral/taxonomies",
-    f"/openreferral/taxonomies/{uuid.uuid4()}",
+    f"/openreferral/taxonomies/{UNKNOWN_ID}",
     "/openreferral/taxonomy_terms",
-    f"/openreferral/taxonomy_terms/{uuid.uuid4()}",
+    f"/openreferral/taxonomy_terms/{UNKNOWN_ID}",
 ]
 
 
@@ -111,7 +114,7 @@ async def test_an_open_feed_opens_nothing_else(open_stack: Stack) -> None:
         ("/openreferral/services", {"colour": "red"}, "colour", "not a parameter"),
         ("/openreferral/services", {"minimum_age": "65"}, "minimum_age", "no age range"),
         ("/openreferral/services", {"postcode": "XW1 2AB"}, "postcode", "not a parameter"),
-        ("/openreferral/services/" + str(uuid.uuid4()), {"full": "true"}, "full", "one form"),
+        ("/openreferral/services/" + UNKNOWN_ID, {"full": "true"}, "full", "one form"),
         ("/openreferral/service_at_locations", {"proximity": "500"}, "proximity", "coordinates"),
         ("/openreferral/taxonomies", {"modified_after": "2026-01-01T00:00:00Z"}, "modified_after", "not a parameter"),
         ("/openreferral/", {"page": "1"}, "page", "not a parameter"),
