@@ -10,7 +10,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 LOCK := requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint openapi clean install lock bench
+.PHONY: run test lint openapi clean install lock bench tools
 
 install: $(STAMP)
 
@@ -42,7 +42,11 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+# Debian packages the tests use beyond Python (HAProxy for the replica test).
+tools:
+	bash tests/install-tools.sh
+
+test: lint tools
 	$(BIN)/pytest
 
 openapi: install
@@ -52,7 +56,8 @@ clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # Speed is measured here, never by timed unit tests.
-bench: install
+bench: install tools
 	$(BIN)/python bench/triage.py --seconds 5 --json bench/results/triage.json
 	$(BIN)/python bench/webhooks.py --json bench/results/webhooks.json
 	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/replicas.py

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -173,11 +173,11 @@ CLIENTS = [
 ]
 
 
-async def register_clients(spa_url: str) -> None:
+async def register_clients(spa_url: str, specs: Sequence[ClientSpec] = CLIENTS) -> None:
     engine = create_engine(spa_url, clock=SettableClock(MORNING))
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
-            for spec in CLIENTS:
+            for spec in specs:
                 await identity.register_client(
                     session,
                     client_id=spec.client_id,
