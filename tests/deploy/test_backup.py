@@ -55,10 +55,13 @@ async def test_a_dump_restores_into_a_new_database_with_its_data_and_schema_vers
     posted = await post_referral(stack, "gp-system", referral(needs=["fall"]))
     source = postgres_urls["spa"]
     before = await _timeline(source, posted["id"])
-    assert before and before[0][0] == "routed"
+    assert before
+    assert before[0][0] == "routed"
 
     dump = tmp_path / "spa.dump"
-    subprocess.run(["pg_dump", "-Fc", "-f", str(dump), _libpq(source)], check=True)
+    await asyncio.to_thread(
+        subprocess.run, ["pg_dump", "-Fc", "-f", str(dump), _libpq(source)], check=True
+    )
     name = f"restored_{uuid.uuid4().hex[:10]}"
     admin = make_url(source).set(database="postgres").render_as_string(hide_password=False)
     await _execute_autocommit(admin, f'CREATE DATABASE "{name}"')
