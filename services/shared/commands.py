@@ -40,12 +40,15 @@ def run_command(args: argparse.Namespace, service: str, database_url: str) -> in
 
 def serve(service: str, host: str, port: int) -> None:
     # One process a container: an orchestrator scales by replicas, not by uvicorn's workers.
+    # uvicorn's own lines are not JSON: only its warnings and errors (the service logs each
+    # request itself), as make run has it.
     uvicorn.run(
         f"services.{service}.main:app_from_environment",
         factory=True,
         host=host,
         port=port,
         access_log=False,
+        log_level="warning",
         server_header=False,
     )
 
