@@ -1,4 +1,4 @@
-"""``python -m services.routing``: migrate; check-rules; audit-verify."""
+"""``python -m services.routing``: serve; migrate; check-rules; audit-verify."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from services.routing.rules.parsing import (
 from services.routing.settings import RoutingSettings
 from services.shared.audit import verify_database
 from services.shared.clock import system_clock
+from services.shared.commands import add_commands, run_command
 from services.shared.migrations import upgrade_url
 
 CHECKS_PASSED, CHECKS_FAILED, UNREADABLE = 0, 1, 2
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.routing")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="bring the routing database to the latest schema")
+    add_commands(commands)
     check = commands.add_parser(
         "check-rules",
         help="check triage rule files; exit 1 on any error, 2 if a file cannot be read",
@@ -39,10 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "check-rules":
         return max(check_rules_file(path) for path in args.files)
+    database_url = RoutingSettings().database_url
+    status = run_command(args, "routing", database_url)
+    if status is not None:
+        return status
     if args.command == "audit-verify":
-        database_url = RoutingSettings().database_url
         return asyncio.run(verify_database(database_url, AuditEvent, AuditHead, system_clock))
-    asyncio.run(upgrade_url(RoutingSettings().database_url, "routing"))
+    asyncio.run(upgrade_url(database_url, "routing"))
     return 0
 
 

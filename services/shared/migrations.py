@@ -16,6 +16,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -108,3 +110,20 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
+
+
+def head_revisions(service: str) -> set[str]:
+    """The latest revisions of ``service``'s history in this code."""
+    return set(ScriptDirectory.from_config(alembic_config(service)).get_heads())
+
+
+async def current_revisions(url: str) -> set[str]:
+    """The revisions the database at ``url`` is at (none before its first migration)."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return await connection.run_sync(
+                lambda sync: set(MigrationContext.configure(sync).get_current_heads())
+            )
+    finally:
+        await engine.dispose()

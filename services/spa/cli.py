@@ -1,4 +1,4 @@
-"""``python -m services.spa``: migrate, create the issuer's key, register clients."""
+"""``python -m services.spa``: serve, migrate, create the issuer's key, register clients."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from services.shared.audit import verify_database
 from services.shared.clock import system_clock
+from services.shared.commands import add_commands, run_command
 from services.shared.db import one_transaction
 from services.shared.migrations import upgrade_url
 from services.spa.audit import AuditEvent, AuditHead
@@ -23,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m services.spa")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="bring the spa database to the latest schema")
+    add_commands(commands)
     key = commands.add_parser(
         "issuer-key", help="create the built-in issuer's signing key if missing"
     )
@@ -67,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = SpaSettings()
+    status = run_command(args, "spa", settings.database_url)
+    if status is not None:
+        return status
     if args.command == "migrate":
         asyncio.run(upgrade_url(settings.database_url, "spa"))
     elif args.command == "issuer-key":

@@ -1,4 +1,4 @@
-"""``python -m services.teams``: migrate, load a directory."""
+"""``python -m services.teams``: serve, migrate, load a directory."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from services.shared.audit import verify_database
 from services.shared.clock import system_clock
+from services.shared.commands import add_commands, run_command
 from services.shared.db import one_transaction
 from services.shared.migrations import upgrade_url
 from services.shared.problems import Problem
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.teams")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="bring the teams database to the latest schema")
+    add_commands(commands)
     load = commands.add_parser(
         "load-directory", help="load or replace the whole directory from YAML"
     )
@@ -41,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     settings = TeamsSettings()
+    status = run_command(args, "teams", settings.database_url)
+    if status is not None:
+        return status
     if args.command == "migrate":
         asyncio.run(upgrade_url(settings.database_url, "teams"))
         return 0
