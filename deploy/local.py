@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from services.shared.clock import system_clock
@@ -237,9 +238,11 @@ async def register_clients(
     client_secrets: dict[str, str],
     teams: dict[str, list[str]],
     clients: list[DemoClient] | None = None,
+    hasher: PasswordHasher | None = None,
 ) -> None:
     """Register each client (all by default) with its kept secret, again on each start, so
     that its scopes follow this file and its teams the directory."""
+    hashing = {"hasher": hasher} if hasher is not None else {}
     async with one_transaction(spa_url, system_clock) as session:
         for client in all_clients() if clients is None else clients:
             await identity.register_client(
@@ -253,6 +256,7 @@ async def register_clients(
                 teams=teams.get(client.teams, []) if client.teams else [],
                 localities=list(client.localities),
                 replace=True,
+                **hashing,
             )
 
 

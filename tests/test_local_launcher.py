@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import stat
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,7 +35,7 @@ from services.teams.directory.loading import (
 )
 from services.teams.directory.models import Team
 from tests.databases import create_sqlite_databases
-from tests.stack import SPA, Stack
+from tests.stack import CHEAP_HASHER, SPA, Stack
 
 
 def _launcher() -> ModuleType:
@@ -138,7 +140,7 @@ async def launched_spa(
     for _ in range(2):
         _, _, teams = await asyncio.to_thread(_prepare, tmp_path, databases["teams"])
         found, _ = launcher.client_secrets(tmp_path)
-        await launcher.register_clients(databases["spa"], found, teams)
+        await launcher.register_clients(databases["spa"], found, teams, hasher=CHEAP_HASHER)
     settings = SpaSettings(
         database_url=databases["spa"],
         issuer_key_files=(issuer_key_file,),
@@ -199,13 +201,29 @@ async def test_each_channels_example_is_taken_from_its_demo_client(
     """What `make demo-curls` posts, posted by the client it names: every channel works."""
     found, _ = launcher.client_secrets(tmp_path)
     teams = {launcher.CRU: ["cru-county"], launcher.CARE_TEAMS: ["lit-north"]}
-    await launcher.register_clients(postgres_urls["spa"], found, teams, list(launcher.DEMO_CLIENTS))
+    await launcher.register_clients(
+        postgres_urls["spa"], found, teams, list(launcher.DEMO_CLIENTS), hasher=CHEAP_HASHER
+    )
+    outcomes: dict[str, str] = {}
     async with stack.raw("spa") as spa:
         for client in launcher.DEMO_CLIENTS:
             for name in client.examples:
                 token = await _token(spa, client.client_id, found[client.client_id])
                 response = await _post_example(spa, name, token)
                 assert response.status_code in (200, 201), (name, response.text)
+                outcomes[name] = _outcome(response.json())
+    county = {"county_contact", "self", "carer"}
+    assert {outcomes.pop(name) for name in county} == {"awaiting_assessment"}
+    assert {outcomes.pop("bars"), outcomes.pop("bars-999")} == {"ok"}
+    assert set(outcomes.values()) == {"routed"}
+
+
+def _outcome(answer: dict[str, Any]) -> str:
+    """A referral's status, or the code of a BaRS response message."""
+    if answer.get("resourceType") != "Bundle":
+        return str(answer["status"])
+    header = answer["entry"][0]["resource"]
+    return str(header["response"]["code"])
 
 
 async def _token(spa: httpx.AsyncClient, client_id: str, secret: str) -> str:
@@ -316,3 +334,28 @@ def test_the_command_line_load_keeps_a_record_too(
     assert kept["outcome"] == "kept"
     assert kept["changed_since_load"]["actors"] == ["demo-admin"]
     assert replaced["outcome"] == "replaced"
+
+
+def test_the_shell_helpers_print_the_clients_and_a_curl_for_each_channel(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "deploy" / "local.py"
+    environment = {**os.environ, "SPA_PLATFORM_VAR": str(tmp_path)}
+
+    def helper(*arguments: str) -> str:
+        command = [sys.executable, str(script), *arguments]
+        done = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
+        return done.stdout
+
+    shown = helper("--show-clients")
+    found = json.loads((tmp_path / launcher.CLIENTS_FILE).read_text())
+    assert all(
+        f"{client_id:<24} {found[client_id]}" in shown
+        for client_id in found
+        if client_id.startswith("demo-")
+    )
+    curls = helper("--curl")
+    assert curls.count("curl -s -X POST") == 13
+    assert "/FHIR/R4/$process-message" in curls
+    assert "--token demo-care-home" in curls
+    body = json.loads(helper("--example", "carer"))
+    assert body["channel"] == "carer"
+    assert body["contact"] == {"outcome": "contact_assessment_needed"}
