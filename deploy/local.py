@@ -223,6 +223,7 @@ def client_secrets(var: Path) -> tuple[dict[str, str], bool]:
         path.chmod(0o600)
     missing = [client.client_id for client in all_clients() if client.client_id not in found]
     if missing:
+        var.mkdir(parents=True, exist_ok=True)
         found.update({client_id: secrets.token_urlsafe(24) for client_id in missing})
         staged = path.with_suffix(".new")
         staged.unlink(missing_ok=True)
@@ -574,17 +575,23 @@ def instructions(found: dict[str, str], created: bool, directory: str) -> str:
 
 
 def token(client_id: str) -> str:
-    found, _ = client_secrets(VAR)
+    path = VAR / CLIENTS_FILE
+    found: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     if client_id not in found:
-        raise SystemExit(f"no demo client {client_id}")
+        raise SystemExit(f"no client {client_id} in {path}; `make run` registers them")
     credentials = base64.b64encode(f"{client_id}:{found[client_id]}".encode()).decode()
     request = urllib.request.Request(  # noqa: S310 (our own spa, over the configured URL)
         f"{URLS['spa']}/oauth/token",
         data=b"grant_type=client_credentials",
         headers={"Authorization": f"Basic {credentials}"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        answer: dict[str, Any] = json.load(response)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            answer: dict[str, Any] = json.load(response)
+    except OSError as failure:
+        raise SystemExit(
+            f"no token from {URLS['spa']} ({failure}); is `make run` running?"
+        ) from None
     return str(answer["access_token"])
 
 
