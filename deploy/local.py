@@ -334,16 +334,31 @@ def run(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def prepare(env: dict[str, str], directory: Path, reload: bool) -> tuple[bool, str]:
-    """The databases migrated, the directory and the clients ready; whether secrets were made
-    now, and what became of the directory."""
+def register(env: dict[str, str], client_id: str, scopes: str, audiences: str, **bound: str) -> str:
+    """Register (or re-register) one more client with a new secret; ``bound`` adds channels,
+    teams or localities. (For a caller of its own, such as the end-to-end benchmark's load.)"""
+    secret = secrets.token_urlsafe(24)
+    env = {**env, "NEW_CLIENT_SECRET": secret}
+    args = ["-m", "services.spa", "register-client", "--client-id", client_id, "--name", client_id]
+    args += ["--scopes", *scopes.split(), "--audiences", *audiences.split()]
+    for option, values in bound.items():
+        args += [f"--{option}", *values.split()]
+    run(env, *args, "--secret-env", "NEW_CLIENT_SECRET", "--replace")
+    return secret
+
+
+def prepare(
+    env: dict[str, str], directory: Path = DEMO_DIRECTORY, reload: bool = False
+) -> tuple[bool, str]:
+    """The databases (those ``env`` names) migrated, the directory and the clients ready;
+    whether secrets were made now, and what became of the directory."""
     VAR.mkdir(parents=True, exist_ok=True)
     key = VAR / "issuer-key.pem"
     if not key.exists():
         write_new_key(key)
     for service in PORTS:
         run(env, "-m", f"services.{service}", "migrate")
-    urls = database_urls(VAR)
+    urls = {service: env[f"{service.upper()}_DATABASE_URL"] for service in PORTS}
     outcome, previous, teams = prepare_directory(VAR, urls["teams"], directory, reload=reload)
     found, created = client_secrets(VAR)
     asyncio.run(register_clients(urls["spa"], found, teams))
