@@ -40,6 +40,7 @@ from services.shared.identifiers import nhs_number_check_digit
 from services.shared.problems import Problem
 from services.spa.identity import service as identity
 from services.spa.identity.keys import write_new_key
+from services.spa.identity.models import Client
 from services.teams.directory.file_loads import (
     DirectorySource,
     LoadAction,
@@ -214,9 +215,9 @@ def all_clients() -> list[DemoClient]:
     return [*SERVICE_CLIENTS.values(), *DEMO_CLIENTS]
 
 
-def client_secrets(var: Path) -> tuple[dict[str, str], bool]:
-    """Each client's secret, made once and kept in a file only its owner can read; and whether
-    any was made now (so that they are shown)."""
+def client_secrets(var: Path) -> tuple[dict[str, str], set[str]]:
+    """Each client's secret, made once and kept in a file only its owner can read; and the
+    clients whose secrets were made now (to register, and to show)."""
     path = var / CLIENTS_FILE
     found: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     if path.exists() and path.stat().st_mode & 0o077:
@@ -231,7 +232,7 @@ def client_secrets(var: Path) -> tuple[dict[str, str], bool]:
         with os.fdopen(descriptor, "w") as file:
             json.dump(found, file, indent=2)
         staged.replace(path)
-    return found, bool(missing)
+    return found, set(missing)
 
 
 async def register_clients(
@@ -239,13 +240,23 @@ async def register_clients(
     client_secrets: dict[str, str],
     teams: dict[str, list[str]],
     clients: list[DemoClient] | None = None,
+    *,
+    new_secrets: set[str] | None = None,
     hasher: PasswordHasher | None = None,
 ) -> None:
-    """Register each client (all by default) with its kept secret, again on each start, so
-    that its scopes follow this file and its teams the directory."""
+    """Register each client (all by default) with its kept secret, unless it is registered
+    already as it should be: its scopes follow this file and its teams the directory. Only
+    clients in ``new_secrets`` (all when None) are taken to have a secret the database lacks:
+    hashing one costs a tenth of a second or more, on every start."""
     hashing = {"hasher": hasher} if hasher is not None else {}
     async with one_transaction(spa_url, system_clock) as session:
+        registered = {row.client_id: row for row in await session.scalars(select(Client))}
         for client in all_clients() if clients is None else clients:
+            bound = teams.get(client.teams, []) if client.teams else []
+            stored = registered.get(client.client_id)
+            fresh = new_secrets is None or client.client_id in new_secrets
+            if not fresh and stored is not None and _registered_as(stored, client, bound):
+                continue
             await identity.register_client(
                 session,
                 client_id=client.client_id,
@@ -254,11 +265,29 @@ async def register_clients(
                 scopes=list(client.scopes),
                 audiences=list(client.audiences),
                 channels=list(client.channels),
-                teams=teams.get(client.teams, []) if client.teams else [],
+                teams=bound,
                 localities=list(client.localities),
                 replace=True,
                 **hashing,
             )
+
+
+def _registered_as(stored: Client, client: DemoClient, teams: list[str]) -> bool:
+    return stored.revoked_at is None and (
+        stored.name,
+        stored.scopes,
+        stored.audiences,
+        stored.channels,
+        stored.teams,
+        stored.localities,
+    ) == (
+        client.purpose,
+        sorted(set(client.scopes)),
+        sorted(set(client.audiences)),
+        list(client.channels),
+        sorted(set(teams)),
+        sorted(set(client.localities)),
+    )
 
 
 # --- The directory ------------------------------------------------------------------------------
@@ -360,12 +389,12 @@ def prepare(
         run(env, "-m", f"services.{service}", "migrate")
     urls = {service: env[f"{service.upper()}_DATABASE_URL"] for service in PORTS}
     outcome, previous, teams = prepare_directory(VAR, urls["teams"], directory, reload=reload)
-    found, created = client_secrets(VAR)
-    asyncio.run(register_clients(urls["spa"], found, teams))
+    found, made = client_secrets(VAR)
+    asyncio.run(register_clients(urls["spa"], found, teams, new_secrets=made))
     for prefix, client in SERVICE_CLIENTS.items():
         env[f"{prefix}_SERVICE_CLIENT_ID"] = client.client_id
         env[f"{prefix}_SERVICE_CLIENT_SECRET"] = found[client.client_id]
-    return created, directory_report(outcome, directory, previous)
+    return bool(made), directory_report(outcome, directory, previous)
 
 
 def start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:

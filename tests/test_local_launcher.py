@@ -19,10 +19,11 @@ import httpx
 import jwt
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from services.shared.clock import system_clock
 from services.shared.db import one_transaction
+from services.spa.identity.models import Client
 from services.spa.main import create_app as create_spa
 from services.spa.settings import SpaSettings
 from services.teams import cli as teams_cli
@@ -100,7 +101,8 @@ def test_secrets_are_made_once_and_kept_where_only_their_owner_reads_them(tmp_pa
     first, made = launcher.client_secrets(tmp_path)
     again, made_again = launcher.client_secrets(tmp_path)
     path = tmp_path / launcher.CLIENTS_FILE
-    assert (made, made_again) == (True, False)
+    assert made == set(first)
+    assert made_again == set()
     assert again == first
     assert set(first) == {client.client_id for client in launcher.all_clients()}
     assert len(set(first.values())) == len(first)
@@ -112,7 +114,7 @@ def test_a_secrets_file_opened_to_others_is_closed_again(tmp_path: Path) -> None
     first, _ = launcher.client_secrets(tmp_path)
     path = tmp_path / launcher.CLIENTS_FILE
     path.chmod(0o644)
-    assert launcher.client_secrets(tmp_path) == (first, False)
+    assert launcher.client_secrets(tmp_path) == (first, set())
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
@@ -121,7 +123,7 @@ def test_a_client_added_later_gets_a_secret_and_the_others_keep_theirs(tmp_path:
     path = tmp_path / launcher.CLIENTS_FILE
     path.write_text(json.dumps({k: v for k, v in first.items() if k != "demo-cru"}))
     again, made = launcher.client_secrets(tmp_path)
-    assert made
+    assert made == {"demo-cru"}
     assert {k: v for k, v in again.items() if k != "demo-cru"} == {
         k: v for k, v in first.items() if k != "demo-cru"
     }
@@ -139,8 +141,10 @@ async def launched_spa(
     """spa on the launcher's database, after the launcher prepared it twice (two starts)."""
     for _ in range(2):
         _, _, teams = await asyncio.to_thread(_prepare, tmp_path, databases["teams"])
-        found, _ = launcher.client_secrets(tmp_path)
-        await launcher.register_clients(databases["spa"], found, teams, hasher=CHEAP_HASHER)
+        found, made = launcher.client_secrets(tmp_path)
+        await launcher.register_clients(
+            databases["spa"], found, teams, new_secrets=made, hasher=CHEAP_HASHER
+        )
     settings = SpaSettings(
         database_url=databases["spa"],
         issuer_key_files=(issuer_key_file,),
@@ -156,6 +160,8 @@ async def launched_spa(
 
 async def test_every_demo_client_gets_a_token_with_its_scopes_and_bindings(
     launched_spa: tuple[httpx.AsyncClient, dict[str, str]],
+    databases: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     spa, found = launched_spa
     for client in launcher.all_clients():
@@ -169,11 +175,21 @@ async def test_every_demo_client_gets_a_token_with_its_scopes_and_bindings(
         assert set(claims["scope"].split()) == set(client.scopes), client.client_id
         assert set(claims.get("channels", [])) == set(client.channels), client.client_id
         assert set(claims.get("localities", [])) == set(client.localities), client.client_id
+    # A third start finds every client registered as it should be, and hashes nothing again.
+    _, _, teams = await asyncio.to_thread(_prepare, tmp_path, databases["teams"])
+    before = await _secret_hashes(databases["spa"])
+    await launcher.register_clients(databases["spa"], found, teams, new_secrets=set())
+    assert await _secret_hashes(databases["spa"]) == before
     cru = await _claims(spa, found, "demo-cru")
     team = await _claims(spa, found, "demo-team")
     assert cru["teams"] == ["cru-county"]
     assert "cru-county" not in team["teams"]
     assert {"lit-north", "plmdt-south-3", "ooh-county", "equipment-county"} <= set(team["teams"])
+
+
+async def _secret_hashes(spa_url: str) -> dict[str, str]:
+    async with one_transaction(spa_url, system_clock) as session:
+        return {row.client_id: row.secret_hash for row in await session.scalars(select(Client))}
 
 
 async def _claims(spa: httpx.AsyncClient, found: dict[str, str], client_id: str) -> Any:
