@@ -10,7 +10,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 LOCK := requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint openapi clean install lock bench tools
+.PHONY: run demo-clients demo-curls test lint openapi clean install lock bench tools
 
 install: $(STAMP)
 
@@ -33,8 +33,17 @@ lock: install
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
 		--python-version 3.11 --quiet $(LOCK_FLAGS) -o $(LOCK)
 
+# DIRECTORY=file.yaml chooses the directory; RELOAD_DIRECTORY=1 loads it over changes made since
+# the last load (otherwise kept, and said so).
 run: install
 	$(BIN)/python deploy/local.py
+
+# The demo clients with their secrets (kept in var/), and a curl for every channel.
+demo-clients: install
+	@$(BIN)/python deploy/local.py --show-clients
+
+demo-curls: install
+	@$(BIN)/python deploy/local.py --curl
 
 lint: install
 	$(BIN)/ruff check .

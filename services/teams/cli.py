@@ -8,6 +8,7 @@ import getpass
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from services.shared.audit import verify_database
 from services.shared.clock import system_clock
@@ -16,6 +17,12 @@ from services.shared.db import one_transaction
 from services.shared.migrations import upgrade_url
 from services.shared.problems import Problem
 from services.teams.audit import AuditEvent, AuditHead
+from services.teams.directory.file_loads import (
+    DirectorySource,
+    LoadOutcome,
+    LoadRecord,
+    load_file_unless_changed,
+)
 from services.teams.directory.loading import (
     DEMO_DIRECTORY,
     load_directory,
@@ -37,6 +44,17 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument(
         "--demo", action="store_true", help="the fictional demo county shipped with the package"
     )
+    load.add_argument(
+        "--record",
+        type=Path,
+        help="remember the load in this file, and on a later load keep a directory changed "
+        "since (through the API) rather than replace it",
+    )
+    load.add_argument(
+        "--replace-changes",
+        action="store_true",
+        help="with --record: load even if the directory was changed since it was loaded",
+    )
     commands.add_parser(
         "audit-verify",
         help="check the audit trail's hash chain; exit 1 if it is broken, 2 if it cannot be read",
@@ -53,12 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(
             verify_database(settings.database_url, AuditEvent, AuditHead, system_clock)
         )
+    path = DEMO_DIRECTORY if args.demo else args.path
     try:
-        counts = asyncio.run(_load(settings, DEMO_DIRECTORY if args.demo else args.path))
+        if args.record is None:
+            body: dict[str, Any] = {"loaded": asyncio.run(_load(settings, path))}
+        else:
+            body = _load_recorded(settings, path, args.record, args.replace_changes)
     except Problem as problem:
         print(json.dumps(problem.body(), indent=2), file=sys.stderr)
         return 1
-    print(json.dumps({"loaded": counts}))
+    print(json.dumps(body))
     return 0
 
 
@@ -67,4 +89,33 @@ async def _load(settings: TeamsSettings, path: Path) -> dict[str, int]:
     async with one_transaction(settings.database_url, system_clock) as session:
         return await load_directory(
             session, directory, actor=f"cli:{getpass.getuser()}", now=system_clock()
+        )
+
+
+def _load_recorded(
+    settings: TeamsSettings, path: Path, record_file: Path, replace_changes: bool
+) -> dict[str, Any]:
+    record = LoadRecord.from_json(record_file.read_text()) if record_file.exists() else None
+    outcome = asyncio.run(
+        _load_unless_changed(settings, DirectorySource.read(path), record, replace_changes)
+    )
+    if outcome.record is not None and outcome.record != record:
+        record_file.write_text(outcome.record.to_json())
+    return outcome.body()
+
+
+async def _load_unless_changed(
+    settings: TeamsSettings,
+    file: DirectorySource,
+    record: LoadRecord | None,
+    replace_changes: bool,
+) -> LoadOutcome:
+    async with one_transaction(settings.database_url, system_clock) as session:
+        return await load_file_unless_changed(
+            session,
+            file,
+            record,
+            replace_changes=replace_changes,
+            actor=f"cli:{getpass.getuser()}",
+            now=system_clock(),
         )

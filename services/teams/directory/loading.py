@@ -466,6 +466,11 @@ def record_changes(
     return count
 
 
+def same_entries(one: DirectoryFile, other: DirectoryFile) -> bool:
+    """Whether loading ``other`` over ``one`` would change nothing (entries compared by code)."""
+    return all(old == new for _, old, new in _entries_by_code(one, other))
+
+
 def _entries_by_code(
     before: DirectoryFile, after: DirectoryFile
 ) -> list[tuple[str, dict[str, dict[str, Any]], dict[str, dict[str, Any]]]]:
