@@ -21,7 +21,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.shared.identifiers import nhs_number_check_digit
+from tests.factories import nhs_numbers
 
 # The demo county's practices and their postcode districts (services/teams/demo_directory.yaml).
 PRACTICES = {
@@ -52,17 +51,6 @@ CASES = [
 ]
 FIRST_NAMES = ["Ada", "Bryn", "Cora", "Dilys", "Eben", "Ffion", "Gwil", "Hester"]
 FAMILY_NAMES = ["Testperson", "Examplewood", "Sampleton", "Mockford", "Fakenham"]
-
-
-def nhs_numbers(block: int) -> Iterator[str]:
-    """Synthetic NHS numbers in the 999 range, valid by Modulus 11, each used once: block N
-    (0-9) counts up from 999N00000, so no two referrals of a run are the same patient (a
-    repeat would be held as a possible duplicate, not routed)."""
-    for serial in range(block * 100_000, (block + 1) * 100_000):
-        first_nine = f"999{serial:06d}"
-        check = nhs_number_check_digit(first_nine)
-        if check is not None:
-            yield first_nine + str(check)
 
 
 def referral(rng: random.Random, nhs_number: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
@@ -18,6 +19,17 @@ def nhs_number(rng: random.Random = _random) -> str:
         check = nhs_number_check_digit(first_nine)
         if check is not None:
             return first_nine + str(check)
+
+
+def nhs_numbers(block: int) -> Iterator[str]:
+    """NHS numbers valid by Modulus 11 from the 999 range, each once: block N (0-9) counts up
+    from 999N00000, so no two referrals of a run are the same patient (a repeat would be held as
+    a possible duplicate, not routed)."""
+    for serial in range(block * 100_000, (block + 1) * 100_000):
+        first_nine = f"999{serial:06d}"
+        check = nhs_number_check_digit(first_nine)
+        if check is not None:
+            yield first_nine + str(check)
 
 
 def invalid_nhs_number() -> str:

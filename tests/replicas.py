@@ -49,7 +49,6 @@ import httpx
 from sqlalchemy import text
 
 from services.shared.db import create_engine
-from services.shared.identifiers import nhs_number_check_digit
 from services.shared.migrations import upgrade_url
 from tests import factories
 from tests.receiver import Receiver, running_receiver
@@ -105,15 +104,6 @@ def missing_tools() -> list[str]:
     if ScratchPostgres.binaries() is None:
         missing.append("PostgreSQL server binaries (initdb, pg_ctl)")
     return missing
-
-
-def nhs_numbers(block: int) -> Iterator[str]:
-    """NHS numbers valid by Modulus 11 from the 999 range, each once, counting up from block N."""
-    for serial in range(block * 100_000, (block + 1) * 100_000):
-        first_nine = f"999{serial:06d}"
-        check = nhs_number_check_digit(first_nine)
-        if check is not None:
-            yield first_nine + str(check)
 
 
 class ScratchPostgres:
@@ -335,7 +325,7 @@ class Load:
         self.gave_up += 1
 
     async def run(self) -> None:
-        numbers = nhs_numbers(0)
+        numbers = factories.nhs_numbers(0)
         # Every referral in flight may hold a connection; none waits for the pool to give one.
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         async with httpx.AsyncClient(timeout=httpx.Timeout(15, pool=None), limits=limits) as http:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,11 @@ from services.shared.db import create_engine
 from services.teams.caseloads.models import Assignment
 from tests import factories
 from tests.databases import empty_tables
+from tests.replicas import free_port
 from tests.stack import CLIENTS, MORNING, SettableClock, load_demo_directory
 
 pytestmark = pytest.mark.smoke
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Processes:
@@ -125,7 +118,7 @@ def processes(
     asyncio.run(load_demo_directory(postgres_urls["teams"]))
     # Two replicas of spa on one database, as a production deployment runs them.
     names = ("spa", "spa-b", "routing", "teams")
-    urls = {name: f"http://127.0.0.1:{_free_port()}" for name in names}
+    urls = {name: f"http://127.0.0.1:{free_port()}" for name in names}
     stack = Processes(urls, _environment(postgres_urls, urls, issuer_key_file), tmp_path)
     try:
         stack.start(*urls)
