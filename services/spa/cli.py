@@ -14,6 +14,8 @@ from services.shared.clock import system_clock
 from services.shared.commands import add_commands, run_command
 from services.shared.db import one_transaction
 from services.shared.migrations import upgrade_url
+from services.shared.retention import add_prune_command, prune_database
+from services.spa import retention
 from services.spa.audit import AuditEvent, AuditHead
 from services.spa.identity import service as identity
 from services.spa.identity.keys import write_new_key
@@ -63,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         "audit-verify",
         help="check the audit trail's hash chain; exit 1 if it is broken, 2 if it cannot be read",
     )
+    add_prune_command(commands)
     return parser
 
 
@@ -80,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "audit-verify":
         return asyncio.run(
             verify_database(settings.database_url, AuditEvent, AuditHead, system_clock)
+        )
+    elif args.command == "prune":
+        rules = retention.rules(settings)
+        return asyncio.run(
+            prune_database(settings.database_url, rules, system_clock, dry_run=args.dry_run)
         )
     elif args.command in ("rotate-secret", "revoke-client"):
         return asyncio.run(_change_client(settings, args))

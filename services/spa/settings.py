@@ -43,6 +43,10 @@ class SpaSettings(ServiceSettings):
 
     # How long an Idempotency-Key's answer is kept for replay.
     idempotency_retention_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # What `prune` removes, and after how long: delivered webhook messages (with their
+    # attempts) and finished outbox jobs and timers. Expired idempotency records go too.
+    retention_delivered_message_days: int = Field(default=30, ge=1, le=3660)
+    retention_done_job_days: int = Field(default=7, ge=1, le=3660)
     # A referral for the same patient and need within this window is a possible duplicate.
     duplicate_window_hours: int = Field(default=72, ge=0, le=24 * 90)
     # How old a change must be before the changes feed lists it (see referrals/changes.py).

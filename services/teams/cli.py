@@ -16,6 +16,8 @@ from services.shared.commands import add_commands, run_command
 from services.shared.db import one_transaction
 from services.shared.migrations import upgrade_url
 from services.shared.problems import Problem
+from services.shared.retention import add_prune_command, prune_database
+from services.teams import retention
 from services.teams.audit import AuditEvent, AuditHead
 from services.teams.directory.file_loads import (
     DirectorySource,
@@ -59,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         "audit-verify",
         help="check the audit trail's hash chain; exit 1 if it is broken, 2 if it cannot be read",
     )
+    add_prune_command(commands)
     args = parser.parse_args(argv)
     settings = TeamsSettings()
     status = run_command(args, "teams", settings.database_url)
@@ -70,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit-verify":
         return asyncio.run(
             verify_database(settings.database_url, AuditEvent, AuditHead, system_clock)
+        )
+    if args.command == "prune":
+        rules = retention.rules(settings)
+        return asyncio.run(
+            prune_database(settings.database_url, rules, system_clock, dry_run=args.dry_run)
         )
     path = DEMO_DIRECTORY if args.demo else args.path
     try:

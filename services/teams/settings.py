@@ -23,6 +23,8 @@ class TeamsSettings(ServiceSettings):
     # stays, for retries that fall due and whenever the notifications are off or down.
     outbox_listen: bool = True
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # What `prune` removes: changes reported to spa, once this many days old.
+    retention_done_job_days: int = Field(default=7, ge=1, le=3660)
 
     # Whether the Open Referral feed may be read without a token, as the Open Referral UK
     # profile asks of a public directory of services; off, it needs directory:read.

@@ -53,6 +53,9 @@ def pod_spec(manifest: Manifest) -> dict[str, Any] | None:
     if manifest["kind"] in ("Deployment", "Job"):
         spec: dict[str, Any] = manifest["spec"]["template"]["spec"]
         return spec
+    if manifest["kind"] == "CronJob":
+        scheduled: dict[str, Any] = manifest["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        return scheduled
     return None
 
 
