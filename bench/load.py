@@ -1,5 +1,6 @@
 """The load generator of ``bench/e2e.py``, run in a process of its own so that its work is not
-counted as the services'. It posts realistic referrals (or, for the ceiling app, small rows) at
+counted as the services'. It posts realistic referrals (on the JSON API, or as BaRS messages to
+``$process-message`` with ``--kind bars``; or, for the ceiling app, small rows) at
 a fixed arrival rate (open loop: a slow answer does not slow the arrivals) or at saturation (a
 fixed number of callers, each posting again as soon as it is answered), and prints one JSON
 document: requests sent, answers by status, errors, and POST latency percentiles.
@@ -30,6 +31,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.factories import nhs_numbers
+from tests.spa.fhir import bars
 
 # The demo county's practices and their postcode districts (services/teams/demo_directory.yaml).
 PRACTICES = {
@@ -48,6 +50,13 @@ CASES = [
     ("routine", ["mobility_assessment"], 3),
     ("routine", ["ltc_management", "medication_review"], 2),
     ("routine", ["dementia_support", "carer_support"], 1),
+]
+# (priority, SNOMED CT reason codes the county's mapping holds, weight) of a BaRS referral.
+BARS_CASES = [
+    ("asap", [bars.FALL], 4),
+    ("urgent", [bars.FALL], 2),
+    ("urgent", [bars.DELIRIUM], 2),
+    ("asap", [bars.CHEST_PAIN], 1),
 ]
 FIRST_NAMES = ["Ada", "Bryn", "Cora", "Dilys", "Eben", "Ffion", "Gwil", "Hester"]
 FAMILY_NAMES = ["Testperson", "Examplewood", "Sampleton", "Mockford", "Fakenham"]
@@ -73,6 +82,13 @@ def referral(rng: random.Random, nhs_number: str) -> dict[str, Any]:
         "consent": {"basis": "direct_care_implied"},
         "reason": "Synthetic referral for the benchmark.",
     }
+
+
+def bars_referral(rng: random.Random, nhs_number: str) -> dict[str, Any]:
+    priority, codes, _ = rng.choices(BARS_CASES, weights=[case[2] for case in BARS_CASES])[0]
+    return bars.message(
+        codes=codes, priority=priority, nhs_number=nhs_number, given_name=rng.choice(FIRST_NAMES)
+    )
 
 
 class Tokens:
@@ -117,12 +133,26 @@ class Load:
     def body(self) -> bytes:
         if self.kind == "row":
             return json.dumps({"value": self.rng.random()}).encode()
+        if self.kind == "bars":
+            return json.dumps(bars_referral(self.rng, next(self.numbers))).encode()
         data = referral(self.rng, next(self.numbers))
         return json.dumps(data).encode()
 
+    def request_headers(self) -> dict[str, str]:
+        if self.kind == "bars":
+            # X-Request-Id, X-Correlation-Id, NHSD-Target-Identifier and the FHIR media type.
+            return {name.lower(): value for name, value in bars.headers().items()}
+        return {**self.headers, "idempotency-key": str(uuid.uuid4())}
+
+    def referral_id(self, answer: bytes) -> str:
+        found = json.loads(answer)
+        if self.kind == "bars":
+            return str(bars.resource(found, "ServiceRequest")["id"])
+        return str(found["id"])
+
     async def post(self, http: aiohttp.ClientSession) -> None:
         body = self.body()
-        headers = {**self.headers, "idempotency-key": str(uuid.uuid4())}
+        headers = self.request_headers()
         try:
             if self.tokens is not None:
                 headers |= await self.tokens.header(http)  # not timed: the caller's own work
@@ -131,9 +161,9 @@ class Load:
                 answer = await response.read()
                 self.latencies.append(time.perf_counter() - started)
                 self.statuses[str(response.status)] += 1
-                if response.status in (200, 201, 202) and self.kind == "referral":
-                    self.ids.append(json.loads(answer)["id"])
-        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+                if response.status in (200, 201, 202) and self.kind != "row":
+                    self.ids.append(self.referral_id(answer))
+        except (aiohttp.ClientError, TimeoutError, KeyError, ValueError, StopIteration) as exc:
             # A transport failure, or an answer (a token's included) that is not what it should be.
             self.statuses[type(exc).__name__] += 1
 
@@ -180,8 +210,10 @@ class Load:
             "per_second": round(ok / elapsed, 1) if elapsed else None,
             "post_ms": {
                 "p50": percentile(0.50),
+                "p90": percentile(0.90),
                 "p95": percentile(0.95),
                 "p99": percentile(0.99),
+                "max": round(ordered[-1] * 1000, 2) if ordered else None,
                 "mean": round(statistics.fmean(ordered) * 1000, 2) if ordered else None,
             },
             "ids": self.ids,
@@ -191,7 +223,7 @@ class Load:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
-    parser.add_argument("--kind", choices=["referral", "row"], default="referral")
+    parser.add_argument("--kind", choices=["referral", "bars", "row"], default="referral")
     parser.add_argument("--rate", type=float)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=20)

@@ -20,6 +20,9 @@ from services.spa.audit import AuditEvent, AuditHead
 from services.spa.identity import service as identity
 from services.spa.identity.keys import write_new_key
 from services.spa.settings import SpaSettings
+from services.spa.webhooks import addresses
+from services.spa.webhooks import service as webhooks
+from services.spa.webhooks.problems import EndpointRefused
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,6 +64,26 @@ def _parser() -> argparse.ArgumentParser:
         "revoke-client", help="stop a client: no new tokens; its subscriptions get no events"
     )
     revoke.add_argument("--client-id", required=True)
+    bars = commands.add_parser(
+        "register-bars-endpoint",
+        help="where the replies to a BaRS client's referrals go; prints the endpoint once",
+    )
+    bars.add_argument("--client-id", required=True)
+    bars.add_argument(
+        "--source",
+        required=True,
+        help="the MessageHeader.source.endpoint its messages name (e.g. a DoS service id as "
+        "https://fhir.nhs.uk/Id/dos-service-id|2000012345)",
+    )
+    bars.add_argument("--url", required=True, help="its $process-message, where replies are sent")
+    bars.add_argument(
+        "--header-env",
+        action="append",
+        default=[],
+        metavar="NAME=VARIABLE",
+        help="a header sent with every reply (its credentials), its value taken from this "
+        "environment variable; repeat for several",
+    )
     commands.add_parser(
         "audit-verify",
         help="check the audit trail's hash chain; exit 1 if it is broken, 2 if it cannot be read",
@@ -91,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     elif args.command in ("rotate-secret", "revoke-client"):
         return asyncio.run(_change_client(settings, args))
+    elif args.command == "register-bars-endpoint":
+        return asyncio.run(_register_bars_endpoint(settings, args))
     else:
         return asyncio.run(_register(settings, args))
     return 0
@@ -154,5 +179,55 @@ async def _register(settings: SpaSettings, args: argparse.Namespace) -> int:
     output = {"client_id": args.client_id}
     if not args.secret_env:
         output["client_secret"] = secret
+    print(json.dumps(output))
+    return 0
+
+
+def _headers_from_environment(pairs: list[str]) -> dict[str, str] | None:
+    """``NAME=VARIABLE`` pairs as headers, each value read from its variable (a credential
+    never appears on a command line); None, said why, if one is malformed or unset."""
+    headers = {}
+    for pair in pairs:
+        name, equals, variable = pair.partition("=")
+        value = os.environ.get(variable) if equals else None
+        if not name or not value:
+            print(f"--header-env {pair!r}: give NAME=VARIABLE, the variable set", file=sys.stderr)
+            return None
+        headers[name] = value
+    return headers
+
+
+async def _register_bars_endpoint(settings: SpaSettings, args: argparse.Namespace) -> int:
+    headers = _headers_from_environment(args.header_env)
+    if headers is None:
+        return 2
+    policy = webhooks.UrlPolicy(
+        settings.webhook_allow_http_hosts, addresses.networks(settings.webhook_allowed_networks)
+    )
+    try:
+        async with one_transaction(settings.database_url, system_clock) as session:
+            endpoint = await webhooks.register_bars_endpoint(
+                session,
+                client_id=args.client_id,
+                source=args.source,
+                url=args.url,
+                headers=headers,
+                policy=policy,
+            )
+            output = {
+                "endpoint_id": str(endpoint.id),
+                "client_id": endpoint.client_id,
+                "source": args.source,
+                "url": endpoint.url,
+                "headers": endpoint.header_names,
+                # Replies are signed as webhooks are, for a sender that checks them.
+                "signing_secret": endpoint.secret,
+            }
+    except webhooks.ClientUnknown:
+        print(f"no active client {args.client_id}", file=sys.stderr)
+        return 1
+    except EndpointRefused as refusal:
+        print(f"replies may not be sent to that URL: {refusal.detail}", file=sys.stderr)
+        return 2
     print(json.dumps(output))
     return 0

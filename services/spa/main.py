@@ -22,6 +22,7 @@ from services.spa.audit import AuditEvent, AuditHead
 from services.spa.fhir.api import router as fhir_router
 from services.spa.fhir.edge import FhirEdge
 from services.spa.fhir.mapping import load_mapping
+from services.spa.fhir.replies import Replier
 from services.spa.identity.api import router as identity_router
 from services.spa.identity.keys import SigningKeys
 from services.spa.queue.api import router as queue_router
@@ -181,6 +182,10 @@ async def _webhooks(
             batch_size=settings.webhook_batch_size,
             max_in_flight=4 * settings.webhook_batch_size,
             claim_filter=deliver.claim_filter,
+            # A BaRS sender's replies leave one at a time per referral, in order; one given up
+            # (after a day of tries) holds back none of the later ones.
+            in_order_of="in_order_of",
+            failed_blocks=False,
             poll_interval=settings.webhook_poll_interval_seconds,
             lease_seconds=settings.webhook_timeout_seconds * 4,
             clock=clock,
@@ -188,7 +193,7 @@ async def _webhooks(
         dispatcher = OutboxBatchWorker(
             state.sessionmaker,
             WebhookEvent,
-            {"dispatch": Dispatcher(clock)},
+            {"dispatch": Dispatcher(clock, repliers=[Replier(settings.bars_target_identifier)])},
             service="spa",
             in_order_of="referral_id",
             clock=clock,

@@ -19,7 +19,7 @@ from services.shared.db import SessionDep
 from services.shared.problems import UnsupportedMediaType
 from services.shared.state import state_of
 from services.spa.api import WakeupsDep
-from services.spa.fhir import documents, messages, service
+from services.spa.fhir import documents, messages, replies, service
 from services.spa.fhir.edge import UUID_TEXT
 from services.spa.fhir.mapping import CodeMapping
 from services.spa.fhir.outcomes import BY_STATUS
@@ -209,14 +209,16 @@ async def process_message(
         wait=waiting.preferred_wait(prefer, settings.max_prefer_wait_seconds),
         wait_for_outcome=lambda referral_id, wait: wait_for_outcome(request, referral_id, wait),
         wake_router=wakeups.routing,
+        correlation_id=bars.correlation_id,
     )
-    referral = await service.receive(session, message, principal, bars.request_id, now, door)
+    received = await service.receive(session, message, principal, bars.request_id, now, door)
     answer = documents.response_message(
         message,
-        referral,
-        request_id=bars.request_id,
+        received.referral,
+        answers=replies.request_message_id(message, bars.request_id),
         endpoint=settings.bars_target_identifier,
         now=now,
+        replies=received.replies,
     )
     return FhirResponse(answer)
 

@@ -5,6 +5,7 @@ details are never repeated back."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,12 @@ from services.spa.fhir.messages import EVENT, Message
 from services.spa.referrals.models import Referral
 
 EVENTS_SYSTEM = "https://fhir.nhs.uk/CodeSystem/message-events-bars"
+REASONS_SYSTEM = "https://fhir.nhs.uk/CodeSystem/message-reason-bars"
+RESPONSE_EVENT = "servicerequest-response"
+CHANGE_TAGS = "urn:spa-platform:referral-event"
+TEAM_SYSTEM = "urn:spa-platform:team-id"
+# Codes of an event's detail a reply repeats as tags (codes only: never a note or a name).
+_DETAIL_TAGS = ("queue_reason", "decline_reason", "reason", "outcome", "refusal")
 STATUS_TAGS = "urn:spa-platform:referral-status"
 PATHWAY_TAGS = "urn:spa-platform:pathway"
 MESSAGE_DEFINITION_URL = "urn:spa-platform:fhir:MessageDefinition:servicerequest-request-referral"
@@ -69,11 +76,24 @@ def _status(status: str) -> str:
     return "completed" if status in _FINISHED else "active"
 
 
+NO_REPLIES = (
+    "This client has registered no reply endpoint for MessageHeader.source.endpoint: the "
+    "referral was taken in, but no reply will be sent of what happens to it."
+)
+
+
 def response_message(
-    message: Message, referral: Referral, *, request_id: str, endpoint: str, now: datetime
+    message: Message,
+    referral: Referral,
+    *,
+    answers: str,
+    endpoint: str,
+    now: datetime,
+    replies: bool = True,
 ) -> dict[str, Any]:
     """The synchronous answer to a message: a message Bundle whose MessageHeader responds
-    ``ok`` to the one received, with the referral as it now stands."""
+    ``ok`` to the one received (``answers`` its id), with the referral as it now stands; and,
+    when no replies will follow, an OperationOutcome that says so."""
     received = message.header
     version = message.bundle.meta.versionId if message.bundle.meta is not None else None
     request_full_url = f"urn:uuid:{referral.id}"
@@ -83,20 +103,107 @@ def response_message(
         "eventCoding": {"system": EVENTS_SYSTEM, "code": EVENT},
         "destination": [{"endpoint": received.source.endpoint}],
         "source": {"endpoint": endpoint, "software": "SPA platform"},
-        "response": {"identifier": received.id or message.bundle.id or request_id, "code": "ok"},
+        "response": {"identifier": answers, "code": "ok"},
         "focus": [{"reference": request_full_url}],
     }
+    entries = [
+        {"fullUrl": f"urn:uuid:{header['id']}", "resource": header},
+        {"fullUrl": request_full_url, "resource": service_request(referral)},
+    ]
+    if not replies:
+        outcome_url = f"urn:uuid:{uuid.uuid4()}"
+        header["response"]["details"] = {"reference": outcome_url}
+        entries.append({"fullUrl": outcome_url, "resource": _no_replies()})
     return {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
         "meta": {"lastUpdated": now.isoformat(), "versionId": version},
         "type": "message",
         "timestamp": now.isoformat(),
-        "entry": [
-            {"fullUrl": f"urn:uuid:{header['id']}", "resource": header},
-            {"fullUrl": request_full_url, "resource": service_request(referral)},
+        "entry": entries,
+    }
+
+
+def _no_replies() -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "warning",
+                "code": "informational",
+                "diagnostics": NO_REPLIES,
+                "expression": ["Bundle.entry[0].resource.source.endpoint"],
+            }
         ],
     }
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a reply says of itself: its id (stable: the sender deduplicates by it), the id of
+    the message it answers, the BaRS version, where it goes and who sends it, and when."""
+
+    id: uuid.UUID
+    answers: str
+    version: str
+    destination: str
+    source: str
+    at: datetime
+
+
+def reply_message(
+    referral: Referral, *, change: str, status: str, detail: dict[str, Any], reply: Reply
+) -> dict[str, Any]:
+    """A BaRS response message telling the sender of one change to its referral: the
+    MessageHeader responds to its message, and the focus is the ServiceRequest with the status
+    it moved to, tagged with the change and its codes (a team's planned first contact as the
+    ServiceRequest's occurrence). Codes and ids only, as everywhere on this door."""
+    request_full_url = f"urn:uuid:{referral.id}"
+    header: dict[str, Any] = {
+        "resourceType": "MessageHeader",
+        "id": str(reply.id),
+        "eventCoding": {"system": EVENTS_SYSTEM, "code": RESPONSE_EVENT},
+        "destination": [{"endpoint": reply.destination}],
+        "source": {"endpoint": reply.source, "software": "SPA platform"},
+        "reason": {"coding": [{"system": REASONS_SYSTEM, "code": "update"}]},
+        "response": {"identifier": reply.answers, "code": "ok"},
+        "focus": [{"reference": request_full_url}],
+    }
+    return {
+        "resourceType": "Bundle",
+        "id": str(reply.id),
+        "meta": {"lastUpdated": reply.at.isoformat(), "versionId": reply.version or None},
+        "type": "message",
+        "timestamp": reply.at.isoformat(),
+        "entry": [
+            {"fullUrl": f"urn:uuid:{reply.id}", "resource": header},
+            {"fullUrl": request_full_url, "resource": _changed(referral, change, status, detail)},
+        ],
+    }
+
+
+def _changed(
+    referral: Referral, change: str, status: str, detail: dict[str, Any]
+) -> dict[str, Any]:
+    found = service_request(referral)
+    found["status"] = _status(status)
+    tags = [{"system": STATUS_TAGS, "code": status}, {"system": CHANGE_TAGS, "code": change}]
+    if referral.pathway:
+        tags.append({"system": PATHWAY_TAGS, "code": referral.pathway})
+    tags += [
+        {"system": f"urn:spa-platform:{name}", "code": str(detail[name])}
+        for name in _DETAIL_TAGS
+        if isinstance(detail.get(name), str)
+    ]
+    topics = detail.get("topics")
+    if isinstance(topics, list):
+        tags += [{"system": "urn:spa-platform:advice-topic", "code": str(t)} for t in topics]
+    found["meta"] = {"lastUpdated": found["meta"]["lastUpdated"], "tag": tags}
+    if isinstance(detail.get("planned_first_contact_at"), str):
+        found["occurrenceDateTime"] = detail["planned_first_contact_at"]
+    if isinstance(detail.get("team_id"), str):
+        found["performer"] = [{"identifier": {"system": TEAM_SYSTEM, "value": detail["team_id"]}}]
+    return found
 
 
 def capability_statement(versions: tuple[str, ...]) -> dict[str, Any]:

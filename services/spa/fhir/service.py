@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.shared.auth import Principal
 from services.shared.problems import ValidationFailed
 from services.spa.audit import record_access
-from services.spa.fhir import translate
+from services.spa.fhir import replies, translate
 from services.spa.fhir.mapping import CodeMapping
 from services.spa.fhir.messages import Action, Message
 from services.spa.fhir.problems import (
@@ -54,6 +54,14 @@ class Door:
     wait: int | None
     wait_for_outcome: intake.WaitForOutcome
     wake_router: Callable[[], None]
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class Received:
+    referral: Referral
+    # Whether replies of its changes go back to the sender (it registered the endpoint).
+    replies: bool
 
 
 async def receive(
@@ -63,7 +71,7 @@ async def receive(
     request_id: str,
     now: datetime,
     door: Door,
-) -> Referral:
+) -> Received:
     await _refuse_replay(session, principal, request_id, now)
     if message.action is Action.NEW:
         return await _take_in(session, message, principal, request_id, now, door)
@@ -74,7 +82,7 @@ async def receive(
         _amend(session, message, referral, principal, door.mapping)
     await _remember(session, message, principal, request_id, referral, now, door.settings)
     door.wake_router()
-    return referral
+    return Received(referral, await replies.has_route(session, referral.id))
 
 
 async def _refuse_replay(
@@ -93,8 +101,22 @@ async def _take_in(
     request_id: str,
     now: datetime,
     door: Door,
-) -> Referral:
+) -> Received:
     body = translate.referral_create(message, principal, door.mapping)
+    routed: list[bool] = []
+
+    async def reply_route(referral: Referral) -> None:
+        routed.append(
+            await replies.remember_route(
+                session,
+                message,
+                referral,
+                client_id=principal.client_id,
+                request_id=request_id,
+                correlation_id=door.correlation_id,
+            )
+        )
+
     try:
         taken = await intake.take_in(
             session,
@@ -106,6 +128,7 @@ async def _take_in(
             wait=door.wait,
             wait_for_outcome=door.wait_for_outcome,
             wake_router=door.wake_router,
+            with_referral=reply_route,
         )
     except ValidationFailed as exc:
         raise _refused_by_intake(message, exc) from exc
@@ -115,7 +138,7 @@ async def _take_in(
             "A message with this X-Request-Id was being processed when this one arrived.",
             headers=RETRY_AFTER,
         )
-    return taken.referral
+    return Received(taken.referral, any(routed))
 
 
 def _refused_by_intake(message: Message, exc: ValidationFailed) -> MessageUnprocessable:

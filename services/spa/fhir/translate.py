@@ -31,6 +31,10 @@ VERIFICATION = (
     "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
 )
 DX_CODES = "https://fhir.nhs.uk/CodeSystem/pathways-dx-codes"
+SYMPTOM_CODES = (
+    "https://fhir.nhs.uk/CodeSystem/pathways-sg-codes",
+    "https://fhir.nhs.uk/CodeSystem/pathways-sd-codes",
+)
 FLAG_CATEGORIES = "https://fhir.nhs.uk/CodeSystem/flag-categories-bars"
 SAFEGUARDING = "SG"
 DOS_SERVICE = "dos-service-id|"
@@ -111,12 +115,13 @@ def _channel(principal: Principal) -> str:
 def _codes(
     message: Message, mapping: CodeMapping
 ) -> tuple[list[str], list[str], list[dict[str, str]]]:
-    """Needs and red flags from ServiceRequest.reasonCode; a concept none of whose codings is
+    """Needs and red flags from ServiceRequest.reasonCode and the NHS Pathways symptom codes of
+    a CarePlan (where a 999 or 111 assessment puts them); a concept none of whose codings is
     mapped is kept whole as unmapped codes."""
     needs: list[str] = []
     red_flags: list[str] = []
     unmapped: list[dict[str, str]] = []
-    for concept in message.service_request.reasonCode or []:
+    for concept in [*(message.service_request.reasonCode or []), *_symptoms(message)]:
         keys = [(c.system or "", c.code or "") for c in concept.coding or [] if c.code]
         mapped = False
         for key in keys:
@@ -129,6 +134,18 @@ def _codes(
         if not mapped:
             unmapped.extend({"system": system, "code": code} for system, code in keys)
     return needs, red_flags, unmapped
+
+
+def _symptoms(message: Message) -> list[CodeableConcept]:
+    """A CarePlan's outcome concepts that hold a Pathways symptom group or discriminator; its
+    disposition (the Dx code) is the 111 details', not a need."""
+    return [
+        concept
+        for plan in message.all_of(CarePlan)
+        for activity in plan.activity or []
+        for concept in activity.outcomeCodeableConcept or []
+        if any(coding.system in SYMPTOM_CODES for coding in concept.coding or [])
+    ]
 
 
 def _urgency(message: Message, mapping: CodeMapping) -> str:

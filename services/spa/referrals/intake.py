@@ -51,7 +51,10 @@ async def take_in(
     wait: int | None,
     wait_for_outcome: WaitForOutcome,
     wake_router: Callable[[], None],
+    with_referral: Callable[[Referral], Awaitable[None]] | None = None,
 ) -> TakenIn:
+    """``with_referral`` adds what a door keeps beside a new referral, in its transaction
+    (the BaRS door: where the replies go), before anything can happen to it."""
     digest = idempotency.request_hash(body)
     earlier = await idempotency.find(session, principal.client_id, key, now)
     if earlier is not None:
@@ -72,6 +75,8 @@ async def take_in(
         if earlier is None:
             raise
         return await _replayed(session, earlier, digest, principal)
+    if with_referral is not None:
+        await with_referral(referral)
     in_flight = wait is not None and referral.status in waiting.IN_FLIGHT
     record.status_code = 202 if in_flight else 201
     await session.commit()

@@ -20,7 +20,7 @@ from services.shared.state import state_of
 from services.spa.api import WakeupsDep
 from services.spa.state import SpaState
 from services.spa.webhooks import catalogue, service
-from services.spa.webhooks.models import DELETED, WebhookEndpoint
+from services.spa.webhooks.models import DELETED, WEBHOOK, WebhookEndpoint
 from services.spa.webhooks.problems import (
     EndpointRefused,
     MessageNotFound,
@@ -70,6 +70,7 @@ async def list_subscriptions(session: SessionDep, principal: ManagerDep) -> list
         select(WebhookEndpoint)
         .where(
             WebhookEndpoint.client_id == principal.client_id,
+            WebhookEndpoint.purpose == WEBHOOK,
             or_(
                 WebhookEndpoint.disabled_reason.is_(None),
                 WebhookEndpoint.disabled_reason != DELETED,

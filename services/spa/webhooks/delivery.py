@@ -32,6 +32,7 @@ from services.shared.clock import Clock
 from services.shared.outbox import Claim, JobStatus
 from services.spa.webhooks import addresses, events
 from services.spa.webhooks.models import (
+    BARS_REPLY,
     WebhookAttempt,
     WebhookEndpoint,
     WebhookMessage,
@@ -102,10 +103,15 @@ class _Outcome:
     claimed: int
     attempt: WebhookAttempt
     retry_after: timedelta | None = None
+    # A BaRS receiver answers a message it has processed already 409 (REC_CONFLICT,
+    # duplicate): it has the reply, so that counts as delivered.
+    conflict_is_delivered: bool = False
 
     @property
     def delivered(self) -> bool:
         status = self.attempt.response_status
+        if status == 409 and self.conflict_is_delivered:
+            return True
         return status is not None and 200 <= status < 300
 
 
@@ -188,7 +194,12 @@ class Deliverer:
             self._in_hand[endpoint.id] -= 1
             if not self._in_hand[endpoint.id]:
                 del self._in_hand[endpoint.id]
-        await self._record(_Outcome(message.id, endpoint.id, claimed, attempt, retry_after))
+        bars = endpoint.purpose == BARS_REPLY
+        await self._record(
+            _Outcome(
+                message.id, endpoint.id, claimed, attempt, retry_after, conflict_is_delivered=bars
+            )
+        )
 
     async def _keep_claim(self, message_id: int, claimed: int, since: float) -> bool:
         """Renew the claim while the message waits for its turn; False once it is lost."""
@@ -280,6 +291,8 @@ class Deliverer:
             "webhook-timestamp": str(int(sent_at.timestamp())),
             "webhook-signature": sign(endpoint, message_id, sent_at, message.payload),
         }
+        if endpoint.purpose == BARS_REPLY:
+            headers.update(bars_headers(message))
         async with self._http.post(
             url, data=message.payload.encode(), headers=headers, allow_redirects=False
         ) as response:
@@ -391,6 +404,30 @@ class Deliverer:
             attempts=message.attempts,
             error=message.last_error,
         )
+
+
+def bars_headers(message: WebhookMessage) -> dict[str, str]:
+    """A BaRS reply goes as a FHIR message with the headers BaRS asks of every request: its
+    X-Request-Id is the reply's own stable id (every retry carries the same one, so a
+    receiver that has it answers 409 duplicate), its X-Correlation-Id the referral's."""
+    headers = {
+        "content-type": "application/fhir+json",
+        "accept": "application/fhir+json",
+        "x-request-id": str(reply_id(message.event_id)),
+    }
+    if message.correlation_id:
+        headers["x-correlation-id"] = message.correlation_id
+    return headers
+
+
+def reply_id(event_id: uuid.UUID) -> uuid.UUID:
+    """The id of the BaRS reply that tells of an event: its Bundle.id, its MessageHeader.id
+    and the X-Request-Id it is sent with, the same on every try."""
+    return uuid.uuid5(REPLY_NAMESPACE, event_id.hex)
+
+
+# A fixed namespace, so a reply's id depends on its event alone.
+REPLY_NAMESPACE = uuid.UUID("6f1d4c1e-5b0a-4f57-9a43-2a7d0c2b8e11")
 
 
 def _lost(keeper: asyncio.Task[bool]) -> bool:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,7 @@ from services.spa.referrals import service as referrals
 from services.spa.referrals.models import Referral, ReferralAssignment
 from services.spa.webhooks.models import (
     DELETED,
+    WEBHOOK,
     WebhookEndpoint,
     WebhookEvent,
     WebhookMessage,
@@ -38,15 +40,30 @@ PLACEMENT_WAIT = timedelta(minutes=10)
 PLACEMENT_POLL = timedelta(milliseconds=500)
 
 
+class Replier(Protocol):
+    """Makes the messages other than subscriptions' that a batch of events calls for (the
+    replies to a BaRS sender), each with the endpoint it goes to, in the claim's transaction."""
+
+    async def __call__(
+        self, session: AsyncSession, events: list[WebhookEvent]
+    ) -> list[tuple[WebhookMessage, WebhookEndpoint]]: ...
+
+
 class Dispatcher:
     """The batch handler of webhook events: numbers each referral's events in order and makes
     one message per matching endpoint, for a whole batch in the claim's transaction. A batch
     holds at most one event per referral (the claim passes over an event while an earlier one
     of its referral waits), so numbering cannot race."""
 
-    def __init__(self, clock: Clock, placement_wait: timedelta = PLACEMENT_WAIT) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        placement_wait: timedelta = PLACEMENT_WAIT,
+        repliers: Sequence[Replier] = (),
+    ) -> None:
         self._clock = clock
         self._placement_wait = placement_wait
+        self._repliers = repliers
 
     async def __call__(self, session: AsyncSession, batch: list[WebhookEvent]) -> BatchDone:
         """Says which events wait for placement, and whether some message is to be sent."""
@@ -59,18 +76,22 @@ class Dispatcher:
             await _number(session, [event for event in ready if event.referral_id is not None])
         # Later events of the referral wait behind one that waits, so their order holds.
         later = {event.id: now + PLACEMENT_POLL for event in waiting}
-        sent = 0
+        made: list[tuple[WebhookMessage, WebhookEndpoint]] = []
         for event in ready:
             body = None
             for endpoint in subscribers.of(event):
                 body = body or payload(event)  # the same for every endpoint: made once
-                message = message_for(event, endpoint, body)
-                if not endpoint.enabled:
-                    # Kept, not sent: a recovery after the endpoint is enabled sends it.
-                    message.status, message.last_error = JobStatus.FAILED, "endpoint_disabled"
-                else:
-                    sent += 1
-                session.add(message)
+                made.append((message_for(event, endpoint, body), endpoint))
+        for replier in self._repliers:
+            made += await replier(session, ready)
+        sent = 0
+        for message, endpoint in made:
+            if not endpoint.enabled:
+                # Kept, not sent: a recovery after the endpoint is enabled sends it.
+                message.status, message.last_error = JobStatus.FAILED, "endpoint_disabled"
+            else:
+                sent += 1
+            session.add(message)
         return BatchDone(later=later, made_work=sent > 0)
 
     def _awaits_placement(
@@ -146,10 +167,11 @@ class Subscribers:
             await session.scalars(
                 select(WebhookEndpoint)
                 .where(
+                    WebhookEndpoint.purpose == WEBHOOK,
                     or_(
                         WebhookEndpoint.disabled_reason.is_(None),
                         WebhookEndpoint.disabled_reason != DELETED,
-                    )
+                    ),
                 )
                 .order_by(WebhookEndpoint.created_at)
             )

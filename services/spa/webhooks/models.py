@@ -20,6 +20,12 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 # The disabled_reason of a subscription its client deleted: gone for good, its log kept.
 DELETED = "deleted"
 
+# What an endpoint is for: a subscription to events (made through /v1/subscriptions), or the
+# $process-message of a BaRS sender, where the replies to its referrals go (registered by an
+# operator with ``register-bars-endpoint``).
+WEBHOOK = "webhook"
+BARS_REPLY = "bars_reply"
+
 
 class WebhookEndpoint(Timestamped, Base):
     """A client's subscription: where to send which events, and the secret that signs them."""
@@ -28,7 +34,10 @@ class WebhookEndpoint(Timestamped, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     client_id: Mapped[str] = mapped_column(String(128), index=True)
+    purpose: Mapped[str] = mapped_column(String(16), default=WEBHOOK, server_default=WEBHOOK)
     url: Mapped[str] = mapped_column(String(2048))
+    # A BaRS reply endpoint: the MessageHeader.source.endpoint its client's messages name.
+    bars_source: Mapped[str | None] = mapped_column(String(2048))
     description: Mapped[str | None] = mapped_column(String(200))
     # Empty means every event type.
     event_types: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -78,12 +87,20 @@ class WebhookMessage(OutboxJobColumns, Base):
     __table_args__ = (
         UniqueConstraint("endpoint_id", "event_id"),
         Index("ix_webhook_messages_due", "status", "next_attempt_at", "id"),
+        Index("ix_webhook_messages_waiting", "in_order_of", "status", "id"),
     )
+    # Messages with the same key are sent one at a time, in order (a BaRS sender hears of
+    # one referral's changes in the order they happened); None for a webhook, whose
+    # receiver orders by seq.
+    __in_order_of__ = "in_order_of"
 
     endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
     event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_events.event_id"))
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text)
+    in_order_of: Mapped[str | None] = mapped_column(String(80))
+    # The BaRS conversation a reply belongs to (its X-Correlation-Id).
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

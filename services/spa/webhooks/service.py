@@ -4,6 +4,7 @@ They flush; the request edge commits."""
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -13,10 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal
 from services.shared.outbox import JobStatus
+from services.spa.identity.models import Client
 from services.spa.webhooks import addresses, events
 from services.spa.webhooks.fanout import message_for, payload
 from services.spa.webhooks.models import (
+    BARS_REPLY,
     DELETED,
+    WEBHOOK,
     WebhookAttempt,
     WebhookEndpoint,
     WebhookEvent,
@@ -82,6 +86,7 @@ async def owned(
     if (
         endpoint is None
         or endpoint.client_id != principal.client_id
+        or endpoint.purpose != WEBHOOK
         or endpoint.disabled_reason == DELETED
     ):
         raise SubscriptionNotFound(f"This client has no subscription {endpoint_id}.")
@@ -177,3 +182,64 @@ async def recover(
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+class ClientUnknown(Exception):
+    """No active client has the id given."""
+
+
+async def register_bars_endpoint(
+    session: AsyncSession,
+    *,
+    client_id: str,
+    source: str,
+    url: str,
+    headers: dict[str, str],
+    policy: UrlPolicy,
+) -> WebhookEndpoint:
+    """Where the replies to a BaRS client's referrals go when its messages name ``source`` as
+    their MessageHeader.source.endpoint: ``url`` (its $process-message), with ``headers``
+    (its credentials there). Registering a source again changes its address and headers and
+    enables it; the referrals that reply to it follow."""
+    client = await session.scalar(select(Client).where(Client.client_id == client_id))
+    if client is None or client.revoked_at is not None:
+        raise ClientUnknown(client_id)
+    await policy.check(url)
+    endpoint = await session.scalar(
+        select(WebhookEndpoint)
+        .where(
+            WebhookEndpoint.client_id == client_id,
+            WebhookEndpoint.purpose == BARS_REPLY,
+            WebhookEndpoint.bars_source == source,
+        )
+        .with_for_update()
+    )
+    if endpoint is None:
+        endpoint = WebhookEndpoint(
+            id=uuid.uuid4(),
+            client_id=client_id,
+            purpose=BARS_REPLY,
+            bars_source=source,
+            secret=new_secret(),
+            event_types=[],
+            localities=[],
+            teams=[],
+            channels=[],
+        )
+        session.add(endpoint)
+    endpoint.url = url
+    endpoint.description = "BaRS replies"
+    endpoint.extra_headers = {**target_header(source), **headers}
+    endpoint.enabled, endpoint.disabled_reason, endpoint.failing_since = True, None, None
+    await session.flush()
+    return endpoint
+
+
+def target_header(source: str) -> dict[str, str]:
+    """The NHSD-Target-Identifier that names a sender whose source is ``system|value`` (a DoS
+    service id, as BaRS senders name themselves); none for a plain address."""
+    system, bar, value = source.rpartition("|")
+    if not bar or not value:
+        return {}
+    named = json.dumps({"value": value, "system": system}, separators=(",", ":"))
+    return {"NHSD-Target-Identifier": base64.b64encode(named.encode()).decode()}
