@@ -74,12 +74,14 @@ async def _queued(stack: Stack, *, referrals: int, messages: int) -> None:
     await stack.wait_for(enough)
 
 
-async def _arrived(stack: Stack, receiver: Receiver, path: str, count: int) -> list[Any]:
+async def _arrived(
+    stack: Stack, receiver: Receiver, path: str, count: int, within: float = 10
+) -> list[Any]:
     async def enough() -> list[Any] | None:
         got = receiver.at(path)
         return got if len(got) >= count else None
 
-    result: list[Any] = await stack.wait_for(enough, within=10)
+    result: list[Any] = await stack.wait_for(enough, within=within)
     return result
 
 
@@ -534,12 +536,14 @@ async def test_a_name_is_checked_again_when_a_delivery_connects(
 async def test_a_message_waiting_its_turn_keeps_its_claim(stack: Stack, receiver: Receiver) -> None:
     """Behind a slow endpoint, waiting outlasts the claim's lease: the wait renews the claim,
     so no second claim takes the message and counts a try that never happened."""
-    receiver.slow["/slow"] = 0.8
+    receiver.slow["/slow"] = 1.5
     await _subscribe(stack, receiver, "/slow", event_types=["referral.received"])
     app = stack.apps["spa"]
     await _hold_deliveries(stack)
     await _queued(stack, referrals=5, messages=5)
-    lease = timedelta(seconds=2.5)  # five turns of 0.8 s, one at a time, take longer
+    # Five turns of 1.5 s, one at a time, outlast the lease; the margins are seconds, not
+    # fractions of one, so that a busy machine's slow renewal does not lose the claim.
+    lease = timedelta(seconds=6)
     async with delivery_client(app.state.webhook_url_policy.allowed) as http:
         deliverer = Deliverer(
             app.state.sessionmaker,
@@ -548,7 +552,7 @@ async def test_a_message_waiting_its_turn_keeps_its_claim(stack: Stack, receiver
             per_endpoint=1,
             allow_http_hosts=("127.0.0.1",),
             allowed_networks=app.state.webhook_url_policy.allowed,
-            timeout=1.0,
+            timeout=2.0,
             lease=lease,
         )
         worker = OutboxWorker(
@@ -557,7 +561,7 @@ async def test_a_message_waiting_its_turn_keeps_its_claim(stack: Stack, receiver
         )  # fmt: skip
         task = asyncio.create_task(worker.run())
         try:
-            await _arrived(stack, receiver, "/slow", 5)
+            await _arrived(stack, receiver, "/slow", 5, within=30)
             await asyncio.sleep(0.5)
         finally:
             worker.stop()
