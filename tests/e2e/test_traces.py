@@ -48,6 +48,20 @@ def finished(stack: Stack, exporters: dict[str, InMemorySpanExporter]) -> Spans:
     return {service: list(exporter.get_finished_spans()) for service, exporter in exporters.items()}
 
 
+async def exported(
+    stack: Stack, exporters: dict[str, InMemorySpanExporter], service: str, name: str
+) -> Spans:
+    """Every span so far, once ``service`` has exported one named ``name``: a job's span ends
+    just after the commit that the test sees, so it is waited for rather than assumed."""
+
+    async def ended() -> Spans | None:
+        spans = finished(stack, exporters)
+        return spans if any(s.name == name for s in spans[service]) else None
+
+    result: Spans = await stack.wait_for(ended, within=30)
+    return result
+
+
 def server_span(spans: list[ReadableSpan], name: str) -> ReadableSpan:
     """The one span of a request the service answered. Called in-process (over the ASGI
     transport, in the caller's task) it is recorded as the caller's internal work, not as a
@@ -93,7 +107,7 @@ async def test_one_trace_runs_from_the_post_through_routing_to_the_teams_assignm
     async with traced_stack.client("teams", "team-app") as teams:
         located = await teams.get("/v1/locate", params={"district": "XW4"})
     assert located.status_code == 200, located.text
-    spans = finished(traced_stack, exporters)
+    spans = await exported(traced_stack, exporters, "spa", "outbox_jobs route")
     assert server_span(spans["teams"], "GET /v1/locate").attributes
 
     post = server_span(spans["spa"], "POST /v1/referrals")
@@ -149,7 +163,7 @@ async def test_the_webhook_events_carry_the_referrals_trace_and_their_dispatch_l
         return events if events and all(e.status == "done" for e in events) else None
 
     events = await traced_stack.wait_for(dispatched, within=30)
-    spans = finished(traced_stack, exporters)
+    spans = await exported(traced_stack, exporters, "spa", "webhook_events dispatch")
 
     post = server_span(spans["spa"], "POST /v1/referrals")
     assert post.context is not None
@@ -178,7 +192,7 @@ async def test_a_teams_change_reaches_spa_in_the_trace_of_the_request_that_made_
         return bool(current["status"] == "accepted")
 
     await traced_stack.wait_for(reported, within=30)
-    spans = finished(traced_stack, exporters)
+    spans = await exported(traced_stack, exporters, "teams", "outbox_jobs report")
 
     accept = server_span(spans["teams"], "POST /v1/assignments/{assignment_id}/accept")
     assert accept.context is not None
