@@ -16,6 +16,7 @@ import httpx
 from argon2 import PasswordHasher
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
 from sqlalchemy import func, select
 
 from services.routing.main import create_app as create_routing
@@ -375,8 +376,10 @@ async def running_stack(
     key_file: Path,
     *,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    span_exporters: Mapping[str, SpanExporter] | None = None,
 ) -> AsyncIterator[Stack]:
-    """The stack, its settings changed by ``overrides`` (per service, a setting's new value)."""
+    """The stack, its settings changed by ``overrides`` (per service, a setting's new value);
+    where tracing is on, a service's spans go to its exporter in ``span_exporters``."""
     for service, url in urls.items():
         await empty_tables(url, service)
     await load_demo_directory(urls["teams"])
@@ -387,10 +390,17 @@ async def running_stack(
     teams_settings = teams_settings.model_copy(update=changes.get("teams"))
     mounts: dict[str, httpx.AsyncBaseTransport] = {}
     clock = SettableClock(MORNING)
+    exporters = span_exporters or {}
     apps = {
-        "spa": create_spa(spa_settings, mounts=mounts, clock=clock),
-        "routing": create_routing(routing_settings, mounts=mounts, clock=clock),
-        "teams": create_teams(teams_settings, mounts=mounts, clock=clock),
+        "spa": create_spa(
+            spa_settings, mounts=mounts, clock=clock, span_exporter=exporters.get("spa")
+        ),
+        "routing": create_routing(
+            routing_settings, mounts=mounts, clock=clock, span_exporter=exporters.get("routing")
+        ),
+        "teams": create_teams(
+            teams_settings, mounts=mounts, clock=clock, span_exporter=exporters.get("teams")
+        ),
     }
     transports = {name: Switchable(app) for name, app in apps.items()}
     mounts.update(

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.routing.audit import AuditEvent, AuditHead
 from services.routing.decisions.api import router
@@ -26,6 +27,7 @@ def create_app(
     *,
     mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     clock: Clock,
+    span_exporter: SpanExporter | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -35,7 +37,9 @@ def create_app(
         ):
             state.rule_book = RuleBook()
             await ensure_county_default(state.sessionmaker, clock())
-            state.teams = TeamsClient(ServiceClient(state.http, settings.teams_url, "teams"))
+            state.teams = TeamsClient(
+                ServiceClient(state.http, settings.teams_url, "teams", state.tracing.tracer)
+            )
             yield
 
     app = build_app(
@@ -45,6 +49,7 @@ def create_app(
         clock=clock,
         state=RoutingState(),
         audit_model=AuditEvent,
+        span_exporter=span_exporter,
         description="Triage rules and routing decisions.",
     )
     app.include_router(router)

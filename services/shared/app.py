@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from fastapi import Depends, FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.shared import hardening
 from services.shared.audit import AuditSealer
@@ -35,6 +36,7 @@ from services.shared.problems import (
 from services.shared.settings import ServiceSettings
 from services.shared.state import ServiceState, state_of
 from services.shared.strict_input import StrictInput, storable_path
+from services.shared.tracing import Tracing
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -48,7 +50,10 @@ def build_app(
     clock: Clock,
     state: ServiceState,
     audit_model: type[Any] | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> FastAPI:
+    """The app with what every service has; spans go to ``span_exporter`` where one is given
+    and tracing is on (the tests'), else to the collector the settings name."""
     configure_logging(settings.log_level, settings.log_format)
     app = FastAPI(
         title=f"SPA platform: {service}",
@@ -64,6 +69,7 @@ def build_app(
     app.state = state
     state.settings = settings
     state.clock = clock
+    state.tracing = tracing = Tracing.from_settings(service, settings, span_exporter)
     install_problem_handlers(app)
     # Added before the body limit, so inside it: a body is read here only as far as it allows.
     app.add_middleware(StrictInput)
@@ -75,6 +81,8 @@ def build_app(
     if audit_model is not None:
         app.include_router(audit_router(audit_model))
     _install_problem_openapi(app)
+    # Outermost of all (the instrumentation wraps the whole stack, whenever it is built).
+    tracing.instrument_app(app)
     return app
 
 
@@ -97,7 +105,8 @@ async def service_resources(
         pool_pre_ping=settings.database_pool_pre_ping,
         pool_recycle=settings.database_pool_recycle_seconds,
     )
-    http = create_http_client(settings, mounts, clock=state.clock)
+    state.tracing.instrument_engine(engine)
+    http = create_http_client(settings, mounts, clock=state.clock, traced=state.tracing.transport)
     if keys is None:
         if not settings.auth_jwks_url:
             raise RuntimeError("auth_jwks_url is required to verify tokens")
@@ -130,6 +139,7 @@ async def service_resources(
     finally:
         await http.aclose()
         await engine.dispose()
+        state.tracing.shutdown()
 
 
 _PROBLEM_SCHEMA: dict[str, Any] = {

@@ -7,6 +7,8 @@ of N; alone, a caller waits for one round trip, as it would have anyway.
 A batch runs under its callers' request id when they share one; a batch for several requests
 gets an id of its own (which the calls it makes carry to other services), and a named batcher
 logs which request ids it served, so each case can still be followed through every log.
+Traces likewise: a batch runs in its callers' span when they share one, else in a span of its
+own linked to each caller's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import NoOpTracer, SpanContext, Tracer
+
+from services.shared.tracing import serving_span
 
 log = structlog.get_logger(__name__)
 
@@ -39,13 +45,17 @@ class Batcher(Generic[Item, Result]):
         *,
         max_batch: int = 500,
         name: str | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._run = run
         self._max_batch = max_batch
+        # A batch for several traces gets a span of its own, linked to each.
+        self._tracer = tracer or NoOpTracer()
         # Named: each batch serving several requests logs their ids (calls to other services).
         self._name = name
         self._waiting: list[tuple[Item, asyncio.Future[Result]]] = []
         self._callers: list[tuple[str | None, str | None]] = []  # request id, service
+        self._spans: list[SpanContext] = []  # each caller's span, for the batch's trace
         self._task: asyncio.Task[None] | None = None
 
     async def __call__(self, item: Item) -> Result:
@@ -53,6 +63,7 @@ class Batcher(Generic[Item, Result]):
         self._waiting.append((item, future))
         bound = structlog.contextvars.get_contextvars()
         self._callers.append((bound.get("request_id"), bound.get("service")))
+        self._spans.append(trace.get_current_span().get_span_context())
         if self._task is None:
             # In a context of its own: not the first caller's (its request id, say).
             self._task = asyncio.create_task(self._drain(), context=contextvars.Context())
@@ -65,13 +76,16 @@ class Batcher(Generic[Item, Result]):
                 await asyncio.sleep(0)
                 batch = self._waiting[: self._max_batch]
                 callers = self._callers[: self._max_batch]
+                spans = self._spans[: self._max_batch]
                 del self._waiting[: self._max_batch], self._callers[: self._max_batch]
+                del self._spans[: self._max_batch]
                 self._bind(callers)
-                await self._run_batch(batch)
+                with serving_span(self._tracer, f"batch {self._name or 'work'}", spans):
+                    await self._run_batch(batch)
         finally:
             self._task = None
             # Cancelled (the process is stopping): nobody may be left waiting for ever.
-            stranded, self._waiting, self._callers = self._waiting, [], []
+            stranded, self._waiting, self._callers, self._spans = self._waiting, [], [], []
             for _, future in stranded:
                 future.cancel()
 

@@ -10,13 +10,14 @@ import base64
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import structlog
+from opentelemetry.trace import NoOpTracer, Tracer
 from pydantic import BaseModel, Field, ValidationError
 
 from services.shared.clock import Clock
@@ -174,7 +175,10 @@ def create_http_client(
     mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     *,
     clock: Clock,
+    traced: Callable[[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport] = lambda t: t,
 ) -> httpx.AsyncClient:
+    """The process's client for calling other services; ``traced`` wraps each of its
+    transports (``Tracing.transport``: a span and ``traceparent`` on every call)."""
     auth: httpx.Auth | None = None
     if settings.service_client_id and settings.service_client_secret and settings.token_url:
         auth = ClientCredentialsAuth(
@@ -189,7 +193,8 @@ def create_http_client(
     return httpx.AsyncClient(
         auth=auth,
         timeout=timeout,
-        mounts=dict(mounts or {}),
+        transport=traced(httpx.AsyncHTTPTransport()),
+        mounts={pattern: traced(transport) for pattern, transport in (mounts or {}).items()},
         event_hooks={"request": [_add_request_id]},
     )
 
@@ -202,10 +207,14 @@ async def _add_request_id(request: httpx.Request) -> None:
 class ServiceClient:
     """Calls one other service by its base URL."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, service: str) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, base_url: str, service: str, tracer: Tracer | None = None
+    ) -> None:
         self._http = http
         self._base_url = base_url.rstrip("/")
         self.service = service
+        # For the spans of calls made for several traces at once (a batch).
+        self.tracer = tracer or NoOpTracer()
 
     async def request(
         self,

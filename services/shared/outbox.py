@@ -26,12 +26,14 @@ from enum import StrEnum
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import structlog
+from opentelemetry.trace import NoOpTracer, Tracer
 from sqlalchemy import BigInteger, ColumnElement, Index, Integer, Select, String, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, aliased, declared_attr, mapped_column
 
 from services.shared.clock import Clock, clock_default
 from services.shared.db import Timestamped, UTCDateTime
+from services.shared.tracing import TRACEPARENT_LENGTH, batch_span, job_span
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +57,9 @@ class OutboxJobColumns(Timestamped):
     last_error: Mapped[str | None] = mapped_column(String(64))
     # The request that created the job, so that one case can be followed through every log.
     request_id: Mapped[str | None] = mapped_column(String(128))
+    # The W3C traceparent of the span that wrote the job (services.shared.tracing), so the
+    # worker that does it continues that trace; None when nothing was being traced.
+    traceparent: Mapped[str | None] = mapped_column(String(TRACEPARENT_LENGTH))
 
     # The column whose jobs run one at a time, in order (the worker's ``in_order_of``), if any.
     __in_order_of__: ClassVar[str | None] = None
@@ -120,6 +125,7 @@ class Claim:
     attempts: int
     request_id: str | None
     kind: str | None = None
+    traceparent: str | None = None
 
 
 # What an ``OutboxWorker`` runs for each claim: ``Steps`` for ordinary jobs, or a handler that
@@ -281,10 +287,13 @@ class _Loop:
         clock: Clock,
         batch_size: int,
         poll_interval: float,
+        tracer: Tracer | None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._model: Any = model
         self._service = service
+        # Each job's span continues the trace of the request that wrote it.
+        self._tracer = tracer or NoOpTracer()
         # Jobs sharing a value of this column run one at a time, oldest first; a failed job
         # holds back the later ones until someone resolves it.
         self._in_order_of = in_order_of
@@ -369,6 +378,7 @@ class OutboxWorker(_Loop):
         claim_filter: Callable[[], ColumnElement[bool] | None] | None = None,
         poll_interval: float = 1.0,
         lease_seconds: float = 60.0,
+        tracer: Tracer | None = None,
     ) -> None:
         super().__init__(
             sessionmaker,
@@ -378,6 +388,7 @@ class OutboxWorker(_Loop):
             clock=clock,
             batch_size=batch_size,
             poll_interval=poll_interval,
+            tracer=tracer,
         )
         self._handle = handle
         # The claimed jobs of these kinds are offered to the handler together first.
@@ -489,7 +500,15 @@ class OutboxWorker(_Loop):
         """Offer the claims to the handler together; those it leaves (all of them, if the batch
         fails) are to be done one at a time, where each job's failure is its own."""
         assert self._batch is not None
-        with structlog.contextvars.bound_contextvars(service=self._service):
+        with (
+            structlog.contextvars.bound_contextvars(service=self._service),
+            batch_span(
+                self._tracer,
+                f"{self.table} batch",
+                (claim.traceparent for claim in claims),
+                **{"outbox.jobs": len(claims)},
+            ),
+        ):
             try:
                 return await self._batch.batch(claims)
             except Exception as exc:
@@ -513,7 +532,9 @@ class OutboxWorker(_Loop):
             for job in jobs:
                 job.attempts += 1
                 job.next_attempt_at = now + self._lease
-                claimed.append(Claim(job.id, job.attempts, job.request_id, job.kind))
+                claimed.append(
+                    Claim(job.id, job.attempts, job.request_id, job.kind, job.traceparent)
+                )
             return claimed
 
     async def _run_job(self, claim: Claim) -> None:
@@ -522,7 +543,13 @@ class OutboxWorker(_Loop):
             request_id=job_request_id(claim), service=self._service
         )
         try:
-            await self._handle(claim)
+            with job_span(
+                self._tracer,
+                f"{self.table} {claim.kind}",
+                claim.traceparent,
+                **{"outbox.job_id": claim.id, "outbox.attempt": claim.attempts},
+            ):
+                await self._handle(claim)
         except RetryLater as later:
             await self._retry_later(claim.id, later.reason, claim.attempts)
         except Exception as exc:
@@ -566,6 +593,7 @@ class OutboxBatchWorker(_Loop):
         batch_size: int = 64,
         poll_interval: float = 1.0,
         then: Callable[[], None] | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         super().__init__(
             sessionmaker,
@@ -575,6 +603,7 @@ class OutboxBatchWorker(_Loop):
             clock=clock,
             batch_size=batch_size,
             poll_interval=poll_interval,
+            tracer=tracer,
         )
         self._steps = dict(steps)
         self._then = then
@@ -630,7 +659,13 @@ class OutboxBatchWorker(_Loop):
                         job.status, job.last_error = JobStatus.FAILED, f"unknown_kind_{kind}"[:64]
                     log.error("outbox_job_given_up", kind=kind, jobs=len(of_kind))
                     continue
-                done = await step(session, of_kind)
+                with batch_span(
+                    self._tracer,
+                    f"{self.table} {kind}",
+                    (job.traceparent for job in of_kind),
+                    **{"outbox.jobs": len(of_kind)},
+                ):
+                    done = await step(session, of_kind)
                 made_work = made_work or done.made_work
                 for job in of_kind:
                     if job.id in done.later:

@@ -91,6 +91,18 @@ class ServiceSettings(BaseSettings):
     http_connect_timeout_seconds: float = Field(default=2.0, gt=0)
     http_timeout_seconds: float = Field(default=5.0, gt=0)
 
+    # Traces (OpenTelemetry), off by default: spans are sent over OTLP/HTTP to a collector at
+    # otel_endpoint (the full URL of its traces path), with otel_headers (name=value pairs,
+    # comma-separated: a collector's API key, say) on each export. The service's name in the
+    # traces is its own (spa, routing, teams) unless otel_service_name says otherwise. A trace
+    # is sampled where it starts (otel_sample_ratio of them, 1.0 all) and followed everywhere.
+    otel_enabled: bool = False
+    otel_endpoint: str = "http://localhost:4318/v1/traces"
+    otel_headers: SecretStr | None = None
+    otel_service_name: str | None = Field(default=None, min_length=1, max_length=128)
+    otel_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    otel_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
 
 def secrets_dir(settings_cls: type[BaseSettings]) -> Path | None:
     """The directory ``<PREFIX>_SECRETS_DIR`` names; an error if it names no directory, since

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from services.shared.clock import Clock
     from services.shared.hardening import RateLimits
     from services.shared.settings import ServiceSettings
+    from services.shared.tracing import Tracing
 
 
 class ServiceState(State):
@@ -29,6 +30,7 @@ class ServiceState(State):
 
     settings: ServiceSettings
     clock: Clock
+    tracing: Tracing
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.shared.app import build_app, service_resources
 from services.shared.auth import KeySet, StaticKeySet
@@ -52,6 +53,7 @@ def create_app(
     *,
     mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     clock: Clock,
+    span_exporter: SpanExporter | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,10 +76,14 @@ def create_app(
             state.status_watch = StatusWatch()
             state.clock_policy = policy = load_policy(settings.clock_policy_file)
             state.bars_mapping = load_mapping(settings.bars_mapping_file)
-            teams = TeamsClient(ServiceClient(state.http, settings.teams_url, "teams"))
+            teams = TeamsClient(
+                ServiceClient(state.http, settings.teams_url, "teams", state.tracing.tracer)
+            )
             state.wakeups = wakeups = Wakeups()
             router = ReferralRouter(
-                RoutingClient(ServiceClient(state.http, settings.routing_url, "routing")),
+                RoutingClient(
+                    ServiceClient(state.http, settings.routing_url, "routing", state.tracing.tracer)
+                ),
                 teams,
                 policy,
                 clock=clock,
@@ -87,6 +93,7 @@ def create_app(
                 OutboxJob,
                 referral_jobs(state.sessionmaker, router, state.status_watch.changed),
                 service="spa",
+                tracer=state.tracing.tracer,
                 in_order_of="referral_id",
                 failed_blocks=False,
                 clock=clock,
@@ -105,6 +112,7 @@ def create_app(
                 ReferralTimer,
                 timer_jobs(state.sessionmaker, keeper, state.status_watch.changed),
                 service="spa",
+                tracer=state.tracing.tracer,
                 batch_size=settings.outbox_batch_size,
                 poll_interval=settings.timer_poll_interval_seconds,
                 lease_seconds=settings.outbox_lease_seconds,
@@ -138,6 +146,7 @@ def create_app(
         clock=clock,
         state=SpaState(),
         audit_model=AuditEvent,
+        span_exporter=span_exporter,
         description="Single Point of Access: referral intake and lifecycle; the built-in token issuer.",
     )
     if settings.issuer_enabled:
@@ -179,6 +188,7 @@ async def _webhooks(
             WebhookMessage,
             deliver,
             service="spa",
+            tracer=state.tracing.tracer,
             batch_size=settings.webhook_batch_size,
             max_in_flight=4 * settings.webhook_batch_size,
             claim_filter=deliver.claim_filter,
@@ -195,6 +205,7 @@ async def _webhooks(
             WebhookEvent,
             {"dispatch": Dispatcher(clock, repliers=[Replier(settings.bars_target_identifier)])},
             service="spa",
+            tracer=state.tracing.tracer,
             in_order_of="referral_id",
             clock=clock,
             batch_size=settings.webhook_batch_size,

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.shared.app import build_app, service_resources
 from services.shared.clock import Clock, system_clock
@@ -30,6 +31,7 @@ def create_app(
     *,
     mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     clock: Clock,
+    span_exporter: SpanExporter | None = None,
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,12 +39,13 @@ def create_app(
         async with service_resources(
             app, settings, mounts=mounts, audit_models=(AuditEvent, AuditHead)
         ):
-            spa = ServiceClient(state.http, settings.spa_url, "spa")
+            spa = ServiceClient(state.http, settings.spa_url, "spa", state.tracing.tracer)
             worker = OutboxWorker(
                 state.sessionmaker,
                 OutboxJob,
                 report_jobs(state.sessionmaker, spa),
                 service="teams",
+                tracer=state.tracing.tracer,
                 in_order_of="assignment_id",
                 clock=clock,
                 poll_interval=settings.outbox_poll_interval_seconds,
@@ -67,6 +70,7 @@ def create_app(
         clock=clock,
         state=TeamsState(),
         audit_model=AuditEvent,
+        span_exporter=span_exporter,
         description="Directory of localities, practices and teams; team caseloads.",
     )
     app.include_router(router)

@@ -38,7 +38,7 @@ class TeamsClient:
     def __init__(self, client: ServiceClient) -> None:
         self._client = client
         self._ask: Batcher[ResolutionQuery, TeamResolution] = Batcher(
-            self._ask_all, max_batch=MAX_QUERIES, name="teams.resolutions"
+            self._ask_all, max_batch=MAX_QUERIES, name="teams.resolutions", tracer=client.tracer
         )
 
     async def resolve(

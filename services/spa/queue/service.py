@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import ALL_LOCALITIES, Principal
 from services.shared.logging import current_request_id
+from services.shared.tracing import current_traceparent
 from services.shared.vocabulary import ReferralStatus as S
 from services.shared.vocabulary import Urgency
 from services.spa.audit import record_access
@@ -254,4 +255,12 @@ def transfer_to_cru(
 
 
 def _add_job(session: AsyncSession, referral: Referral, kind: str) -> None:
-    session.add(OutboxJob(referral_id=referral.id, kind=kind, request_id=current_request_id()))
+    """A job for the referral, carrying the request's id and trace for the worker."""
+    session.add(
+        OutboxJob(
+            referral_id=referral.id,
+            kind=kind,
+            request_id=current_request_id(),
+            traceparent=current_traceparent(),
+        )
+    )

@@ -195,7 +195,7 @@ class RoutingClient(_Client):
     def __init__(self, client: ServiceClient) -> None:
         super().__init__(client)
         self._decide: Batcher[DecisionRequest, ItemAnswer[Decision]] = Batcher(
-            self._decide_all, max_batch=MAX_ITEMS, name="routing.decisions"
+            self._decide_all, max_batch=MAX_ITEMS, name="routing.decisions", tracer=client.tracer
         )
 
     async def decide(self, facts: DecisionRequest) -> Decision:
@@ -220,7 +220,7 @@ class TeamsClient(_Client):
     def __init__(self, client: ServiceClient) -> None:
         super().__init__(client)
         self._assign: Batcher[AssignmentRequest, ItemAnswer[Assignment]] = Batcher(
-            self._assign_all, max_batch=MAX_ITEMS, name="teams.assignments"
+            self._assign_all, max_batch=MAX_ITEMS, name="teams.assignments", tracer=client.tracer
         )
 
     async def assign(self, assignment: AssignmentRequest) -> Assignment:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.shared.calendar import add_working_days
 from services.shared.logging import current_request_id
 from services.shared.outbox import JobStatus
+from services.shared.tracing import current_traceparent
 from services.shared.vocabulary import AssignmentKind, Pathway
 from services.spa.referrals.clients import Assignment
 from services.spa.referrals.models import Referral, ReferralTimer
@@ -75,6 +76,7 @@ def schedule(
             due_at=due_at,
             next_attempt_at=due_at,
             request_id=current_request_id(),
+            traceparent=current_traceparent(),
         )
     )
 

@@ -15,6 +15,7 @@ from services.shared.auth import Principal
 from services.shared.calendar import LOCAL
 from services.shared.logging import current_request_id
 from services.shared.problems import ValidationFailed
+from services.shared.tracing import current_traceparent
 from services.shared.vocabulary import ReferralStatus as S
 from services.shared.vocabulary import Urgency
 from services.spa.audit import record_access
@@ -108,9 +109,7 @@ async def create_referral(
         elif body.unmapped_codes and not body.red_flags:
             referral.queue_reason = QueueReason.UNMAPPED_CODES
         await _link_possible_duplicate(session, referral, duplicate_window, now)
-        session.add(
-            OutboxJob(referral_id=referral.id, kind=ROUTE_JOB, request_id=current_request_id())
-        )
+        add_job(session, referral, ROUTE_JOB)
     record_access(
         session,
         client_id=principal.client_id,
@@ -263,7 +262,15 @@ def handled_by(referral: Referral, principal: Principal) -> bool:
 
 
 def add_job(session: AsyncSession, referral: Referral, kind: str) -> None:
-    session.add(OutboxJob(referral_id=referral.id, kind=kind, request_id=current_request_id()))
+    """A job for the referral, carrying the request's id and trace for the worker."""
+    session.add(
+        OutboxJob(
+            referral_id=referral.id,
+            kind=kind,
+            request_id=current_request_id(),
+            traceparent=current_traceparent(),
+        )
+    )
 
 
 ASSIGNMENT_WITHDRAWN = "assignment_withdrawn"

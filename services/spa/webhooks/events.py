@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from services.shared.tracing import current_traceparent
 from services.shared.vocabulary import ReferralStatus
 from services.spa.referrals.models import ReferralEvent
 from services.spa.webhooks.models import WebhookEvent
@@ -57,6 +58,7 @@ def webhook_event(item: ReferralEvent) -> WebhookEvent | None:
         # Codes and ids only, as on the timeline.
         data={"event": item.event_type, "status": item.to_status, "detail": item.detail or {}},
         request_id=item.request_id,
+        traceparent=current_traceparent(),
     )
 
 

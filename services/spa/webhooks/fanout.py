@@ -131,6 +131,7 @@ def message_for(event: WebhookEvent, endpoint: WebhookEndpoint, body: str) -> We
         event_type=event.event_type,
         payload=body,
         request_id=event.request_id,
+        traceparent=event.traceparent,
     )
 
 

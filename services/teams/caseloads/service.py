@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import Principal
 from services.shared.logging import current_request_id
+from services.shared.tracing import current_traceparent
 from services.shared.vocabulary import AssignmentStatus as A
 from services.shared.vocabulary import Pathway
 from services.teams.caseloads.models import Assignment, OutboxJob
@@ -229,6 +230,7 @@ def _report(
             assignment_id=assignment.id,
             payload=payload,
             request_id=current_request_id(),
+            traceparent=current_traceparent(),
         )
     )
 
