@@ -170,6 +170,7 @@ class Replier:
             event_type=event.event_type,
             payload=json.dumps(body, separators=(",", ":"), sort_keys=True),
             request_id=event.request_id,
+            traceparent=event.traceparent,
             # One referral's replies leave one at a time, in the order of its events.
             in_order_of=f"bars:{referral.id.hex}",
             correlation_id=route.correlation_id,
