@@ -15,8 +15,6 @@ from sqlalchemy import ColumnElement, and_, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.auth import ALL_LOCALITIES, Principal
-from services.shared.logging import current_request_id
-from services.shared.tracing import current_traceparent
 from services.shared.vocabulary import ReferralStatus as S
 from services.shared.vocabulary import Urgency
 from services.spa.audit import record_access
@@ -31,7 +29,7 @@ from services.spa.queue.problems import (
 from services.spa.queue.schemas import ClaimRead, ContactAssessmentCreate, CruTransfer
 from services.spa.referrals import lifecycle
 from services.spa.referrals import service as referrals_service
-from services.spa.referrals.models import OutboxJob, Referral
+from services.spa.referrals.models import Referral
 from services.spa.referrals.schemas import AdviceIn
 from services.spa.referrals.service import (
     ESCALATE_JOB,
@@ -211,7 +209,7 @@ def assess(
     lifecycle.record_event(
         session, referral, "contact_assessment_completed", actor=actor, detail=detail
     )
-    _add_job(session, referral, ROUTE_JOB)
+    referrals_service.add_job(session, referral, ROUTE_JOB)
 
 
 async def close_as_duplicate(
@@ -251,16 +249,4 @@ def transfer_to_cru(
     referral.safeguarding = body.safeguarding.model_dump(mode="json")
     detail = {"handler": handler, "categories": [c.value for c in body.safeguarding.categories]}
     lifecycle.record_event(session, referral, "cru_transfer_requested", actor=actor, detail=detail)
-    _add_job(session, referral, ESCALATE_JOB)
-
-
-def _add_job(session: AsyncSession, referral: Referral, kind: str) -> None:
-    """A job for the referral, carrying the request's id and trace for the worker."""
-    session.add(
-        OutboxJob(
-            referral_id=referral.id,
-            kind=kind,
-            request_id=current_request_id(),
-            traceparent=current_traceparent(),
-        )
-    )
+    referrals_service.add_job(session, referral, ESCALATE_JOB)
