@@ -11,10 +11,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
-from services.shared import audit
+from services.shared import audit, pagination
 from services.shared.auth import Principal, requires
 from services.shared.clock import Moment
 from services.shared.db import SessionDep
+from services.shared.pagination import CursorQuery, LongLimit, Page
+from services.shared.problems import problem_responses
 
 Code = Annotated[str, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@*-]+$")]
 
@@ -36,16 +38,21 @@ class AuditRecord(BaseModel):
     hash: str | None
 
 
-class AuditPage(BaseModel):
-    items: list[AuditRecord]
-    # Pass as ``after`` for the next page; absent on the last one.
-    next_after: int | None = None
+class AuditPage(Page[AuditRecord]):
+    """Audit records, oldest first."""
+
+
+LIST = "audit"
 
 
 def audit_router(model: type[Any]) -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["audit"])
 
-    @router.get("/audit", summary="The audit trail of access to patient data, oldest first")
+    @router.get(
+        "/audit",
+        summary="The audit trail of access to patient data, oldest first",
+        responses=problem_responses(pagination.InvalidCursor),
+    )
     async def list_audit(
         session: SessionDep,
         principal: Annotated[Principal, requires("audit:read")],
@@ -54,10 +61,13 @@ def audit_router(model: type[Any]) -> APIRouter:
         action: Code | None = None,
         since: Annotated[Moment | None, Query(alias="from")] = None,
         until: Annotated[Moment | None, Query(alias="to")] = None,
-        after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        cursor: CursorQuery = None,
+        limit: LongLimit = 100,
     ) -> AuditPage:
-        query = select(model).where(model.id > after)
+        query = select(model)
+        start = pagination.after([model.id], pagination.decode(cursor, LIST, (int,)))
+        if start is not None:
+            query = query.where(start)
         if client_id is not None:
             query = query.where(model.client_id == client_id)
         if resource_id is not None:
@@ -79,8 +89,9 @@ def audit_router(model: type[Any]) -> APIRouter:
                 purpose=audit.AUDIT,
             )
         )
-        items = [AuditRecord.model_validate(row) for row in rows[:limit]]
-        return AuditPage(items=items, next_after=items[-1].id if len(rows) > limit else None)
+        found, next_cursor = pagination.page_of(rows, limit, LIST, lambda row: (row.id,))
+        items = [AuditRecord.model_validate(row) for row in found]
+        return AuditPage(items=items, next_cursor=next_cursor)
 
     return router
 

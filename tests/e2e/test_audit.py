@@ -129,9 +129,7 @@ async def test_every_service_audits_access_to_a_case_including_refusals(
     referral = await post_and_wait_routed(stack, factories.referral(needs=["fall"]))
     team_code = referral["team"]["code"]
     async with stack.client("teams", "team-app") as team:
-        listed = (await team.get("/v1/teams")).json()
-        team_id = next(item["id"] for item in listed if item["code"] == team_code)
-        caseload = (await team.get(f"/v1/teams/{team_id}/caseload")).json()
+        caseload = (await team.get(f"/v1/teams/{team_code}/caseload")).json()
     assignment_id = next(
         item["id"] for item in caseload["items"] if item["referral_id"] == referral["id"]
     )
@@ -168,7 +166,7 @@ async def test_the_trail_is_read_with_audit_read_and_reading_it_is_audited(stack
     async with stack.client("spa", "ig-auditor") as auditor:
         page = await auditor.get("/v1/audit", params={"resource_id": referral_id, "limit": 2})
         rest = await auditor.get(
-            "/v1/audit", params={"resource_id": referral_id, "after": page.json()["next_after"]}
+            "/v1/audit", params={"resource_id": referral_id, "cursor": page.json()["next_cursor"]}
         )
         bad = await auditor.get("/v1/audit", params={"from": "yesterday"})
     async with stack.client("spa", "gp-system") as gp:
@@ -186,7 +184,7 @@ async def test_the_trail_is_read_with_audit_read_and_reading_it_is_audited(stack
     assert [(item["client_id"], item["action"], item["purpose"]) for item in items[3:]] == [
         ("ig-auditor", "audit.read", "audit")
     ]
-    assert rest.json()["next_after"] is None
+    assert rest.json()["next_cursor"] is None
     assert bad.status_code == 422
     assert denied.status_code == 403
     assert teams_page.status_code == 200

@@ -126,15 +126,15 @@ async def test_bad_times_are_refused(stack: Stack) -> None:
 
 async def test_a_team_client_acts_only_for_its_own_teams(stack: Stack) -> None:
     referral = await routed_referral(stack)  # on PLMDT North 1's caseload
-    team_id = referral["team"]["id"]
+    team_code = referral["team"]["code"]
     async with stack.client("teams", "lit-north-app") as other:
         accept = await other.post(
             f"/v1/assignments/{care_assignment(referral)}/accept",
             json={"planned_first_contact_at": stack.clock().isoformat()},
         )
-        caseload = await other.get(f"/v1/teams/{team_id}/caseload")
+        caseload = await other.get(f"/v1/teams/{team_code}/caseload")
         capacity = await other.put(
-            f"/v1/teams/{team_id}/capacity", json={"available": 1, "maximum": 2, "unit": "cases"}
+            f"/v1/teams/{team_code}/capacity", json={"available": 1, "maximum": 2, "unit": "cases"}
         )
 
     # Another team's case is answered as one that does not exist; the team itself is in the
@@ -199,19 +199,19 @@ async def test_capacity_is_reported_by_the_team_and_goes_stale(stack: Stack) -> 
     before = stack.clock()
     async with stack.client("teams", "lit-north-app") as team:
         lit_north = next(
-            t for t in (await team.get("/v1/teams")).json() if t["code"] == "lit-north"
+            t for t in (await team.get("/v1/teams")).json()["items"] if t["code"] == "lit-north"
         )
         reported = await team.put(
-            f"/v1/teams/{lit_north['id']}/capacity",
+            f"/v1/teams/{lit_north['code']}/capacity",
             json={"available": 3, "maximum": 10, "unit": "visits", "operating_status": "pressured"},
         )
         after = stack.clock()
         too_many = await team.put(
-            f"/v1/teams/{lit_north['id']}/capacity",
+            f"/v1/teams/{lit_north['code']}/capacity",
             json={"available": 11, "maximum": 10, "unit": "visits"},
         )
         stack.clock.now += timedelta(hours=5)
-        later = (await team.get(f"/v1/teams/{lit_north['id']}")).json()["capacity"]
+        later = (await team.get(f"/v1/teams/{lit_north['code']}")).json()["capacity"]
 
     assert reported.status_code == 200
     capacity = reported.json()
@@ -236,7 +236,7 @@ async def test_high_risk_cases_are_on_the_mdt_worklist(stack: Stack) -> None:
         stack, risk={"end_of_life": True, "long_term_conditions": 6}
     )
     async with stack.client("teams", "team-app") as team:
-        worklist = (await team.get(f"/v1/teams/{frail['team']['id']}/worklist")).json()
+        worklist = (await team.get(f"/v1/teams/{frail['team']['code']}/worklist")).json()
 
     reasons = {item["referral_id"]: item["reasons"] for item in worklist["items"]}
     assert reasons == {

@@ -40,9 +40,9 @@ async def test_referrals_accepted_while_routing_is_down_are_routed_once_it_retur
             return all(status == "routed" for status in statuses)
 
         await stack.wait_for(all_routed, within=15)
-        team_id = (await spa.get(f"/v1/referrals/{ids[0]}")).json()["team"]["id"]
+        team_code = (await spa.get(f"/v1/referrals/{ids[0]}")).json()["team"]["code"]
     async with stack.client("teams", "team-app") as teams:
-        caseload = (await teams.get(f"/v1/teams/{team_id}/caseload")).json()["items"]
+        caseload = (await teams.get(f"/v1/teams/{team_code}/caseload")).json()["items"]
     assert sorted(item["referral_id"] for item in caseload) == sorted(ids)
 
 

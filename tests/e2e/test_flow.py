@@ -36,7 +36,7 @@ async def test_gp_referral_is_routed_to_the_practice_plmdt_and_on_its_caseload(
     assert referral["routing"]["reason"]
     assert referral["team"]["code"] == "plmdt-north-2"
     async with any_stack.client("teams", "team-app") as teams:
-        caseload = (await teams.get(f"/v1/teams/{referral['team']['id']}/caseload")).json()
+        caseload = (await teams.get(f"/v1/teams/{referral['team']['code']}/caseload")).json()
     assert [item["referral_id"] for item in caseload["items"]] == [referral["id"]]
     assert caseload["items"][0]["pathway"] == "case_management"
 

@@ -80,7 +80,7 @@ async def test_model_b_names_the_practices_linked_worker_to_referrer_team_and_su
     body = factories.referral(needs=["ltc_management"], practice="M92001")
     referral = await post_referral(stack, "gp-system", body)
     async with stack.client("teams", "team-app") as team:
-        caseload = (await team.get(f"/v1/teams/{referral['team']['id']}/caseload")).json()
+        caseload = (await team.get(f"/v1/teams/{referral['team']['code']}/caseload")).json()
     async with stack.client("spa", "gp-system") as spa:
         events = (await spa.get(f"/v1/referrals/{referral['id']}/timeline")).json()["events"]
 
@@ -97,10 +97,10 @@ async def test_the_referrer_is_told_in_plain_words_why_a_backup_team_has_the_cas
     stack: Stack,
 ) -> None:
     async with stack.client("teams", "team-app") as team:
-        teams = (await team.get("/v1/teams")).json()
+        teams = (await team.get("/v1/teams")).json()["items"]
         plmdt = next(t for t in teams if t["code"] == "plmdt-north-1")
         full = await team.put(
-            f"/v1/teams/{plmdt['id']}/capacity",
+            f"/v1/teams/{plmdt['code']}/capacity",
             json={"available": 0, "maximum": 10, "unit": "visits"},
         )
     assert full.status_code == 200, full.text

@@ -161,7 +161,7 @@ def test_a_referral_is_routed_across_three_real_processes(processes: Processes) 
     assert referral["team"]["code"] == expected["team"]["code"]
     assert referral["team"]["code"] in ("lit-south", "ooh-county")
     caseload = httpx.get(
-        f"{teams}/v1/teams/{referral['team']['id']}/caseload", headers=team_headers
+        f"{teams}/v1/teams/{referral['team']['code']}/caseload", headers=team_headers
     ).json()
     assert [item["referral_id"] for item in caseload["items"]] == [referral["id"]]
     # The same request id appears in all three services' logs.

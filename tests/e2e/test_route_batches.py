@@ -112,9 +112,9 @@ async def _referral(stack: Stack, referral_id: str, client_id: str = "gp-system"
     return body
 
 
-async def _caseload_ids(stack: Stack, team_id: str) -> list[str]:
+async def _caseload_ids(stack: Stack, team_code: str) -> list[str]:
     async with stack.client("teams", "team-app") as teams:
-        caseload = (await teams.get(f"/v1/teams/{team_id}/caseload")).json()
+        caseload = (await teams.get(f"/v1/teams/{team_code}/caseload")).json()
     return [item["referral_id"] for item in caseload["items"]]
 
 
@@ -160,7 +160,7 @@ async def test_a_batch_of_new_referrals_is_routed_with_one_call_to_each_service(
     assert routed[crisis]["team"]["code"] == "lit-north"
     assert routed[crisis]["routing"]["pathway"] == "rapid_response"
     for referral_id, referral in routed.items():
-        assert await _caseload_ids(stack, referral["team"]["id"]) == [
+        assert await _caseload_ids(stack, referral["team"]["code"]) == [
             other
             for other in [*gp, crisis]
             if routed[other]["team"]["id"] == referral["team"]["id"]
@@ -234,7 +234,7 @@ async def test_a_batch_whose_answer_is_lost_is_done_one_job_at_a_time_exactly_on
         events = referral["event_types"]
         assert events.count("triaged") == 1
         assert events.count("routed") == 1
-        assert await _caseload_ids(stack, referral["team"]["id"]) == [referral_id]
+        assert await _caseload_ids(stack, referral["team"]["code"]) == [referral_id]
     assert await stack.count_rows("spa", ReferralAssignment) == 3
     assert await stack.count_rows("spa", OutboxJob) == 3
 
@@ -268,7 +268,7 @@ async def test_a_case_cancelled_while_teams_assigns_the_batch_is_withdrawn_from_
     assert [(a["kind"], a["status"]) for a in gone["assignments"]] == [("care", "withdrawn")]
     assert gone["event_types"][-1] == "assignment_withdrawn"
     async with stack.client("teams", "team-app") as teams:
-        caseload = await teams.get(f"/v1/teams/{gone['assignments'][0]['team']['id']}/caseload")
+        caseload = await teams.get(f"/v1/teams/{gone['assignments'][0]['team']['code']}/caseload")
     assert [(item["referral_id"], item["status"]) for item in caseload.json()["items"]] == [
         (cancelled, "withdrawn")
     ]

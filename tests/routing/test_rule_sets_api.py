@@ -61,7 +61,7 @@ async def decide(stack: Stack, **overrides: Any) -> dict[str, Any]:
 
 async def test_the_packaged_county_rules_are_active_from_the_start(stack: Stack) -> None:
     async with stack.client("routing", "clinical-lead") as lead:
-        listed = (await lead.get("/v1/rule-sets")).json()
+        listed = (await lead.get("/v1/rule-sets")).json()["items"]
 
     assert [(r["scope"], r["version"], r["status"]) for r in listed] == [
         ("county", "county-default-1", "active")
@@ -75,7 +75,7 @@ async def test_an_invalid_rule_set_is_refused_whole_with_every_error(stack: Stac
 
     async with stack.client("routing", "clinical-lead") as lead:
         response = await upload(lead, variant("broken-1", two_mistakes))
-        listed = (await lead.get("/v1/rule-sets")).json()
+        listed = (await lead.get("/v1/rule-sets")).json()["items"]
 
     assert response.status_code == 422
     assert response.json()["type"] == "urn:spa-platform:problem:rule-set-rejected"
@@ -126,7 +126,7 @@ async def test_shadow_mode_records_disagreements_and_changes_nothing(stack: Stac
     async with stack.client("routing", "clinical-lead") as lead:
         disagreements = (
             await lead.get("/v1/shadow-disagreements", params={"candidate_id": candidate["id"]})
-        ).json()
+        ).json()["items"]
     assert [
         (d["decision_id"], d["active_pathway"], d["candidate_pathway"]) for d in disagreements
     ] == [(young["id"], "rapid_response", "routine_assessment")]
@@ -143,7 +143,9 @@ async def test_activation_takes_effect_and_rollback_restores_the_previous_versio
     under_candidate = await decide(stack, age_years=40)
     async with stack.client("routing", "clinical-lead") as lead:
         rolled_back = await lead.post("/v1/rule-set-scopes/county/rollback")
-        statuses = {r["version"]: r["status"] for r in (await lead.get("/v1/rule-sets")).json()}
+        statuses = {
+            r["version"]: r["status"] for r in (await lead.get("/v1/rule-sets")).json()["items"]
+        }
         nothing_left = await lead.post("/v1/rule-set-scopes/county/rollback")
     after_rollback = await decide(stack, age_years=40)
 
@@ -233,7 +235,7 @@ async def test_every_change_to_a_rule_set_is_recorded_with_who_made_it(stack: St
         await lead.post(
             f"/v1/rule-sets/{candidate['id']}/activate", headers={"X-Request-ID": "change-ticket-7"}
         )
-        events = (await lead.get(f"/v1/rule-sets/{candidate['id']}/events")).json()
+        events = (await lead.get(f"/v1/rule-sets/{candidate['id']}/events")).json()["items"]
         unknown = await lead.get(f"/v1/rule-sets/{uuid.uuid4()}/events")
 
     assert [(e["action"], e["actor"]) for e in events] == [

@@ -342,7 +342,7 @@ async def test_entra_delegated_permission_reads_rule_sets(
         )
 
     assert response.status_code == 200
-    assert any(row["scope"] == "county" for row in response.json())
+    assert any(row["scope"] == "county" for row in response.json()["items"])
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ async def _cancellation(stack: Stack, text: str) -> Sent:
 
 async def _decline_note(stack: Stack, text: str) -> Sent:
     async with stack.client("teams", "team-app") as team:
-        teams = (await team.get("/v1/teams")).json()
+        teams = (await team.get("/v1/teams")).json()["items"]
         team_id = next(item["id"] for item in teams if item["code"] == "lit-south")
         async with stack.client("teams", "spa-service") as spa:
             offered = await spa.post(
@@ -101,7 +101,7 @@ async def _decline_note(stack: Stack, text: str) -> Sent:
             content=_encoded({"reason": "not_appropriate", "note": f"Not{text}ours"}),
             headers=JSON,
         )
-        caseload = (await team.get(f"/v1/teams/{team_id}/caseload")).json()["items"]
+        caseload = (await team.get("/v1/teams/lit-south/caseload")).json()["items"]
     declined = [item for item in caseload if item["declined_at"] is not None]
     return response, len(declined)
 

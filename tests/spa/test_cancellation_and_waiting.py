@@ -15,9 +15,9 @@ from tests.stack import Stack
 WAIT = {"Prefer": "wait=10"}
 
 
-async def _caseload(stack: Stack, team_id: str) -> list[dict[str, Any]]:
+async def _caseload(stack: Stack, team_code: str) -> list[dict[str, Any]]:
     async with stack.client("teams", "team-app") as teams:
-        items: list[dict[str, Any]] = (await teams.get(f"/v1/teams/{team_id}/caseload")).json()[
+        items: list[dict[str, Any]] = (await teams.get(f"/v1/teams/{team_code}/caseload")).json()[
             "items"
         ]
     return items
@@ -39,7 +39,7 @@ async def test_a_cancelled_referral_leaves_the_team_caseload_but_not_the_cru(
 
         async def withdrawn() -> bool:
             # teams withdraws the case first; spa records it once teams has answered
-            caseload = await _caseload(stack, care["team"]["id"])
+            caseload = await _caseload(stack, care["team"]["code"])
             ours = (await gp.get(f"/v1/referrals/{routed['id']}")).json()
             return all(item["status"] == "withdrawn" for item in caseload) and any(
                 a["kind"] == "care" and a["status"] == "withdrawn" for a in ours["assignments"]
@@ -56,7 +56,7 @@ async def test_a_cancelled_referral_leaves_the_team_caseload_but_not_the_cru(
         "care": "withdrawn",
         "safeguarding": "assigned",
     }
-    cru_caseload = await _caseload(stack, cru["team"]["id"])
+    cru_caseload = await _caseload(stack, cru["team"]["code"])
     assert [(i["referral_id"], i["status"]) for i in cru_caseload] == [(routed["id"], "assigned")]
     events = [(event["event_type"], event["detail"]) for event in timeline["events"]]
     assert ("cancelled", {"reason": "patient_admitted"}) in events

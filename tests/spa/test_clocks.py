@@ -68,9 +68,9 @@ async def _events(stack: Stack, referral_id: str, event_type: str) -> list[dict[
     return [e for e in await timeline(stack, referral_id) if e["event_type"] == event_type]
 
 
-async def _caseload_status(stack: Stack, team_id: str, referral_id: str) -> str:
+async def _caseload_status(stack: Stack, team_code: str, referral_id: str) -> str:
     async with stack.client("teams", "team-app") as team:
-        items = (await team.get(f"/v1/teams/{team_id}/caseload")).json()["items"]
+        items = (await team.get(f"/v1/teams/{team_code}/caseload")).json()["items"]
     return str(next(item["status"] for item in items if item["referral_id"] == referral_id))
 
 
@@ -88,7 +88,7 @@ async def test_a_lapsed_acceptance_window_sends_the_case_to_the_next_team(stack:
     by_team = {a["team"]["code"]: a["status"] for a in moved["assignments"]}
     assert by_team["int-east-1"] == "withdrawn"
     # The first team is told: the case is withdrawn from its caseload.
-    assert await _caseload_status(stack, first_team["id"], referral["id"]) == "withdrawn"
+    assert await _caseload_status(stack, first_team["code"], referral["id"]) == "withdrawn"
     rerouted = (await _events(stack, referral["id"], "rerouted"))[0]
     assert rerouted["detail"]["reason"] == "acceptance_window_lapsed"
     # The next team's own window is running.
@@ -482,7 +482,7 @@ async def test_a_cancellation_during_a_reroute_leaves_no_team_holding_the_case(
     assert len(care) == 2
     assert {a["status"] for a in care} == {"withdrawn"}
     for assignment in care:
-        status = await _caseload_status(stack, assignment["team"]["id"], referral["id"])
+        status = await _caseload_status(stack, assignment["team"]["code"], referral["id"])
         assert status == "withdrawn"
 
 

@@ -342,7 +342,7 @@ async def test_unknown_event_types_and_other_clients_subscriptions_are_refused(
         )
         deleted = await spa.delete(f"/v1/subscriptions/{subscription['id']}")
         revived = await spa.patch(f"/v1/subscriptions/{subscription['id']}", json={"enabled": True})
-        listed = (await spa.get("/v1/subscriptions")).json()
+        listed = (await spa.get("/v1/subscriptions")).json()["items"]
 
     assert unknown.status_code == 422
     assert theirs.status_code == 404

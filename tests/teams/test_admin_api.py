@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.shared import pagination
 from services.shared.db import create_engine, create_sessionmaker
 from services.spa.identity import service as identity
 from tests.stack import MORNING, ClientSpec, SettableClock, Stack
@@ -300,7 +301,7 @@ async def test_retiring_a_team_no_one_refers_to_takes_it_out_of_service(
     assert response.status_code == 200, response.text
     assert response.json() == team
     async with stack.client("teams", "team-app") as team_app:
-        active = [item["code"] for item in (await team_app.get("/v1/teams")).json()]
+        active = [item["code"] for item in (await team_app.get("/v1/teams")).json()["items"]]
     assert "plmdt-south-3" not in active
     assert "lit-south" in active
     [change] = await admin_changes(admin, entity_code="plmdt-south-3")
@@ -496,7 +497,7 @@ async def test_changes_page_newest_first_and_filter(admin: httpx.AsyncClient) ->
     first = (await admin.get("/v1/directory/changes", params={"limit": 2})).json()
     second = (
         await admin.get(
-            "/v1/directory/changes", params={"limit": 2, "before_id": first["next_before_id"]}
+            "/v1/directory/changes", params={"limit": 2, "cursor": first["next_cursor"]}
         )
     ).json()
     lit_south = (
@@ -512,14 +513,12 @@ async def test_changes_page_newest_first_and_filter(admin: httpx.AsyncClient) ->
     ids = [item["id"] for item in first["items"] + second["items"]]
     assert ids == sorted(ids, reverse=True)
     assert [item["action"] for item in lit_south["items"]] == ["updated", "created"]
-    assert lit_south["next_before_id"] is None
+    assert lit_south["next_cursor"] is None
     codes = [item["entity_code"] for item in localities.json()["items"]]
     assert sorted(codes) == ["east", "north", "south"]
 
 
-@pytest.mark.parametrize(
-    "params", [{"limit": 0}, {"limit": 201}, {"entity_type": "pharmacy"}, {"before_id": 0}]
-)
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"entity_type": "pharmacy"}])
 async def test_bad_history_queries_are_refused(
     admin: httpx.AsyncClient, params: dict[str, Any]
 ) -> None:
@@ -527,3 +526,12 @@ async def test_bad_history_queries_are_refused(
 
     assert response.status_code == 422
     assert response.json()["type"] == PROBLEM + "validation-failed"
+
+
+async def test_a_cursor_not_given_out_by_the_history_is_refused(admin: httpx.AsyncClient) -> None:
+    audit_cursor = pagination.encode("audit", (1,))
+    for cursor in ("not-a-cursor", audit_cursor):
+        response = await admin.get("/v1/directory/changes", params={"cursor": cursor})
+
+        assert response.status_code == 400
+        assert response.json()["type"] == PROBLEM + "invalid-cursor"

@@ -1,4 +1,4 @@
-"""POST /v1/assignments and GET /v1/teams/{id}/caseload on the teams service."""
+"""POST /v1/assignments and GET /v1/teams/{code}/caseload on the teams service."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ FRIDAY_7PM = datetime(2026, 11, 27, 19, 0, tzinfo=UTC)
 
 async def _team_id(stack: Stack, code: str) -> str:
     async with stack.client("teams", "team-app") as teams:
-        listed = (await teams.get("/v1/teams")).json()
+        listed = (await teams.get("/v1/teams")).json()["items"]
     return str(next(team["id"] for team in listed if team["code"] == code))
 
 
@@ -38,7 +38,7 @@ async def test_assigning_twice_keeps_one_case_on_the_caseload(stack: Stack) -> N
         first = await spa.post("/v1/assignments", json=body)
         again = await spa.post("/v1/assignments", json=body)
     async with stack.client("teams", "team-app") as team:
-        caseload = (await team.get(f"/v1/teams/{team_id}/caseload")).json()
+        caseload = (await team.get("/v1/teams/lit-south/caseload")).json()
 
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["id"] == again.json()["id"]
@@ -85,9 +85,9 @@ async def test_caseload_filters_by_kind(stack: Stack) -> None:
             "/v1/assignments", json=assignment(team_id, kind="safeguarding", pathway=None)
         )
     async with stack.client("teams", "team-app") as team:
-        care = (await team.get(f"/v1/teams/{team_id}/caseload", params={"kind": "care"})).json()
+        care = (await team.get("/v1/teams/cru-county/caseload", params={"kind": "care"})).json()
         safeguarding = (
-            await team.get(f"/v1/teams/{team_id}/caseload", params={"kind": "safeguarding"})
+            await team.get("/v1/teams/cru-county/caseload", params={"kind": "safeguarding"})
         ).json()
 
     assert care["items"] == []
@@ -125,13 +125,13 @@ async def test_bad_assignment_fields_are_refused(stack: Stack, field: str, value
 
 async def test_caseload_of_an_unknown_team_is_a_404_problem(stack: Stack) -> None:
     async with stack.client("teams", "team-app") as team:
-        unknown = await team.get(f"/v1/teams/{uuid.uuid4()}/caseload")
-        malformed = await team.get("/v1/teams/not-a-uuid/caseload")
+        unknown = await team.get("/v1/teams/no-such-team/caseload")
+        malformed = await team.get("/v1/teams/Not_A_Code/caseload")
 
     assert unknown.status_code == 404
     assert unknown.json()["type"] == "urn:spa-platform:problem:team-not-found"
     assert malformed.status_code == 422
-    assert malformed.json()["errors"][0]["field"] == "team_id"
+    assert malformed.json()["errors"][0]["field"] == "team_code"
 
 
 async def test_a_batch_of_assignments_answers_each_item_on_its_own(stack: Stack) -> None:
@@ -151,7 +151,7 @@ async def test_a_batch_of_assignments_answers_each_item_on_its_own(stack: Stack)
             },
         )
     async with stack.client("teams", "team-app") as team:
-        caseload = (await team.get(f"/v1/teams/{team_id}/caseload")).json()
+        caseload = (await team.get("/v1/teams/lit-south/caseload")).json()
     page = batch.json()["items"]
 
     assert batch.status_code == 200

@@ -30,7 +30,7 @@ URGENT_TEAMS = {
 
 async def team_ids(stack: Stack) -> dict[str, str]:
     async with stack.client("teams", "team-app") as teams:
-        listed = (await teams.get("/v1/teams")).json()
+        listed = (await teams.get("/v1/teams")).json()["items"]
     return {team["code"]: team["id"] for team in listed}
 
 
@@ -176,7 +176,7 @@ async def test_modified_after_lists_only_the_services_changed_since(any_stack: S
 
     async with stack.client("teams", "team-app") as teams:
         response = await teams.put(
-            f"/v1/teams/{(await team_ids(stack))['lit-north']}/capacity",
+            "/v1/teams/lit-north/capacity",
             json={"available": 2, "maximum": 10, "unit": "referrals"},
         )
     assert response.status_code == 200, response.text

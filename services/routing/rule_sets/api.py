@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, status
@@ -19,10 +19,13 @@ from services.routing.rule_sets.problems import (
     RuleSetStateConflict,
 )
 from services.routing.rule_sets.schemas import (
+    DisagreementPage,
     DisagreementRead,
     DryRunResult,
     RuleSetDetail,
+    RuleSetEventPage,
     RuleSetEventRead,
+    RuleSetPage,
     RuleSetRead,
     RuleSetUpload,
     SampleReferral,
@@ -30,9 +33,11 @@ from services.routing.rule_sets.schemas import (
 )
 from services.routing.rules.evaluation import evaluate
 from services.routing.state import RoutingState
+from services.shared import pagination
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
+from services.shared.pagination import CursorQuery, Limit, LongLimit
 from services.shared.problems import problem_responses
 from services.shared.state import state_of
 
@@ -59,16 +64,32 @@ async def upload_rule_set(
     return RuleSetRead.model_validate(row)
 
 
-@router.get("/rule-sets", summary="Rule sets, newest first")
+RULE_SETS, DISAGREEMENTS, EVENTS = "rule-sets", "shadow-disagreements", "rule-set-events"
+BAD_CURSOR = problem_responses(pagination.InvalidCursor)
+
+
+@router.get("/rule-sets", summary="Rule sets, newest first", responses=BAD_CURSOR)
 async def list_rule_sets(
     session: SessionDep,
     _: Admin,
     scope: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")] = None,
-) -> list[RuleSetRead]:
-    query = select(RuleSetVersion).order_by(RuleSetVersion.created_at.desc())
+    cursor: CursorQuery = None,
+    limit: Limit = 50,
+) -> RuleSetPage:
+    key = (RuleSetVersion.created_at, RuleSetVersion.id)
+    query = select(RuleSetVersion).order_by(*(column.desc() for column in key))
+    start = pagination.before(key, pagination.decode(cursor, RULE_SETS, (datetime, uuid.UUID)))
+    if start is not None:
+        query = query.where(start)
     if scope is not None:
         query = query.where(RuleSetVersion.scope == scope)
-    return [RuleSetRead.model_validate(row) for row in await session.scalars(query)]
+    rows = list(await session.scalars(query.limit(limit + 1)))
+    found, next_cursor = pagination.page_of(
+        rows, limit, RULE_SETS, lambda row: (row.created_at, row.id)
+    )
+    return RuleSetPage(
+        items=[RuleSetRead.model_validate(row) for row in found], next_cursor=next_cursor
+    )
 
 
 @router.get("/rule-sets/{rule_set_id}", responses=problem_responses(RuleSetNotFound))
@@ -149,32 +170,55 @@ async def rollback(
 
 
 @router.get(
-    "/shadow-disagreements", summary="Live decisions on which a shadow version would have differed"
+    "/shadow-disagreements",
+    summary="Live decisions on which a shadow version would have differed, newest first",
+    responses=BAD_CURSOR,
 )
 async def disagreements(
     session: SessionDep,
     _: Admin,
     candidate_id: uuid.UUID | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[DisagreementRead]:
-    query = select(ShadowDisagreement).order_by(ShadowDisagreement.id.desc()).limit(limit)
+    cursor: CursorQuery = None,
+    limit: LongLimit = 100,
+) -> DisagreementPage:
+    query = select(ShadowDisagreement).order_by(ShadowDisagreement.id.desc())
+    start = pagination.before(
+        [ShadowDisagreement.id], pagination.decode(cursor, DISAGREEMENTS, (int,))
+    )
+    if start is not None:
+        query = query.where(start)
     if candidate_id is not None:
         query = query.where(ShadowDisagreement.candidate_id == candidate_id)
-    return [DisagreementRead.model_validate(row) for row in await session.scalars(query)]
+    rows = list(await session.scalars(query.limit(limit + 1)))
+    found, next_cursor = pagination.page_of(rows, limit, DISAGREEMENTS, lambda row: (row.id,))
+    return DisagreementPage(
+        items=[DisagreementRead.model_validate(row) for row in found], next_cursor=next_cursor
+    )
 
 
 @router.get(
     "/rule-sets/{rule_set_id}/events",
     summary="The audit trail of a rule set: who uploaded, activated, shadowed or rolled it back",
-    responses=problem_responses(RuleSetNotFound),
+    responses=problem_responses(RuleSetNotFound, pagination.InvalidCursor),
 )
 async def rule_set_events(
-    rule_set_id: uuid.UUID, session: SessionDep, _: Admin
-) -> list[RuleSetEventRead]:
+    rule_set_id: uuid.UUID,
+    session: SessionDep,
+    _: Admin,
+    cursor: CursorQuery = None,
+    limit: LongLimit = 100,
+) -> RuleSetEventPage:
+    start = pagination.after([RuleSetEvent.id], pagination.decode(cursor, EVENTS, (int,)))
     await service.get(session, rule_set_id)
     query = (
         select(RuleSetEvent)
         .where(RuleSetEvent.rule_set_id == rule_set_id)
         .order_by(RuleSetEvent.id)
     )
-    return [RuleSetEventRead.model_validate(row) for row in await session.scalars(query)]
+    if start is not None:
+        query = query.where(start)
+    rows = list(await session.scalars(query.limit(limit + 1)))
+    found, next_cursor = pagination.page_of(rows, limit, EVENTS, lambda row: (row.id,))
+    return RuleSetEventPage(
+        items=[RuleSetEventRead.model_validate(row) for row in found], next_cursor=next_cursor
+    )

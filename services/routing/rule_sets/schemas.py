@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.routing.rule_sets.models import RuleSetStatus
 from services.shared.identifiers import OdsCode, PostcodeDistrict
+from services.shared.pagination import Page
 from services.shared.vocabulary import (
     MAX_AGE_YEARS,
     Channel,
@@ -116,3 +117,15 @@ class RuleSetEventRead(BaseModel):
     actor: str
     request_id: str | None
     at: datetime
+
+
+class RuleSetPage(Page[RuleSetRead]):
+    """Rule set versions, newest first."""
+
+
+class DisagreementPage(Page[DisagreementRead]):
+    """Shadow disagreements, newest first."""
+
+
+class RuleSetEventPage(Page[RuleSetEventRead]):
+    """A rule set's events, oldest first."""

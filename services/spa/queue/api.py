@@ -4,15 +4,18 @@ and each sees only the localities it is registered for."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Annotated
+from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request
 
+from services.shared import pagination
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
+from services.shared.pagination import CursorQuery, Limit
 from services.shared.problems import ConcurrentChange, problem_responses
 from services.shared.state import state_of
 from services.spa.api import WakeupsDep
@@ -58,9 +61,15 @@ class Listing:
     now: NowDep
     principal: WorkerDep
     locality: LocalityQuery = None
-    limit: Annotated[int, Query(ge=1, le=200)] = 50
+    cursor: CursorQuery = None
+    limit: Limit = 50
 
-    def answer(self, referrals: list[Referral], action: str) -> QueueRead:
+    def start(self, name: str, types: tuple[type, ...]) -> tuple[Any, ...] | None:
+        return pagination.decode(self.cursor, name, types)
+
+    def answer(
+        self, referrals: list[Referral], action: str, name: str, key_of: Callable[[Referral], Any]
+    ) -> QueueRead:
         record_access(
             self.session,
             client_id=self.principal.client_id,
@@ -68,29 +77,46 @@ class Listing:
             resource_type="queue",
             resource_id=self.locality or "*",
         )
-        return QueueRead(items=[_item(referral, self.now) for referral in referrals])
+        found, next_cursor = pagination.page_of(referrals, self.limit, name, key_of)
+        return QueueRead(
+            items=[_item(referral, self.now) for referral in found], next_cursor=next_cursor
+        )
 
 
 ListingDep = Annotated[Listing, Depends()]
+QUEUE, ESCALATIONS = "queue", "escalations"
 
 
-@router.get("", summary="Cases waiting for a call handler: most urgent first, then oldest")
+@router.get(
+    "",
+    summary="Cases waiting for a call handler: most urgent first, then oldest",
+    responses=problem_responses(pagination.InvalidCursor),
+)
 async def list_queue(listing: ListingDep) -> QueueRead:
     referrals = await service.list_queue(
-        listing.session, listing.principal, locality=listing.locality, limit=listing.limit
+        listing.session,
+        listing.principal,
+        locality=listing.locality,
+        limit=listing.limit + 1,
+        after=listing.start(QUEUE, (int, datetime, uuid.UUID)),
     )
-    return listing.answer(referrals, "queue.list")
+    return listing.answer(referrals, "queue.list", QUEUE, service.queue_key)
 
 
 @router.get(
     "/escalations",
     summary="Open cases whose response deadline passed: the locality coordinator's list",
+    responses=problem_responses(pagination.InvalidCursor),
 )
 async def list_escalations(listing: ListingDep) -> QueueRead:
     referrals = await service.list_escalations(
-        listing.session, listing.principal, locality=listing.locality, limit=listing.limit
+        listing.session,
+        listing.principal,
+        locality=listing.locality,
+        limit=listing.limit + 1,
+        after=listing.start(ESCALATIONS, (datetime, uuid.UUID)),
     )
-    return listing.answer(referrals, "queue.escalations")
+    return listing.answer(referrals, "queue.escalations", ESCALATIONS, service.escalations_key)
 
 
 @router.post(

@@ -8,6 +8,7 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from services.shared.pagination import Page
 from services.shared.vocabulary import Channel, Need, RedFlag, ReferralStatus, Urgency
 from services.spa.referrals.schemas import (
     AdviceIn,
@@ -44,8 +45,8 @@ class QueueItem(BaseModel):
     claim: ClaimRead | None = Field(description="The live claim, if a handler holds the case")
 
 
-class QueueRead(BaseModel):
-    items: list[QueueItem]
+class QueueRead(Page[QueueItem]):
+    """Cases of a queue, in its order."""
 
 
 class ClaimCreate(BaseModel):

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.shared import pagination
 from services.shared.auth import ALL_LOCALITIES, Principal
 from services.shared.vocabulary import ReferralStatus as S
 from services.shared.vocabulary import Urgency
@@ -56,19 +58,46 @@ def _in_localities(principal: Principal) -> list[ColumnElement[bool]]:
     return [Referral.locality_code.in_(sorted(principal.localities))]
 
 
+URGENCY_RANKS = {Urgency.CRISIS.value: 0, Urgency.URGENT.value: 1, Urgency.ROUTINE.value: 2}
+QUEUE_KEY = (URGENCY_ORDER, Referral.created_at, Referral.id)
+ESCALATIONS_KEY = (Referral.escalated_at, Referral.id)
+
+
+def queue_key(referral: Referral) -> tuple[int, datetime, uuid.UUID]:
+    """Where a case sorts in the queue (the columns of ``QUEUE_KEY``), for its cursor."""
+    return (URGENCY_RANKS.get(referral.urgency, 3), referral.created_at, referral.id)
+
+
+def escalations_key(referral: Referral) -> tuple[datetime, uuid.UUID]:
+    assert referral.escalated_at is not None
+    return (referral.escalated_at, referral.id)
+
+
 async def list_queue(
-    session: AsyncSession, principal: Principal, *, locality: str | None, limit: int
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    locality: str | None,
+    limit: int,
+    after: tuple[Any, ...] | None = None,
 ) -> list[Referral]:
     """Waiting cases the client may work: most urgent first, then longest waiting."""
     query = select(Referral).where(*_waiting(), *_in_localities(principal))
     if locality is not None:
         query = query.where(Referral.locality_code == locality)
-    query = query.order_by(URGENCY_ORDER, Referral.created_at, Referral.id).limit(limit)
-    return list(await session.scalars(query))
+    start = pagination.after(QUEUE_KEY, after)
+    if start is not None:
+        query = query.where(start)
+    return list(await session.scalars(query.order_by(*QUEUE_KEY).limit(limit)))
 
 
 async def list_escalations(
-    session: AsyncSession, principal: Principal, *, locality: str | None, limit: int
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    locality: str | None,
+    limit: int,
+    after: tuple[Any, ...] | None = None,
 ) -> list[Referral]:
     """Open cases whose response deadline passed: the locality coordinator's list, oldest
     escalation first."""
@@ -79,8 +108,10 @@ async def list_escalations(
     )
     if locality is not None:
         query = query.where(Referral.locality_code == locality)
-    query = query.order_by(Referral.escalated_at, Referral.id).limit(limit)
-    return list(await session.scalars(query))
+    start = pagination.after(ESCALATIONS_KEY, after)
+    if start is not None:
+        query = query.where(start)
+    return list(await session.scalars(query.order_by(*ESCALATIONS_KEY).limit(limit)))
 
 
 def live_claim(referral: Referral, now: datetime) -> ClaimRead | None:

@@ -9,20 +9,18 @@ listed again further on. Need to know is applied in the query, as for a single r
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.shared import pagination
 from services.shared.auth import ALL_LOCALITIES, Principal
 from services.spa.referrals.models import Referral, ReferralAssignment, ReferralEvent
-from services.spa.referrals.problems import InvalidCursor
 from services.spa.referrals.service import is_call_handler
 
-CURSOR_PREFIX = "e"
+CHANGES = "referral-changes"
 
 
 @dataclass(frozen=True)
@@ -34,22 +32,19 @@ class Change:
 
 
 def encode_cursor(event_id: int) -> str:
-    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{event_id}".encode()).decode().rstrip("=")
+    return pagination.encode(CHANGES, (event_id,))
 
 
 def decode_cursor(cursor: str | None) -> int:
-    if not cursor:
+    """The timeline event a cursor is after (0 for none); a cursor of another list, or none
+    we gave out, is ``InvalidCursor``."""
+    found = pagination.decode(cursor, CHANGES, (int,))
+    if found is None:
         return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        if not text.startswith(CURSOR_PREFIX) or not text[1:].isdigit() or len(text) > 20:
-            raise ValueError(text)
-        event_id = int(text[1:])
-        if event_id >= 2**63:  # no event has a number past a 64-bit column
-            raise ValueError(text)
-        return event_id
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise InvalidCursor("The cursor is not one this service gave out.") from None
+    event_id: int = found[0]
+    if event_id < 0:
+        raise pagination.InvalidCursor("The cursor is not one this list gave out.")
+    return event_id
 
 
 def visible_to(principal: Principal) -> ColumnElement[bool]:

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Query, Request
 from services.shared.auth import Principal, requires
 from services.shared.clock import Moment, NowDep
 from services.shared.db import SessionDep
+from services.shared.pagination import CursorQuery, InvalidCursor, Limit
 from services.shared.problems import problem_responses
 from services.shared.state import state_of
 from services.spa.audit import record_access
 from services.spa.referrals import changes
-from services.spa.referrals.problems import InvalidCursor
 from services.spa.referrals.schemas import ChangeLinks, ReferralChangePage, ReferralChangeRead
 from services.spa.state import SpaState
 
@@ -39,8 +39,8 @@ async def list_changes(
     now: NowDep,
     principal: Annotated[Principal, requires("referrals:read")],
     updated_since: Annotated[Moment | None, Query()] = None,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: CursorQuery = None,
+    limit: Limit = 50,
 ) -> ReferralChangePage:
     settings = state_of(request.app, SpaState).settings
     after = changes.decode_cursor(cursor)

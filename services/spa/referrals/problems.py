@@ -53,8 +53,3 @@ class AssignmentNoLongerHeld(Problem):
     type = TYPE_PREFIX + "assignment-change-not-applicable"
     title = "The assignment cannot take this change (withdrawn, or not yet accepted)"
     status = 422
-
-
-class InvalidCursor(BadRequest):
-    type = TYPE_PREFIX + "invalid-cursor"
-    title = "The cursor is not one this service gave out"

@@ -4,17 +4,19 @@ changes only its own."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, FastAPI, Path, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, FastAPI, Path, Request, Response, status
 from pydantic import BaseModel
 from sqlalchemy import or_, select
 
+from services.shared import pagination
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.outbox import JobStatus
+from services.shared.pagination import CursorQuery, Limit, LongLimit
 from services.shared.problems import problem_responses
 from services.shared.state import state_of
 from services.spa.api import WakeupsDep
@@ -36,6 +38,7 @@ from services.spa.webhooks.schemas import (
     RecoveryRead,
     RotationCreate,
     SubscriptionCreate,
+    SubscriptionPage,
     SubscriptionRead,
     SubscriptionUpdate,
     SubscriptionWithSecret,
@@ -64,21 +67,33 @@ async def create_subscription(
     return _with_secret(endpoint, endpoint.secret)
 
 
-@router.get("", summary="This client's subscriptions")
-async def list_subscriptions(session: SessionDep, principal: ManagerDep) -> list[SubscriptionRead]:
-    rows = await session.scalars(
-        select(WebhookEndpoint)
-        .where(
-            WebhookEndpoint.client_id == principal.client_id,
-            WebhookEndpoint.purpose == WEBHOOK,
-            or_(
-                WebhookEndpoint.disabled_reason.is_(None),
-                WebhookEndpoint.disabled_reason != DELETED,
-            ),
-        )
-        .order_by(WebhookEndpoint.created_at)
+SUBSCRIPTIONS, MESSAGES = "subscriptions", "messages"
+
+
+@router.get(
+    "",
+    summary="This client's subscriptions",
+    responses=problem_responses(pagination.InvalidCursor),
+)
+async def list_subscriptions(
+    session: SessionDep, principal: ManagerDep, cursor: CursorQuery = None, limit: Limit = 50
+) -> SubscriptionPage:
+    query = select(WebhookEndpoint).where(
+        WebhookEndpoint.client_id == principal.client_id,
+        WebhookEndpoint.purpose == WEBHOOK,
+        or_(WebhookEndpoint.disabled_reason.is_(None), WebhookEndpoint.disabled_reason != DELETED),
     )
-    return [SubscriptionRead.model_validate(row) for row in rows]
+    key = (WebhookEndpoint.created_at, WebhookEndpoint.id)
+    start = pagination.after(key, pagination.decode(cursor, SUBSCRIPTIONS, (datetime, uuid.UUID)))
+    if start is not None:
+        query = query.where(start)
+    rows = list(await session.scalars(query.order_by(*key).limit(limit + 1)))
+    found, next_cursor = pagination.page_of(
+        rows, limit, SUBSCRIPTIONS, lambda row: (row.created_at, row.id)
+    )
+    return SubscriptionPage(
+        items=[SubscriptionRead.model_validate(row) for row in found], next_cursor=next_cursor
+    )
 
 
 @router.get("/{subscription_id}", responses=NOT_FOUND)
@@ -155,17 +170,28 @@ async def ping(
     return MessageRead.model_validate(message)
 
 
-@router.get("/{subscription_id}/messages", summary="The delivery log", responses=NOT_FOUND)
+@router.get(
+    "/{subscription_id}/messages",
+    summary="The delivery log, newest first",
+    responses=problem_responses(SubscriptionNotFound, pagination.InvalidCursor),
+)
 async def list_messages(
     subscription_id: uuid.UUID,
     session: SessionDep,
     principal: ManagerDep,
     status: JobStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: CursorQuery = None,
+    limit: LongLimit = 100,
 ) -> MessagePage:
+    start = pagination.decode(cursor, MESSAGES, (int,))
     endpoint = await service.owned(session, principal, subscription_id)
-    rows = await service.messages(session, endpoint, status, limit)
-    return MessagePage(items=[MessageRead.model_validate(row) for row in rows])
+    rows = await service.messages(
+        session, endpoint, status, limit + 1, before_id=start[0] if start else None
+    )
+    found, next_cursor = pagination.page_of(rows, limit, MESSAGES, lambda row: (row.id,))
+    return MessagePage(
+        items=[MessageRead.model_validate(row) for row in found], next_cursor=next_cursor
+    )
 
 
 @router.get(

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.shared.outbox import JobStatus
+from services.shared.pagination import Page
 from services.shared.vocabulary import Channel
 from services.spa.webhooks.events import EVENT_TYPES
 
@@ -133,8 +134,8 @@ class MessageLog(MessageRead):
     attempts_log: list[AttemptRead]
 
 
-class MessagePage(BaseModel):
-    items: list[MessageRead]
+class MessagePage(Page[MessageRead]):
+    """A subscription's messages, newest first."""
 
 
 class RecoveryCreate(BaseModel):
@@ -145,3 +146,7 @@ class RecoveryCreate(BaseModel):
 
 class RecoveryRead(BaseModel):
     requeued: int
+
+
+class SubscriptionPage(Page[SubscriptionRead]):
+    """A client's subscriptions, oldest first."""

@@ -136,11 +136,18 @@ async def ping(session: AsyncSession, endpoint: WebhookEndpoint) -> WebhookMessa
 
 
 async def messages(
-    session: AsyncSession, endpoint: WebhookEndpoint, status: str | None, limit: int
+    session: AsyncSession,
+    endpoint: WebhookEndpoint,
+    status: str | None,
+    limit: int,
+    before_id: int | None = None,
 ) -> list[WebhookMessage]:
+    """The endpoint's messages newest first, from before ``before_id``."""
     query = select(WebhookMessage).where(WebhookMessage.endpoint_id == endpoint.id)
     if status is not None:
         query = query.where(WebhookMessage.status == status)
+    if before_id is not None:
+        query = query.where(WebhookMessage.id < before_id)
     query = query.order_by(WebhookMessage.id.desc()).limit(limit)
     return list(await session.scalars(query))
 

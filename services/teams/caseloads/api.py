@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.shared import audit
+from services.shared import audit, pagination
 from services.shared.auth import Principal, requires
 from services.shared.batches import (
     BatchAnswer,
@@ -23,6 +23,7 @@ from services.shared.batches import (
 )
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
+from services.shared.pagination import CursorQuery, LongLimit
 from services.shared.problems import Problem, problem_responses
 from services.shared.state import state_of
 from services.shared.vocabulary import AssignmentKind
@@ -49,6 +50,7 @@ from services.teams.caseloads.schemas import (
     WorklistRead,
 )
 from services.teams.directory import service as directory
+from services.teams.directory.api import TeamCodePath
 from services.teams.directory.models import Team
 from services.teams.directory.problems import TeamNotFound, TeamNotPermitted
 from services.teams.directory.schemas import TeamSummary
@@ -161,52 +163,80 @@ async def withdraw_assignment(
     return AssignmentRead.model_validate(assignment)
 
 
+CASELOAD, WORKLIST = "caseload", "worklist"
+
+
 @router.get(
-    "/teams/{team_id}/caseload", responses=problem_responses(TeamNotFound, TeamNotPermitted)
+    "/teams/{team_code}/caseload",
+    responses=problem_responses(TeamNotFound, TeamNotPermitted, pagination.InvalidCursor),
 )
 async def get_caseload(
-    team_id: uuid.UUID,
+    team_code: TeamCodePath,
     session: SessionDep,
     principal: ManagerDep,
     status_filter: Annotated[
         str | None, Query(alias="status", max_length=16, pattern=r"^[a-z_]+$")
     ] = None,
     kind: AssignmentKind | None = None,
+    cursor: CursorQuery = None,
+    limit: LongLimit = 100,
 ) -> CaseloadRead:
-    team = await _team_for(session, principal, team_id, "caseload.read")
-    items = await assignments.caseload(session, team, status=status_filter, kind=kind)
+    start = pagination.decode(cursor, CASELOAD, (datetime, uuid.UUID))
+    team = await _team_for(session, principal, team_code, "caseload.read")
+    items = await assignments.caseload(
+        session, team, status=status_filter, kind=kind, after=start, limit=limit + 1
+    )
     _audit(session, principal, "caseload.read", team.id, resource_type="caseload")
+    found, next_cursor = pagination.page_of(items, limit, CASELOAD, _assignment_key)
     return CaseloadRead(
         team=TeamSummary.model_validate(team),
-        items=[AssignmentRead.model_validate(i) for i in items],
+        items=[AssignmentRead.model_validate(i) for i in found],
+        next_cursor=next_cursor,
     )
 
 
+def _assignment_key(assignment: Assignment) -> tuple[datetime, uuid.UUID]:
+    return (assignment.created_at, assignment.id)
+
+
 @router.get(
-    "/teams/{team_id}/worklist",
+    "/teams/{team_code}/worklist",
     summary="Open cases flagged high-risk, for the team's next MDT meeting",
-    responses=problem_responses(TeamNotFound, TeamNotPermitted),
+    responses=problem_responses(TeamNotFound, TeamNotPermitted, pagination.InvalidCursor),
 )
 async def get_worklist(
-    team_id: uuid.UUID, request: Request, session: SessionDep, principal: ManagerDep
+    team_code: TeamCodePath,
+    request: Request,
+    session: SessionDep,
+    principal: ManagerDep,
+    cursor: CursorQuery = None,
+    limit: LongLimit = 100,
 ) -> WorklistRead:
     settings = state_of(request.app, TeamsState).settings
-    team = await _team_for(session, principal, team_id, "worklist.read")
+    start = pagination.decode(cursor, WORKLIST, (datetime, uuid.UUID))
+    team = await _team_for(session, principal, team_code, "worklist.read")
     _audit(session, principal, "worklist.read", team.id, resource_type="caseload")
-    items = []
-    for case in await assignments.open_cases(session, team):
+    flagged: list[tuple[Assignment, list[str]]] = []
+    for case in await assignments.open_cases(session, team, after=start):
         reasons = assignments.worklist_reasons(
             case.risk,
             frailty_threshold=settings.mdt_frailty_threshold,
             conditions_threshold=settings.mdt_long_term_conditions_threshold,
         )
         if reasons:
-            items.append(
-                WorklistItem.model_validate(
-                    {**AssignmentRead.model_validate(case).model_dump(), "reasons": reasons}
-                )
-            )
-    return WorklistRead(team=TeamSummary.model_validate(team), items=items)
+            flagged.append((case, reasons))
+            if len(flagged) > limit:
+                break
+    found, next_cursor = pagination.page_of(
+        flagged, limit, WORKLIST, lambda item: _assignment_key(item[0])
+    )
+    items = [
+        WorklistItem.model_validate(
+            {**AssignmentRead.model_validate(case).model_dump(), "reasons": reasons}
+        )
+        for case, reasons in found
+    ]
+    return WorklistRead(team=TeamSummary.model_validate(team), items=items, next_cursor=next_cursor)
 
 
 Change = Callable[[AsyncSession, Assignment, Any, datetime], None]
@@ -302,10 +332,10 @@ def _audit(
 
 
 async def _team_for(
-    session: AsyncSession, principal: Principal, team_id: uuid.UUID, action: str
+    session: AsyncSession, principal: Principal, team_code: str, action: str
 ) -> Team:
     """The team whose caseload the client asks for; a refusal is audited."""
-    team = await directory.get_team(session, team_id)
+    team = await directory.get_team(session, team_code)
     if not directory.may_manage(principal, team):
         _audit(session, principal, action, team.id, "caseload", outcome="denied")
         directory.require_team(principal, team)

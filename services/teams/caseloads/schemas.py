@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.shared.clock import Moment
+from services.shared.pagination import Page
 from services.shared.vocabulary import AssignmentKind, AssignmentStatus, Pathway, Urgency
 from services.teams.directory.schemas import TeamSummary
 
@@ -93,9 +94,10 @@ class AssignmentRead(BaseModel):
     created_at: datetime
 
 
-class CaseloadRead(BaseModel):
+class CaseloadRead(Page[AssignmentRead]):
+    """A team's assignments, oldest first."""
+
     team: TeamSummary
-    items: list[AssignmentRead]
 
 
 class DeclineReason(StrEnum):
@@ -133,6 +135,7 @@ class WorklistItem(AssignmentRead):
     reasons: list[str] = Field(description="Why the case is on the worklist")
 
 
-class WorklistRead(BaseModel):
+class WorklistRead(Page[WorklistItem]):
+    """A team's open high-risk cases, oldest first."""
+
     team: TeamSummary
-    items: list[WorklistItem]

@@ -13,10 +13,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.shared import pagination
 from services.shared.auth import Principal
 from services.shared.logging import current_request_id
 from services.shared.tracing import current_traceparent
@@ -236,14 +237,28 @@ def _report(
 
 
 async def caseload(
-    session: AsyncSession, team: Team, *, status: str | None, kind: str | None
+    session: AsyncSession,
+    team: Team,
+    *,
+    status: str | None,
+    kind: str | None,
+    after: tuple[Any, ...] | None = None,
+    limit: int | None = None,
 ) -> list[Assignment]:
-    query = select(Assignment).where(Assignment.team_id == team.id)
+    """The team's assignments oldest first, from after the key ``after`` (created_at, id)."""
+    query = _in_order(select(Assignment).where(Assignment.team_id == team.id), after)
     if status is not None:
         query = query.where(Assignment.status == status)
     if kind is not None:
         query = query.where(Assignment.kind == kind)
-    return list(await session.scalars(query.order_by(Assignment.created_at, Assignment.id)))
+    return list(await session.scalars(query.limit(limit)))
+
+
+def _in_order(query: Select[Any], after: tuple[Any, ...] | None) -> Select[Any]:
+    start = pagination.after([Assignment.created_at, Assignment.id], after)
+    if start is not None:
+        query = query.where(start)
+    return query.order_by(Assignment.created_at, Assignment.id)
 
 
 def worklist_reasons(
@@ -261,6 +276,8 @@ def worklist_reasons(
     return reasons
 
 
-async def open_cases(session: AsyncSession, team: Team) -> list[Assignment]:
+async def open_cases(
+    session: AsyncSession, team: Team, *, after: tuple[Any, ...] | None = None
+) -> list[Assignment]:
     query = select(Assignment).where(Assignment.team_id == team.id, Assignment.status.in_(OPEN))
-    return list(await session.scalars(query.order_by(Assignment.created_at, Assignment.id)))
+    return list(await session.scalars(_in_order(query, after)))

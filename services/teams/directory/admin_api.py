@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
+from services.shared import pagination
 from services.shared.auth import Principal, requires
 from services.shared.clock import NowDep
 from services.shared.db import SessionDep
 from services.shared.identifiers import OdsCode
+from services.shared.pagination import CursorQuery, Limit
 from services.shared.problems import problem_responses
 from services.teams.directory.admin import (
     LOCALITIES,
@@ -80,27 +82,33 @@ async def put_directory(
     return DirectoryLoadRead.model_validate(counts)
 
 
-@router.get("/changes", summary="The directory's version history, newest first")
+CHANGES = "directory-changes"
+
+
+@router.get(
+    "/changes",
+    summary="The directory's version history, newest first",
+    responses=problem_responses(pagination.InvalidCursor),
+)
 async def get_changes(
     session: SessionDep,
     _: Reader,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before_id: Annotated[
-        int | None, Query(ge=1, le=2**63 - 1, description="Changes older than this id")
-    ] = None,
+    cursor: CursorQuery = None,
+    limit: Limit = 50,
     entity_type: EntityType | None = None,
     entity_code: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> DirectoryChangePage:
+    start = pagination.decode(cursor, CHANGES, (int,))
     rows = await list_changes(
         session,
         limit=limit + 1,
-        before_id=before_id,
+        before_id=start[0] if start else None,
         entity_type=entity_type,
         entity_code=entity_code,
     )
-    items = [DirectoryChangeRead.model_validate(row) for row in rows[:limit]]
+    found, next_cursor = pagination.page_of(rows, limit, CHANGES, lambda row: (row.id,))
     return DirectoryChangePage(
-        items=items, next_before_id=items[-1].id if len(rows) > limit else None
+        items=[DirectoryChangeRead.model_validate(row) for row in found], next_cursor=next_cursor
     )
 
 

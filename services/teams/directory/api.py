@@ -6,13 +6,15 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.shared import pagination
 from services.shared.auth import Principal, requires
 from services.shared.clock import Moment, NowDep
 from services.shared.db import SessionDep
 from services.shared.identifiers import OdsCode, PostcodeDistrict
+from services.shared.pagination import CursorQuery, Limit
 from services.shared.problems import ValidationFailed, problem_responses
 from services.shared.state import state_of
 from services.shared.vocabulary import Escalation, Pathway
@@ -27,6 +29,7 @@ from services.teams.directory.schemas import (
     ResolutionQuery,
     ResolutionRead,
     ResolutionStep,
+    TeamPage,
     TeamRead,
     TeamSummary,
 )
@@ -149,46 +152,69 @@ async def locate(
     )
 
 
-@router.get("/teams", summary="Active teams")
+TEAMS = "teams"
+TeamCodePath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="The team's code in the directory (as `code` on every team read)",
+    ),
+]
+
+
+@router.get(
+    "/teams",
+    summary="Active teams, by code",
+    responses=problem_responses(pagination.InvalidCursor),
+)
 async def list_teams(
     request: Request,
     session: SessionDep,
     now: NowDep,
     _: Annotated[Principal, requires("directory:read")],
-) -> list[TeamRead]:
+    cursor: CursorQuery = None,
+    limit: Limit = 50,
+) -> TeamPage:
     max_age = _capacity_max_age(request)
-    return [
-        await service.team_read(session, team, now, max_age)
-        for team in await service.list_teams(session)
-    ]
+    start = pagination.decode(cursor, TEAMS, (str,))
+    teams = await service.list_teams(
+        session, after_code=start[0] if start else None, limit=limit + 1
+    )
+    found, next_cursor = pagination.page_of(teams, limit, TEAMS, lambda team: (team.code,))
+    return TeamPage(
+        items=[await service.team_read(session, team, now, max_age) for team in found],
+        next_cursor=next_cursor,
+    )
 
 
-@router.get("/teams/{team_id}", responses=problem_responses(TeamNotFound))
+@router.get("/teams/{team_code}", responses=problem_responses(TeamNotFound))
 async def get_team(
-    team_id: uuid.UUID,
+    team_code: TeamCodePath,
     request: Request,
     session: SessionDep,
     now: NowDep,
     _: Annotated[Principal, requires("directory:read")],
 ) -> TeamRead:
-    team = await service.get_team(session, team_id)
+    team = await service.get_team(session, team_code)
     return await service.team_read(session, team, now, _capacity_max_age(request))
 
 
 @router.put(
-    "/teams/{team_id}/capacity",
+    "/teams/{team_code}/capacity",
     summary="A team reports its capacity and operating status",
     responses=problem_responses(TeamNotFound, TeamNotPermitted),
 )
 async def put_capacity(
-    team_id: uuid.UUID,
+    team_code: TeamCodePath,
     body: CapacityUpdate,
     request: Request,
     session: SessionDep,
     now: NowDep,
     principal: Annotated[Principal, requires("caseload:manage")],
 ) -> CapacityRead:
-    team = await service.get_team(session, team_id)
+    team = await service.get_team(session, team_code)
     service.require_team(principal, team)
     service.update_capacity(team, body, now)
     return service.capacity_read(team, now, _capacity_max_age(request))

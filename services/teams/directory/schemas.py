@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.shared.clock import Moment
 from services.shared.identifiers import OdsCode, PostcodeDistrict
+from services.shared.pagination import Page
 from services.shared.vocabulary import Escalation, Pathway, TeamType
 
 
@@ -66,6 +67,10 @@ class TeamRead(TeamSummary):
     hours: dict[str, Any] | None
     endpoint_url: str | None
     capacity: CapacityRead
+
+
+class TeamPage(Page[TeamRead]):
+    """Active teams, by code."""
 
 
 class ResolutionStep(BaseModel):
@@ -142,8 +147,5 @@ class DirectoryChangeRead(BaseModel):
     after: dict[str, Any] | None = Field(description="The entry after; null when retired")
 
 
-class DirectoryChangePage(BaseModel):
-    items: list[DirectoryChangeRead] = Field(description="Newest first")
-    next_before_id: int | None = Field(
-        description="Pass as before_id for the next page; null on the last page"
-    )
+class DirectoryChangePage(Page[DirectoryChangeRead]):
+    """The directory's changes, newest first."""

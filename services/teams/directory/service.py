@@ -3,7 +3,6 @@ They flush; the request edge commits."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -26,17 +25,20 @@ def require_team(principal: Principal, team: Team) -> None:
         raise TeamNotPermitted(f"This client does not act for {team.name}.")
 
 
-async def get_team(session: AsyncSession, team_id: uuid.UUID) -> Team:
-    team = await session.get(Team, team_id)
+async def get_team(session: AsyncSession, code: str) -> Team:
+    """The team of a code (a retired one too: its caseload may still hold cases)."""
+    team = await session.scalar(select(Team).where(Team.code == code))
     if team is None:
-        raise TeamNotFound(f"No team has the id {team_id}.")
+        raise TeamNotFound(f"No team has the code {code}.")
     return team
 
 
-async def list_teams(session: AsyncSession) -> list[Team]:
-    return list(
-        await session.scalars(select(Team).where(Team.retired_at.is_(None)).order_by(Team.code))
-    )
+async def list_teams(session: AsyncSession, *, after_code: str | None, limit: int) -> list[Team]:
+    """Active teams by code, from after ``after_code``, ``limit`` of them."""
+    query = select(Team).where(Team.retired_at.is_(None))
+    if after_code is not None:
+        query = query.where(Team.code > after_code)
+    return list(await session.scalars(query.order_by(Team.code).limit(limit)))
 
 
 async def team_read(
