@@ -62,6 +62,8 @@ class Received:
     referral: Referral
     # Whether replies of its changes go back to the sender (it registered the endpoint).
     replies: bool
+    # Clinical elements left out as invalid (their FHIRPaths), told back as warnings.
+    left_out: tuple[str, ...] = ()
 
 
 async def receive(
@@ -79,7 +81,7 @@ async def receive(
     if message.action is Action.CANCEL:
         _cancel(session, message, referral, principal)
     else:
-        _amend(session, message, referral, principal, door.mapping)
+        _amend(session, message, referral, principal, door.mapping, now)
     await _remember(session, message, principal, request_id, referral, now, door.settings)
     door.wake_router()
     return Received(referral, await replies.has_route(session, referral.id))
@@ -102,7 +104,8 @@ async def _take_in(
     now: datetime,
     door: Door,
 ) -> Received:
-    body = translate.referral_create(message, principal, door.mapping)
+    left_out: list[str] = []
+    body = translate.referral_create(message, principal, door.mapping, now=now, left_out=left_out)
     routed: list[bool] = []
 
     async def reply_route(referral: Referral) -> None:
@@ -138,7 +141,7 @@ async def _take_in(
             "A message with this X-Request-Id was being processed when this one arrived.",
             headers=RETRY_AFTER,
         )
-    return Received(taken.referral, any(routed))
+    return Received(taken.referral, any(routed), tuple(left_out))
 
 
 def _refused_by_intake(message: Message, exc: ValidationFailed) -> MessageUnprocessable:
@@ -202,6 +205,7 @@ def _amend(
     referral: Referral,
     principal: Principal,
     mapping: CodeMapping,
+    now: datetime,
 ) -> None:
     """Take the patient's identity details and the referrer's note from an update, and a
     safeguarding concern it newly raises (escalated to the CRU at once); what the referral was
@@ -211,7 +215,7 @@ def _amend(
             f"The referral is {referral.status}; an update can no longer change it.",
             expression=[message.path(message.service_request, "status")],
         )
-    body = translate.referral_create(message, principal, mapping)
+    body = translate.referral_create(message, principal, mapping, now=now)
     changed = _triage_changes(referral, body)
     if changed:
         raise MessageUnprocessable(
