@@ -11,7 +11,15 @@ from enum import StrEnum
 from typing import Annotated, Literal, Self
 
 import phonenumbers
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from services.shared.clock import Moment
 from services.shared.identifiers import Postcode
@@ -334,13 +342,17 @@ class ClinicalIn(BaseModel):
     )
     observations: list[News2In] = Field(default_factory=list, max_length=16)
 
-    @model_validator(mode="after")
-    def _incident_not_at_home(self) -> Self:
-        home = self.patient_contact.address if self.patient_contact is not None else None
-        incident = self.incident_location.address if self.incident_location else None
+    @field_validator("incident_location")
+    @classmethod
+    def _incident_not_at_home(
+        cls, value: IncidentLocationIn | None, info: ValidationInfo
+    ) -> IncidentLocationIn | None:
+        contact = info.data.get("patient_contact")
+        home = contact.address if contact is not None else None
+        incident = value.address if value is not None else None
         if home is not None and incident is not None and _same_place(home, incident):
             raise ValueError("an incident location is given only where it is not the home")
-        return self
+        return value
 
 
 def _same_place(one: AddressIn, other: AddressIn) -> bool:
