@@ -217,3 +217,23 @@ async def test_what_the_published_example_carries_lands_and_its_bad_numbers_are_
             f"Bundle.entry[{_index(published, 'Patient')}].resource.telecom[0]",
         ]
     )
+
+
+async def test_an_update_replaces_the_clinical_payload(stack: Stack) -> None:
+    first = _ambulance_message(stack)
+    made = await _send(stack, first)
+    update = bars.change_of(first, reason="update", status="active")
+    bars.resource(update, "Practitioner")["telecom"][0]["value"] = "0113 496 0999"
+    _news2(update, 7, stack.clock().isoformat())
+    updated = await _send(stack, update)
+    clinical = await _clinical(stack, made)
+
+    assert updated.status_code == 200, updated.text
+    assert _warnings(updated) == []
+    assert clinical["clinician"]["call_back"] == "+441134960999"
+    assert [o["score"] for o in clinical["observations"]] == [5, 7]
+    referral_id = bars.resource(made.json(), "ServiceRequest")["id"]
+    async with stack.client("spa", "ambulance-cad") as cad:
+        events = (await cad.get(f"/v1/referrals/{referral_id}/timeline")).json()["events"]
+    amended = [e["detail"]["fields"] for e in events if e["event_type"] == "amended"]
+    assert amended == [["clinical"]]
