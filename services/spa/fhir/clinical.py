@@ -42,6 +42,7 @@ from services.spa.referrals.clinical_schemas import (
     PhoneIn,
     RegistrationIn,
     SnomedConcept,
+    same_place,
 )
 
 log = structlog.get_logger(__name__)
@@ -96,13 +97,12 @@ def clinical_in(
     home = found["patient_contact"].address if found["patient_contact"] else None
     found["incident_location"] = _incident_location(reading, home)
     present = {key: value for key, value in found.items() if value}
+    # Each part is valid alone, and the incident is not at home: together they are too, so the
+    # whole is left out only if this reading and the model ever disagree.
+    where = message.path(message.service_request)
+    payload = reading.valid(ClinicalIn, present, where) if present else None
     left_out += reading.left_out
-    if not present:
-        return None
-    # Each part is valid alone, and the incident is not at home: together they are too.
-    return ClinicalIn.model_validate(
-        {key: v.model_dump() if isinstance(v, BaseModel) else v for key, v in present.items()}
-    )
+    return payload
 
 
 def _name(names: list[HumanName]) -> str | None:
@@ -262,8 +262,8 @@ def _incident_location(reading: _Reading, home: AddressIn | None) -> IncidentLoc
 
 
 def _at_home(place: AddressIn, home: AddressIn) -> bool:
-    same_lines = [x.lower() for x in place.lines] == [x.lower() for x in home.lines]
-    return place.postcode == home.postcode and (same_lines or not place.lines)
+    """The home, or a place given by the home's postcode alone."""
+    return same_place(place, home) or (place.postcode == home.postcode and not place.lines)
 
 
 def _summary(message: Message) -> str | None:

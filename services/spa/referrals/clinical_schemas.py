@@ -350,12 +350,14 @@ class ClinicalIn(BaseModel):
         contact = info.data.get("patient_contact")
         home = contact.address if contact is not None else None
         incident = value.address if value is not None else None
-        if home is not None and incident is not None and _same_place(home, incident):
+        if home is not None and incident is not None and same_place(home, incident):
             raise ValueError("an incident location is given only where it is not the home")
         return value
 
 
-def _same_place(one: AddressIn, other: AddressIn) -> bool:
+def same_place(one: AddressIn, other: AddressIn) -> bool:
+    """Whether two addresses are one: the same postcode and lines (case and spacing aside)."""
+
     def lines(address: AddressIn) -> list[str]:
         return [line.strip().lower() for line in address.lines]
 
