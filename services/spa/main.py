@@ -192,8 +192,9 @@ async def _webhooks(
             batch_size=settings.webhook_batch_size,
             max_in_flight=4 * settings.webhook_batch_size,
             claim_filter=deliver.claim_filter,
-            # A BaRS sender's replies leave one at a time per referral, in order; one given up
-            # (after a day of tries) holds back none of the later ones.
+            # A referral's webhook events leave for each endpoint one at a time, in order, and a
+            # BaRS sender's replies likewise; one given up (after a day of tries) holds back none
+            # of the later ones.
             in_order_of="in_order_of",
             failed_blocks=False,
             poll_interval=settings.webhook_poll_interval_seconds,

@@ -35,11 +35,15 @@ class _Coding(BaseModel):
 class _CodeEntry(_Coding):
     need: Need | None = None
     red_flag: RedFlag | None = None
+    # A code reviewed and found to add no need or red flag of its own (another code of the same
+    # message carries what matters): why, in the reviewer's words.
+    adds_nothing: str | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _one_target(self) -> Self:
-        if (self.need is None) == (self.red_flag is None):
-            raise ValueError("an entry names exactly one of need and red_flag")
+        named = [self.need, self.red_flag, self.adds_nothing]
+        if sum(target is not None for target in named) != 1:
+            raise ValueError("an entry names exactly one of need, red_flag and adds_nothing")
         return self
 
 
@@ -53,6 +57,7 @@ class _MappingFile(BaseModel):
     version: str = Field(min_length=1, max_length=32)
     use_cases: list[_Coding] = Field(min_length=1)
     priorities: dict[str, Urgency]
+    ambulance_categories: dict[str, Urgency] = Field(default_factory=dict)
     consent: list[_ConsentEntry] = Field(default_factory=list)
     codes: list[_CodeEntry]
 
@@ -65,9 +70,11 @@ class CodeMapping:
     version: str
     use_cases: frozenset[Key]
     priorities: dict[str, Urgency]
+    ambulance_categories: dict[str, Urgency]
     consent: dict[Key, ConsentBasis]
     needs: dict[Key, Need]
     red_flags: dict[Key, RedFlag]
+    adds_nothing: frozenset[Key]
 
 
 def load_mapping(path: Path | None = None) -> CodeMapping:
@@ -106,7 +113,9 @@ def _mapping(parsed: _MappingFile, source: Path) -> CodeMapping:
         version=parsed.version,
         use_cases=frozenset((case.system, case.code) for case in parsed.use_cases),
         priorities=dict(parsed.priorities),
+        ambulance_categories=dict(parsed.ambulance_categories),
         consent={(entry.system, entry.code): entry.basis for entry in parsed.consent},
         needs={(e.system, e.code): e.need for e in parsed.codes if e.need is not None},
         red_flags={(e.system, e.code): e.red_flag for e in parsed.codes if e.red_flag is not None},
+        adds_nothing=frozenset((e.system, e.code) for e in parsed.codes if e.adds_nothing),
     )

@@ -37,6 +37,7 @@ SYMPTOM_CODES = (
     "https://fhir.nhs.uk/CodeSystem/pathways-sg-codes",
     "https://fhir.nhs.uk/CodeSystem/pathways-sd-codes",
 )
+AMBULANCE_CATEGORIES = "https://fhir.nhs.uk/CodeSystem/arp-priority-code"
 FLAG_CATEGORIES = "https://fhir.nhs.uk/CodeSystem/flag-categories-bars"
 SAFEGUARDING = "SG"
 DOS_SERVICE = "dos-service-id|"
@@ -145,6 +146,8 @@ def _codes(
             elif key in mapping.red_flags:
                 red_flags.append(mapping.red_flags[key].value)
                 mapped = True
+            elif key in mapping.adds_nothing:
+                mapped = True
         if not mapped:
             unmapped.extend({"system": system, "code": code} for system, code in keys)
     return needs, red_flags, unmapped
@@ -163,15 +166,37 @@ def _symptoms(message: Message) -> list[CodeableConcept]:
 
 
 def _urgency(message: Message, mapping: CodeMapping) -> str:
+    """ServiceRequest.priority; else, for a message without one (a validation request), the
+    ambulance response category its CarePlan carries."""
     priority = message.service_request.priority
+    if priority is None:
+        for category in _ambulance_categories(message):
+            if category in mapping.ambulance_categories:
+                return mapping.ambulance_categories[category].value
     urgency = mapping.priorities.get(priority or "")
     if urgency is None:
+        expected = "ServiceRequest.priority must be one of " + ", ".join(sorted(mapping.priorities))
+        if mapping.ambulance_categories:
+            expected += ", or be absent with a CarePlan ambulance response category of " + (
+                ", ".join(sorted(mapping.ambulance_categories))
+            )
         raise MessageUnprocessable(
-            "ServiceRequest.priority must be one of " + ", ".join(sorted(mapping.priorities)) + ".",
+            expected + ".",
             expression=[message.path(message.service_request, "priority")],
             issue_code="required" if priority is None else "code-invalid",
         )
     return urgency.value
+
+
+def _ambulance_categories(message: Message) -> list[str]:
+    return [
+        coding.code
+        for plan in message.all_of(CarePlan)
+        for activity in plan.activity or []
+        for concept in activity.outcomeCodeableConcept or []
+        for coding in concept.coding or []
+        if coding.system == AMBULANCE_CATEGORIES and coding.code
+    ]
 
 
 def _patient_in(message: Message, patient: Patient) -> dict[str, Any]:

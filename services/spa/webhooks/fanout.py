@@ -132,7 +132,17 @@ def message_for(event: WebhookEvent, endpoint: WebhookEndpoint, body: str) -> We
         payload=body,
         request_id=event.request_id,
         traceparent=event.traceparent,
+        # One referral's events reach each endpoint one at a time, in the order of their seq.
+        in_order_of=in_order_of(endpoint, event),
     )
+
+
+def in_order_of(endpoint: WebhookEndpoint, event: WebhookEvent) -> str | None:
+    """The key a message waits behind others of: its endpoint and its referral (an event of no
+    referral, such as ``message.failed``, waits for nothing)."""
+    if event.referral_id is None:
+        return None
+    return f"{endpoint.id.hex}:{event.referral_id.hex}"
 
 
 def payload(event: WebhookEvent) -> str:

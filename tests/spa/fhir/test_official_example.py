@@ -1,5 +1,5 @@
 """NHS England's published BaRS 999 validation request (its patient swapped for a synthetic
-one; see data/README.md), fed to the receiver as published and as the referral it would be."""
+one; see data/README.md): taken, routed by the triage rules and answered back to its sender."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from tests.stack import Stack
 PUBLISHED = Path(__file__).parent / "data" / "bars-validation-request-1.1.0.json"
 PROCESS = "/FHIR/R4/$process-message"
 SOURCE = "http://fhir.nhs.uk/Id/dos-service-id|2222222222"  # as the example names its sender
-CATEGORY = "https://fhir.nhs.uk/CodeSystem/message-category-servicerequest"
 
 
 @pytest.fixture
@@ -35,14 +34,6 @@ def _published() -> dict[str, Any]:
     return found
 
 
-def _as_referral(bundle: dict[str, Any]) -> dict[str, Any]:
-    """What a referral has that a validation request lacks: its use case and a priority."""
-    request = bars.resource(bundle, "ServiceRequest")
-    request["category"] = [{"coding": [{"system": CATEGORY, "code": "referral"}]}]
-    request["priority"] = "urgent"
-    return bundle
-
-
 async def _post(stack: Stack, bundle: dict[str, Any]) -> Any:
     async with stack.client("spa", "ambulance-cad", idempotency_keys=False) as cad:
         return await cad.post(
@@ -50,21 +41,7 @@ async def _post(stack: Stack, bundle: dict[str, Any]) -> Any:
         )
 
 
-async def test_the_published_validation_request_is_refused_as_a_use_case_not_taken(
-    stack: Stack,
-) -> None:
-    answer = await _post(stack, _published())
-
-    assert answer.status_code == 422, answer.text
-    outcome = answer.json()
-    assert bars.bars_codes(outcome) == [("REC_UNPROCESSABLE_ENTITY", "not-supported")]
-    assert outcome["issue"][0]["expression"] == ["Bundle.entry[1].resource.category"]
-    assert await stack.count_rows("spa", Referral) == 0
-
-
-async def test_the_published_message_as_a_referral_is_taken_in_held_and_answered_back(
-    stack: Stack, receiver: Receiver
-) -> None:
+async def _register_sender(stack: Stack, receiver: Receiver) -> None:
     state = stack.apps["spa"].state
     async with state.sessionmaker() as session, session.begin():
         await webhooks.register_bars_endpoint(
@@ -75,41 +52,88 @@ async def test_the_published_message_as_a_referral_is_taken_in_held_and_answered
             headers={},
             policy=state.webhook_url_policy,
         )
-    published = _published()
-    answer = await _post(stack, _as_referral(published))
-    assert answer.status_code == 200, answer.text
-    referral_id = bars.resource(answer.json(), "ServiceRequest")["id"]
 
+
+async def _reply(stack: Stack, receiver: Receiver) -> tuple[dict[str, Any], dict[str, str]]:
     async def replied() -> list[Any] | None:
-        got = receiver.at("/cad/$process-message")
-        return got or None
+        return receiver.at("/cad/$process-message") or None
 
     got = await stack.wait_for(replied, within=15)
-    reply = json.loads(got[0].body)
-    async with state.sessionmaker() as session:
+    assert len(got) == 1
+    reply: dict[str, Any] = json.loads(got[0].body)
+    return reply, dict(got[0].headers)
+
+
+async def _referral(stack: Stack, referral_id: str) -> tuple[Referral | None, int | None]:
+    async with stack.apps["spa"].state.sessionmaker() as session:
         referral = await session.get(Referral, referral_id)
         count = await session.scalar(select(func.count()).select_from(Referral))
+    return referral, count
 
+
+async def test_the_published_message_is_taken_routed_and_answered_back(
+    stack: Stack, receiver: Receiver
+) -> None:
+    await _register_sender(stack, receiver)
+    published = _published()
+
+    answer = await _post(stack, published)
+
+    assert answer.status_code == 200, answer.text
+    request = bars.resource(answer.json(), "ServiceRequest")
+    referral_id = request["id"]
+    referral, count = await _referral(stack, referral_id)
     assert referral is not None
     assert count == 1
     assert referral.channel == "ambulance"
     assert referral.nhs_number == "9991234578"
-    # Its Pathways symptom group and discriminator are codes the county has not mapped: kept,
-    # and a call handler decides.
-    assert referral.status == "awaiting_assessment"
-    assert referral.queue_reason == "unmapped_codes"
-    assert referral.channel_details["unmapped_codes"] == [
-        {"system": "https://fhir.nhs.uk/CodeSystem/pathways-sd-codes", "code": "SD4033"},
-        {"system": "https://fhir.nhs.uk/CodeSystem/pathways-sg-codes", "code": "SG1137"},
-    ]
-    assert referral.needs == []
-    assert referral.red_flags == []
+    # Category 3 is the urgency of a two-hour response; the discriminator (new or worsening
+    # breathlessness) is a red flag, so the triage rules hand the case back to the ambulance
+    # service; the symptom group (palpitations) adds nothing of its own and holds nothing up.
+    assert referral.urgency == "crisis"
+    assert referral.red_flags == ["breathing_difficulty"]
+    assert referral.channel_details.get("unmapped_codes", []) == []
+    assert referral.status == "redirected_emergency"
+    assert referral.pathway == "redirect_emergency"
+    assert bars.tag(request, "urn:spa-platform:referral-status") == "redirected_emergency"
+
+    reply, headers = await _reply(stack, receiver)
     header = bars.resource(reply, "MessageHeader")
     assert header["response"] == {"identifier": published["id"], "code": "ok"}
     assert header["destination"][0]["endpoint"] == SOURCE
-    request = bars.resource(reply, "ServiceRequest")
-    assert request["id"] == referral_id
-    assert bars.tag(request, "urn:spa-platform:referral-event") == "awaiting_assessment"
-    assert bars.tag(request, "urn:spa-platform:queue_reason") == "unmapped_codes"
-    target = json.loads(base64.b64decode(got[0].headers["nhsd-target-identifier"]))
+    replied = bars.resource(reply, "ServiceRequest")
+    assert replied["id"] == referral_id
+    assert bars.tag(replied, "urn:spa-platform:referral-event") == "redirected_emergency"
+    target = json.loads(base64.b64decode(headers["nhsd-target-identifier"]))
     assert target == {"value": "2222222222", "system": "http://fhir.nhs.uk/Id/dos-service-id"}
+
+
+async def test_the_published_message_with_a_discriminator_not_listed_is_held(
+    stack: Stack, receiver: Receiver
+) -> None:
+    """The same message reaching a discriminator the county has not reviewed: kept, and a call
+    handler decides; its symptom group is known, so only the discriminator is listed."""
+    await _register_sender(stack, receiver)
+    published = _published()
+    plan = bars.resource(published, "CarePlan")
+    for concept in plan["activity"][0]["outcomeCodeableConcept"]:
+        for coding in concept.get("coding", []):
+            if coding["code"] == "SD4033":
+                coding["code"] = "SD4999"
+
+    answer = await _post(stack, published)
+
+    assert answer.status_code == 200, answer.text
+    referral_id = bars.resource(answer.json(), "ServiceRequest")["id"]
+    reply, _ = await _reply(stack, receiver)
+    referral, _ = await _referral(stack, referral_id)
+    assert referral is not None
+    assert referral.status == "awaiting_assessment"
+    assert referral.queue_reason == "unmapped_codes"
+    assert referral.channel_details["unmapped_codes"] == [
+        {"system": "https://fhir.nhs.uk/CodeSystem/pathways-sd-codes", "code": "SD4999"},
+    ]
+    assert referral.red_flags == []
+    replied = bars.resource(reply, "ServiceRequest")
+    assert bars.tag(replied, "urn:spa-platform:referral-event") == "awaiting_assessment"
+    assert bars.tag(replied, "urn:spa-platform:queue_reason") == "unmapped_codes"

@@ -149,14 +149,15 @@ async def test_version_and_use_case_are_checked(stack: Stack) -> None:
     async with stack.client("spa", "nhs111-system", idempotency_keys=False) as nhs111:
         missing = await _post(nhs111, bars.message(version=None))
         unsupported = await _post(nhs111, bars.message(version="2.0.0"))
-        validation = await _post(nhs111, bars.message(use_case="validation"))
+        booking = await _post(nhs111, bars.message(use_case="booking"))
     assert missing.status_code == 400
     assert bars.bars_codes(missing.json()) == [("REC_BAD_REQUEST", "required")]
     assert missing.json()["issue"][0]["expression"] == ["Bundle.meta.versionId"]
     assert unsupported.status_code == 422
     assert bars.bars_codes(unsupported.json()) == [("REC_UNPROCESSABLE_ENTITY", "not-supported")]
-    assert validation.status_code == 422
-    assert validation.json()["issue"][0]["expression"] == ["Bundle.entry[1].resource.category"]
+    assert booking.status_code == 422
+    assert bars.bars_codes(booking.json()) == [("REC_UNPROCESSABLE_ENTITY", "not-supported")]
+    assert booking.json()["issue"][0]["expression"] == ["Bundle.entry[1].resource.category"]
 
 
 async def test_a_malformed_bundle_is_a_bad_request_naming_the_element(stack: Stack) -> None:
