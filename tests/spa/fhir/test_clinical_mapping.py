@@ -16,7 +16,7 @@ import pytest
 
 from tests.log_scan import findings
 from tests.spa.fhir import bars
-from tests.spa.fhir.test_official_example import _as_referral, _published
+from tests.spa.fhir.test_official_example import _published
 from tests.stack import Stack
 
 PROCESS = "/FHIR/R4/$process-message"
@@ -185,7 +185,7 @@ async def test_the_incident_location_at_home_is_not_repeated(stack: Stack) -> No
 async def test_what_the_published_example_carries_lands_and_its_bad_numbers_are_left_out(
     stack: Stack,
 ) -> None:
-    published = _as_referral(_published())
+    published = _published()
     async with stack.client("spa", "ambulance-cad", idempotency_keys=False) as cad:
         answer = await cad.post(PROCESS, content=json.dumps(published), headers=bars.headers())
     clinical = await _clinical(stack, answer)
