@@ -69,3 +69,35 @@ def referral(
         body["safeguarding"] = safeguarding
     body.update(overrides)
     return body
+
+
+def clinical(taken_at: str, **overrides: Any) -> dict[str, Any]:
+    """A referral's clinical payload with every part filled (fictional clinician and places;
+    telephone numbers from Ofcom's ranges for drama, which the UK numbering plan holds valid).
+    Its values are ones the log scan looks for (tests/log_scan.py)."""
+    body: dict[str, Any] = {
+        "clinician": {
+            "name": "Robin Quillfeather",
+            "role": "Paramedic",
+            "registration": {"regulator": "hcpc", "number": "PA 123456"},
+            "call_back": "020 7946 0321",
+        },
+        "patient_contact": {
+            "phones": [{"number": "0113 496 0555", "use": "home"}],
+            "address": {"lines": ["1 Fictional Row"], "town": "Wealdmoor", "postcode": "XW1 2ZZ"},
+            "communication": {
+                "interpreter_language": "pl",
+                "adjustments": ["large_print"],
+                "note": "Prefers morning calls.",
+            },
+        },
+        "incident_location": {
+            "address": {"lines": ["Outside the Corn Exchange"], "postcode": "XW1 3ZZ"},
+            "description": "Bus stop by the market.",
+        },
+        "summary": "Found on the floor by a neighbour; no head injury.",
+        "snomed_codes": [{"code": "1912002", "display": "Fall"}],
+        "observations": [{"kind": "news2", "score": 3, "taken_at": taken_at}],
+    }
+    body.update(overrides)
+    return body

@@ -33,6 +33,11 @@ def test_a_clean_line_is_clean() -> None:
         ("born", "1941-03-14", "date"),
         ("where", "XW1 2ZZ", "postcode"),
         ("note", "Fictional test referral.", "free_text:Fictional test referral"),
+        ("call_back", "+442079460321", "phone"),
+        ("phone", "0113 496 0555", "phone"),
+        ("clinician", "Robin Quillfeather", "name:Quillfeather"),
+        ("summary", "Found on the floor by a neighbour", "free_text:Found on the floor"),
+        ("registration", "PA123456", "free_text:PA123456"),
     ],
 )
 def test_each_kind_of_identifier_is_found(field: str, value: str, kind: str | None) -> None:
@@ -56,3 +61,8 @@ def test_digits_inside_an_id_are_not_an_nhs_number() -> None:
 
     assert findings(line) == []
     assert findings('{"referral_id": "x", "note": "2039612467"}') == ["nhs_number"]
+
+
+def test_numbers_of_ours_are_not_telephone_numbers() -> None:
+    line = json.dumps({**CLEAN, "duration_ms": 0.0123456789, "seq": 12345678901, "port": 8080})
+    assert "phone" not in findings(line)

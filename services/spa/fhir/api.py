@@ -219,6 +219,7 @@ async def process_message(
         endpoint=settings.bars_target_identifier,
         now=now,
         replies=received.replies,
+        left_out=received.left_out,
     )
     return FhirResponse(answer)
 

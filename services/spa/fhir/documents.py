@@ -82,6 +82,12 @@ NO_REPLIES = (
 )
 
 
+LEFT_OUT = (
+    "This element's value is not valid (e.g. a telephone number outside the UK numbering "
+    "plan): it was left out of the referral's clinical details, and the referral taken in."
+)
+
+
 def response_message(
     message: Message,
     referral: Referral,
@@ -90,10 +96,12 @@ def response_message(
     endpoint: str,
     now: datetime,
     replies: bool = True,
+    left_out: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The synchronous answer to a message: a message Bundle whose MessageHeader responds
-    ``ok`` to the one received (``answers`` its id), with the referral as it now stands; and,
-    when no replies will follow, an OperationOutcome that says so."""
+    ``ok`` to the one received (``answers`` its id), with the referral as it now stands; and
+    an OperationOutcome of warnings when no replies will follow, or when elements of the
+    clinical payload were left out as invalid (``left_out``, their FHIRPaths)."""
     received = message.header
     version = message.bundle.meta.versionId if message.bundle.meta is not None else None
     request_full_url = f"urn:uuid:{referral.id}"
@@ -110,10 +118,12 @@ def response_message(
         {"fullUrl": f"urn:uuid:{header['id']}", "resource": header},
         {"fullUrl": request_full_url, "resource": service_request(referral)},
     ]
-    if not replies:
+    issues = [*([] if replies else [_no_replies()]), *(_left_out(path) for path in left_out)]
+    if issues:
         outcome_url = f"urn:uuid:{uuid.uuid4()}"
         header["response"]["details"] = {"reference": outcome_url}
-        entries.append({"fullUrl": outcome_url, "resource": _no_replies()})
+        outcome = {"resourceType": "OperationOutcome", "issue": issues}
+        entries.append({"fullUrl": outcome_url, "resource": outcome})
     return {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
@@ -126,15 +136,19 @@ def response_message(
 
 def _no_replies() -> dict[str, Any]:
     return {
-        "resourceType": "OperationOutcome",
-        "issue": [
-            {
-                "severity": "warning",
-                "code": "informational",
-                "diagnostics": NO_REPLIES,
-                "expression": ["Bundle.entry[0].resource.source.endpoint"],
-            }
-        ],
+        "severity": "warning",
+        "code": "informational",
+        "diagnostics": NO_REPLIES,
+        "expression": ["Bundle.entry[0].resource.source.endpoint"],
+    }
+
+
+def _left_out(path: str) -> dict[str, Any]:
+    return {
+        "severity": "warning",
+        "code": "value",
+        "diagnostics": LEFT_OUT,
+        "expression": [path],
     }
 
 

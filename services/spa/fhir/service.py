@@ -31,7 +31,7 @@ from services.spa.fhir.problems import (
 )
 from services.spa.referrals import idempotency, intake, lifecycle
 from services.spa.referrals import service as referrals
-from services.spa.referrals.models import Referral
+from services.spa.referrals.models import Referral, ReferralClinical
 from services.spa.referrals.problems import IllegalTransition
 from services.spa.referrals.schemas import CancellationCreate, ReferralCreate
 from services.spa.settings import SpaSettings
@@ -62,6 +62,8 @@ class Received:
     referral: Referral
     # Whether replies of its changes go back to the sender (it registered the endpoint).
     replies: bool
+    # Clinical elements left out as invalid (their FHIRPaths), told back as warnings.
+    left_out: tuple[str, ...] = ()
 
 
 async def receive(
@@ -76,13 +78,14 @@ async def receive(
     if message.action is Action.NEW:
         return await _take_in(session, message, principal, request_id, now, door)
     referral = await _named_referral(session, message, principal)
+    left_out: tuple[str, ...] = ()
     if message.action is Action.CANCEL:
         _cancel(session, message, referral, principal)
     else:
-        _amend(session, message, referral, principal, door.mapping)
+        left_out = await _amend(session, message, referral, principal, door.mapping, now)
     await _remember(session, message, principal, request_id, referral, now, door.settings)
     door.wake_router()
-    return Received(referral, await replies.has_route(session, referral.id))
+    return Received(referral, await replies.has_route(session, referral.id), left_out)
 
 
 async def _refuse_replay(
@@ -102,7 +105,8 @@ async def _take_in(
     now: datetime,
     door: Door,
 ) -> Received:
-    body = translate.referral_create(message, principal, door.mapping)
+    left_out: list[str] = []
+    body = translate.referral_create(message, principal, door.mapping, now=now, left_out=left_out)
     routed: list[bool] = []
 
     async def reply_route(referral: Referral) -> None:
@@ -138,7 +142,7 @@ async def _take_in(
             "A message with this X-Request-Id was being processed when this one arrived.",
             headers=RETRY_AFTER,
         )
-    return Received(taken.referral, any(routed))
+    return Received(taken.referral, any(routed), tuple(left_out))
 
 
 def _refused_by_intake(message: Message, exc: ValidationFailed) -> MessageUnprocessable:
@@ -196,22 +200,25 @@ def _cancel(
         ) from exc
 
 
-def _amend(
+async def _amend(
     session: AsyncSession,
     message: Message,
     referral: Referral,
     principal: Principal,
     mapping: CodeMapping,
-) -> None:
-    """Take the patient's identity details and the referrer's note from an update, and a
-    safeguarding concern it newly raises (escalated to the CRU at once); what the referral was
-    triaged and placed on is not changed behind the call handlers' and teams' backs."""
+    now: datetime,
+) -> tuple[str, ...]:
+    """Take the patient's identity details, the referrer's note and the clinical payload from
+    an update, and a safeguarding concern it newly raises (escalated to the CRU at once); what
+    the referral was triaged and placed on is not changed behind the call handlers' and teams'
+    backs. The clinical elements left out as invalid are returned (their FHIRPaths)."""
     if referral.status in _SETTLED:
         raise ReferralStateConflict(
             f"The referral is {referral.status}; an update can no longer change it.",
             expression=[message.path(message.service_request, "status")],
         )
-    body = translate.referral_create(message, principal, mapping)
+    left_out: list[str] = []
+    body = translate.referral_create(message, principal, mapping, now=now, left_out=left_out)
     changed = _triage_changes(referral, body)
     if changed:
         raise MessageUnprocessable(
@@ -222,12 +229,31 @@ def _amend(
             issue_code="business-rule",
         )
     amended = _apply(referral, body)
+    if await _amend_clinical(session, referral, body):
+        amended.append("clinical")
     if body.safeguarding.concern and not referral.safeguarding.get("concern"):
         referral.safeguarding = body.safeguarding.model_dump(mode="json")
         referrals.add_job(session, referral, referrals.ESCALATE_JOB)
         amended.append("safeguarding")
     detail = {"fields": amended}
     lifecycle.record_event(session, referral, AMENDED, actor=principal.client_id, detail=detail)
+    return tuple(left_out)
+
+
+async def _amend_clinical(session: AsyncSession, referral: Referral, body: ReferralCreate) -> bool:
+    """An update's clinical payload replaces the one kept (it is the sender's latest view); an
+    update that carries none leaves it as it was. Whether it changed."""
+    if body.clinical is None:
+        return False
+    details = body.clinical.model_dump(mode="json", exclude_none=True)
+    kept = await session.get(ReferralClinical, referral.id)
+    if kept is None:
+        session.add(ReferralClinical(referral_id=referral.id, details=details))
+        return True
+    if kept.details == details:
+        return False
+    kept.details = details
+    return True
 
 
 def _triage_changes(referral: Referral, body: ReferralCreate) -> list[str]:

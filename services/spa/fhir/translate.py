@@ -5,6 +5,7 @@ idempotency, outbox, audit and safeguarding. What the model refuses is told back
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fhir.resources.R4B.careplan import CarePlan
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 
 from services.shared.auth import Principal
 from services.shared.vocabulary import Channel
+from services.spa.fhir.clinical import clinical_in
 from services.spa.fhir.mapping import CodeMapping
 from services.spa.fhir.messages import Message
 from services.spa.fhir.problems import MessageUnprocessable
@@ -56,7 +58,16 @@ VERIFICATION_CODES = {
 BARS_CHANNELS = (Channel.NHS111, Channel.AMBULANCE)
 
 
-def referral_create(message: Message, principal: Principal, mapping: CodeMapping) -> ReferralCreate:
+def referral_create(
+    message: Message,
+    principal: Principal,
+    mapping: CodeMapping,
+    *,
+    now: datetime,
+    left_out: list[str] | None = None,
+) -> ReferralCreate:
+    """The message as a referral; the FHIRPaths of clinical elements left out as invalid are
+    added to ``left_out``."""
     patient = _patient(message)
     channel = _channel(principal)
     needs, red_flags, unmapped = _codes(message, mapping)
@@ -74,6 +85,9 @@ def referral_create(message: Message, principal: Principal, mapping: CodeMapping
     }
     if channel == Channel.NHS111:
         body["nhs111"] = _nhs111(message)
+    payload = clinical_in(message, patient, now, left_out if left_out is not None else [])
+    if payload is not None:
+        body["clinical"] = payload.model_dump()
     try:
         return ReferralCreate.model_validate(body)
     except ValidationError as exc:

@@ -19,7 +19,7 @@ from services.shared.state import state_of
 from services.shared.vocabulary import AssignmentKind, AssignmentStatus
 from services.spa.api import WakeupsDep
 from services.spa.audit import record_access
-from services.spa.referrals import idempotency, intake, service, team_updates, waiting
+from services.spa.referrals import clinical, idempotency, intake, service, team_updates, waiting
 from services.spa.referrals.models import Referral, ReferralAssignment
 from services.spa.referrals.problems import (
     AssignmentNoLongerHeld,
@@ -318,6 +318,7 @@ async def _read(
             CodedConcept.model_validate(code)
             for code in referral.channel_details.get("unmapped_codes", [])
         ],
+        clinical=await clinical.shown_to(session, referral, principal, assignments),
         created_at=referral.created_at,
         updated_at=referral.updated_at,
     )

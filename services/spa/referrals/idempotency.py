@@ -45,7 +45,11 @@ def require_key(values: list[str]) -> str:
 
 def request_hash(body: ReferralCreate) -> str:
     """A digest of the request's meaning: key order and spacing in the JSON do not change it."""
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    meaning = body.model_dump(mode="json")
+    # Without a clinical payload, the digest is what it was before the payload existed.
+    if meaning.get("clinical") is None:
+        meaning.pop("clinical", None)
+    canonical = json.dumps(meaning, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

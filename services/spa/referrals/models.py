@@ -114,6 +114,17 @@ class ReferralEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class ReferralClinical(Base):
+    """A referral's clinical payload (``ClinicalIn``), kept apart from the row that routing,
+    the queue and webhooks read: only a read that may show it loads it."""
+
+    __tablename__ = "referral_clinical"
+
+    referral_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("referrals.id"), primary_key=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock_default)
+
+
 class ReferralAssignment(Base):
     """A team holding the case in the teams service: for care, or the safeguarding escalation."""
 

@@ -32,6 +32,7 @@ from services.shared.vocabulary import (
     Tier,
     Urgency,
 )
+from services.spa.referrals.clinical_schemas import ClinicalIn
 
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 FreeText = Annotated[str, Field(min_length=1, max_length=4000)]
@@ -260,6 +261,12 @@ class ReferralCreate(BaseModel):
         "or red flags: kept with the referral, and the case waits for a call handler "
         "(queue_reason unmapped_codes) unless it carries a red flag",
     )
+    clinical: ClinicalIn | None = Field(
+        default=None,
+        description="The clinical payload: kept in spa only, never sent to routing, told to "
+        "webhook subscribers or logged; shown on read to the referrer, the call handlers of the "
+        "case's locality and the teams holding it",
+    )
 
     @model_validator(mode="after")
     def _something_to_triage(self) -> Self:
@@ -415,6 +422,12 @@ class ReferralRead(BaseModel):
     possible_duplicate_of: uuid.UUID | None
     unmapped_codes: list[CodedConcept] = Field(
         default_factory=list, description="Codes the referrer sent that could not be mapped"
+    )
+    clinical: ClinicalIn | None = Field(
+        default=None,
+        description="The clinical payload, for the referrer, the call handlers of the case's "
+        "locality and the teams holding it (each read audited); absent for anyone else, and "
+        "when none was sent",
     )
     created_at: datetime
     updated_at: datetime

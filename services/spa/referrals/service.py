@@ -20,7 +20,14 @@ from services.shared.vocabulary import ReferralStatus as S
 from services.shared.vocabulary import Urgency
 from services.spa.audit import record_access
 from services.spa.referrals import lifecycle
-from services.spa.referrals.models import OutboxJob, Referral, ReferralAssignment, ReferralEvent
+from services.spa.referrals.clinical_schemas import clinical_problems
+from services.spa.referrals.models import (
+    OutboxJob,
+    Referral,
+    ReferralAssignment,
+    ReferralClinical,
+    ReferralEvent,
+)
 from services.spa.referrals.problems import ChannelNotPermitted
 from services.spa.referrals.schemas import (
     AdviceIn,
@@ -84,11 +91,14 @@ async def create_referral(
         raise ChannelNotPermitted(
             f"This client may not post referrals on the {body.channel} channel."
         )
-    _check_birth_date(body, now)
+    _check_against_clock(body, now)
     referral = _new_referral(body, principal)
     referral.received_at = now
     session.add(referral)
     await session.flush()
+    if body.clinical is not None:
+        details = body.clinical.model_dump(mode="json", exclude_none=True)
+        session.add(ReferralClinical(referral_id=referral.id, details=details))
     detail: dict[str, Any] = {"channel": body.channel, "urgency": body.urgency}
     if body.nhs111 is not None and body.nhs111.dx_code:
         detail["dx_code"] = body.nhs111.dx_code
@@ -121,13 +131,17 @@ async def create_referral(
     return referral
 
 
-def _check_birth_date(body: ReferralCreate, now: datetime) -> None:
+def _check_against_clock(body: ReferralCreate, now: datetime) -> None:
+    """What the schema cannot check without the service's clock: a birth date, and the times
+    of the clinical payload's observations."""
+    errors = []
     reason = birth_date_problem(body.patient.date_of_birth, now.astimezone(LOCAL).date())
     if reason is not None:
-        raise ValidationFailed(
-            "One or more fields are invalid; see errors.",
-            errors=[{"in": "body", "field": "patient.date_of_birth", "reason": reason}],
-        )
+        errors.append({"in": "body", "field": "patient.date_of_birth", "reason": reason})
+    if body.clinical is not None:
+        errors += clinical_problems(body.clinical, now)
+    if errors:
+        raise ValidationFailed("One or more fields are invalid; see errors.", errors=errors)
 
 
 def _new_referral(body: ReferralCreate, principal: Principal) -> Referral:

@@ -82,7 +82,7 @@ def message(
             "name": [{"use": "official", "family": "Testperson", "given": [given_name]}],
             "birthDate": "1941-03-14",
             "address": [{"use": "home", "line": ["1 Fictional Row"], "postalCode": "XW1 2ZZ"}],
-            "telecom": [{"system": "phone", "value": "01632 960000"}],
+            "telecom": [{"system": "phone", "value": "020 7946 0000"}],
             "generalPractitioner": [{"reference": practice["fullUrl"]}],
         }
     )
