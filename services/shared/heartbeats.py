@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import structlog
 from prometheus_client.core import GaugeMetricFamily, Metric
-from sqlalchemy import Integer, String, UniqueConstraint, func, select, update
+from sqlalchemy import ColumnElement, Integer, String, UniqueConstraint, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -26,6 +26,10 @@ from services.shared.db import UTCDateTime
 from services.shared.metrics import Reader
 
 log = structlog.get_logger(__name__)
+
+# A row not beaten for this long belongs to a process long gone (each start beats anew under
+# its own process id): the retention job removes it.
+GONE_AFTER = timedelta(days=1)
 
 
 class HeartbeatColumns:
@@ -109,6 +113,13 @@ class Heartbeat:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def gone(model: type[HeartbeatColumns], now: datetime) -> ColumnElement[bool]:
+    """The rows of processes long gone, for the retention job."""
+    table: Any = model
+    condition: ColumnElement[bool] = table.beat_at < now - GONE_AFTER
+    return condition
 
 
 async def last_beats(session: AsyncSession, model: type[HeartbeatColumns]) -> dict[str, datetime]:
