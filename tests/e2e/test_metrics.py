@@ -15,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.spa.referrals.models import OutboxJob
 from tests import factories
+from tests.receiver import Receiver, running_receiver
+from tests.spa.test_clocks import _accept, _crisis, _tick
 from tests.stack import Stack, post_referral, running_stack
 
 SERVICES = ("spa", "routing", "teams")
@@ -228,3 +230,67 @@ async def test_readiness_with_workers_fails_while_work_waits_too_long(
     assert behind.status_code == 503
     assert behind.json()["detail"] == "Work has waited too long in: outbox_jobs."
     assert teams_ready.status_code == 200
+
+
+def total(samples: Samples, name: str) -> float:
+    return sum(v for (sample, _), v in samples.items() if sample == name)
+
+
+async def test_a_redirect_and_a_possible_duplicate_are_counted_as_such(stack: Stack) -> None:
+    red_flag = factories.referral(
+        channel="ambulance", urgency="crisis", needs=["fall"], red_flags=["chest_pain"]
+    )
+    redirected = await post_referral(stack, "ambulance-cad", red_flag)
+    first_body = factories.referral(needs=["ltc_management"], practice="M91004")
+    first = await post_referral(stack, "gp-system", first_body)
+    second = await post_referral(stack, "gp-system", first_body)
+    samples = await scrape(stack, "spa")
+
+    assert redirected["status"] == "redirected_emergency"
+    assert (first["status"], second["status"]) == ("routed", "awaiting_assessment")
+    assert value(samples, "spa_referrals_redirected_total") == 1
+    assert value(samples, "spa_referrals_queued_total", queue_reason="possible_duplicate") == 1
+    assert total(samples, "spa_referrals_queued_total") == 1
+    assert total(samples, "spa_referrals_routed_total") == 1
+    assert total(samples, "spa_referrals_received_total") == 3
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with running_receiver() as running:
+        yield running
+
+
+async def test_deliveries_are_counted_by_their_outcome(stack: Stack, receiver: Receiver) -> None:
+    async with stack.client("spa", "gp-engine") as engine:
+        subscribed = await engine.post("/v1/subscriptions", json={"url": f"{receiver.base_url}/h"})
+    assert subscribed.status_code == 201, subscribed.text
+    # The first message is refused once (and retried later); the rest are taken.
+    receiver.answer(500)
+    body = factories.referral(urgency="crisis", needs=["fall"])
+    async with stack.client("spa", "gp-engine") as spa:
+        created = await spa.post("/v1/referrals", json=body, headers={"Prefer": "wait=10"})
+    assert created.status_code == 201, created.text
+
+    async def counted() -> Samples | None:
+        samples = await scrape(stack, "spa")
+        delivered = value(samples, "spa_deliveries_total", kind="webhook", outcome="delivered")
+        return samples if delivered >= len(receiver.at("/h")) - 1 >= 2 else None
+
+    samples = await stack.wait_for(counted, within=20)
+    tries = len(receiver.at("/h"))
+
+    assert value(samples, "spa_deliveries_total", kind="webhook", outcome="failed") == 1
+    assert value(samples, "spa_deliveries_total", kind="webhook", outcome="delivered") == tries - 1
+    assert value(samples, "spa_deliveries_total", kind="webhook", outcome="gave_up") == 0
+
+
+async def test_response_clocks_at_risk_and_breached_are_counted_once(stack: Stack) -> None:
+    referral = await _crisis(stack)
+    await _accept(stack, referral)
+    for minutes in (91, 1, 30, 30, 5):
+        await _tick(stack, timedelta(minutes=minutes))
+    samples = await scrape(stack, "spa")
+
+    assert value(samples, "spa_response_clocks_at_risk_total", clock="response") == 1
+    assert value(samples, "spa_response_clocks_breached_total", clock="response") == 1
