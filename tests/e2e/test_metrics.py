@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -203,8 +204,11 @@ async def test_readiness_with_workers_fails_while_work_waits_too_long(
     postgres_urls: dict[str, str], issuer_key_file: Path
 ) -> None:
     # The routing worker is stopped below, so readiness here expects only the others to beat.
-    spa_settings = {"heartbeat_interval_seconds": 0.1, "readiness_worker_kinds": ["timers"]}
-    overrides = {"spa": spa_settings, "teams": {"heartbeat_interval_seconds": 0.1}}
+    spa_settings = {"heartbeat_interval_seconds": 0.1, "readiness_worker_kinds": ("timers",)}
+    overrides: dict[str, dict[str, Any]] = {
+        "spa": spa_settings,
+        "teams": {"heartbeat_interval_seconds": 0.1},
+    }
     async with running_stack(postgres_urls, issuer_key_file, overrides=overrides) as stack:
         stack.worker.stop()
         await stack.worker.stopped()
