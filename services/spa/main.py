@@ -30,6 +30,7 @@ from services.spa.identity.api import router as identity_router
 from services.spa.identity.keys import SigningKeys
 from services.spa.metrics import SpaMetrics
 from services.spa.queue.api import router as queue_router
+from services.spa.readings import response_clocks
 from services.spa.referrals.api import router as referrals_router
 from services.spa.referrals.changes_api import router as changes_router
 from services.spa.referrals.clients import RoutingClient, TeamsClient
@@ -162,6 +163,8 @@ def create_app(
                 wakeups.deliveries.attach(deliverer)
                 yield
 
+    metrics = SpaMetrics()
+    metrics.readings.add(response_clocks)
     app = build_app(
         service="spa",
         settings=settings,
@@ -171,7 +174,7 @@ def create_app(
         audit_model=AuditEvent,
         span_exporter=span_exporter,
         description="Single Point of Access: referral intake and lifecycle; the built-in token issuer.",
-        metrics=SpaMetrics(),
+        metrics=metrics,
         queues=QUEUES,
         heartbeat_model=WorkerHeartbeat,
     )

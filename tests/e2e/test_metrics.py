@@ -292,9 +292,18 @@ async def test_deliveries_are_counted_by_their_outcome(stack: Stack, receiver: R
 async def test_response_clocks_at_risk_and_breached_are_counted_once(stack: Stack) -> None:
     referral = await _crisis(stack)
     await _accept(stack, referral)
-    for minutes in (91, 1, 30, 30, 5):
+    for minutes in (91, 1):
         await _tick(stack, timedelta(minutes=minutes))
-    samples = await scrape(stack, "spa")
+    at_risk = await scrape(stack, "spa")
+    for minutes in (30, 30, 5):
+        await _tick(stack, timedelta(minutes=minutes))
+    breached = await scrape(stack, "spa")
 
-    assert value(samples, "spa_response_clocks_at_risk_total", clock="response") == 1
-    assert value(samples, "spa_response_clocks_breached_total", clock="response") == 1
+    assert value(at_risk, "spa_response_clocks_at_risk_total", clock="response") == 1
+    assert value(at_risk, "spa_response_clocks_at_risk") == 1
+    assert value(at_risk, "spa_response_clocks_breached") == 0
+    assert value(breached, "spa_response_clocks_at_risk_total", clock="response") == 1
+    assert value(breached, "spa_response_clocks_breached_total", clock="response") == 1
+    # The case is no longer at risk but breached, and on its coordinator's list.
+    assert value(breached, "spa_response_clocks_at_risk") == 0
+    assert value(breached, "spa_response_clocks_breached") == 1
