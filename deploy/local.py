@@ -203,6 +203,12 @@ DEMO_CLIENTS = (
     DemoClient("demo-rules-admin", "triage rule sets", ("rules:admin",), ("routing",)),
     DemoClient("demo-reports", "response-time reports", ("reports:read",)),
     DemoClient(
+        "demo-prometheus",
+        "scraping each service's /metrics",
+        ("metrics:read",),
+        ("spa", "routing", "teams"),
+    ),
+    DemoClient(
         "demo-integration-engine",
         "webhooks for every team's cases",
         ("subscriptions:manage", "referrals:read"),

@@ -161,6 +161,7 @@ CLIENTS = [
     ),
     ClientSpec("clinical-lead", ["rules:admin"], ["routing"]),
     ClientSpec("ig-auditor", ["audit:read"], ALL_AUDIENCES),
+    ClientSpec("prometheus", ["metrics:read"], ALL_AUDIENCES),
     # Holds every scope, on every channel, team and locality: the fuzzer reaches every handler.
     ClientSpec(
         "fuzzer",

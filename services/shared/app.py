@@ -19,9 +19,12 @@ from services.shared.clock import Clock
 from services.shared.db import create_engine, create_sessionmaker
 from services.shared.hardening import TooManyRequests
 from services.shared.health import router as health_router
+from services.shared.heartbeats import HeartbeatColumns, heartbeat_reader
 from services.shared.http import create_http_client
 from services.shared.logging import RequestContextMiddleware, configure_logging
-from services.shared.outbox import running
+from services.shared.metrics import SESSION_METRICS, RequestMetrics, ServiceMetrics, outbox_reader
+from services.shared.metrics import router as metrics_router
+from services.shared.outbox import OutboxJobColumns, running
 from services.shared.problems import (
     PROBLEM_CONTENT_TYPE,
     AuthenticationRequired,
@@ -51,9 +54,13 @@ def build_app(
     state: ServiceState,
     audit_model: type[Any] | None = None,
     span_exporter: SpanExporter | None = None,
+    metrics: ServiceMetrics | None = None,
+    queues: Mapping[str, type[OutboxJobColumns]] | None = None,
+    heartbeat_model: type[HeartbeatColumns] | None = None,
 ) -> FastAPI:
     """The app with what every service has; spans go to ``span_exporter`` where one is given
-    and tracing is on (the tests'), else to the collector the settings name."""
+    and tracing is on (the tests'), else to the collector the settings name. ``queues`` (by
+    name) and ``heartbeat_model`` are what readiness and the metrics read of its workers."""
     configure_logging(settings.log_level, settings.log_format)
     app = FastAPI(
         title=f"SPA platform: {service}",
@@ -70,14 +77,24 @@ def build_app(
     state.settings = settings
     state.clock = clock
     state.tracing = tracing = Tracing.from_settings(service, settings, span_exporter)
+    state.metrics = metrics = metrics or ServiceMetrics(service)
+    state.queues = dict(queues or {})
+    state.heartbeat_model = heartbeat_model
+    if state.queues:
+        metrics.readings.add(outbox_reader(state.queues))
+    if heartbeat_model is not None:
+        metrics.readings.add(heartbeat_reader(heartbeat_model))
     install_problem_handlers(app)
     # Added before the body limit, so inside it: a body is read here only as far as it allows.
     app.add_middleware(StrictInput)
     hardening.install(app, settings)
     app.add_middleware(RequestContextMiddleware, service=service)
+    # Outside the request context, so that its time and status are those the client saw.
+    app.add_middleware(RequestMetrics, metrics=metrics)
     # Outermost, so that even the bare 500 of an unexpected failure carries them.
     app.add_middleware(hardening.SecurityHeaders)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     if audit_model is not None:
         app.include_router(audit_router(audit_model))
     _install_problem_openapi(app)
@@ -112,7 +129,8 @@ async def service_resources(
             raise RuntimeError("auth_jwks_url is required to verify tokens")
         keys = RemoteKeySet(settings.auth_jwks_url, http)
     state.engine = engine
-    state.sessionmaker = create_sessionmaker(engine)
+    state.sessionmaker = create_sessionmaker(engine, info={SESSION_METRICS: state.metrics})
+    state.metrics.watch_pool(engine)
     state.http = http
     state.verifier = TokenVerifier(
         keys,

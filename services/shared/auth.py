@@ -47,6 +47,7 @@ SCOPES: dict[str, str] = {
     "subscriptions:manage": "Manage webhook subscriptions",
     "audit:read": "Read the audit trail",
     "reports:read": "Read response-time reports",
+    "metrics:read": "Scrape the service's Prometheus metrics",
 }
 
 # The locality binding of a county-wide call-handler system: it works every locality's queue.

@@ -108,8 +108,11 @@ def create_engine(
     return engine
 
 
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def create_sessionmaker(
+    engine: AsyncEngine, info: dict[str, Any] | None = None
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on ``engine``; each one's ``info`` starts with ``info`` (a service's metrics)."""
+    return async_sessionmaker(engine, expire_on_commit=False, info=info or {})
 
 
 @asynccontextmanager

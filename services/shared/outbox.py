@@ -304,6 +304,7 @@ class _Loop:
         self._wake = asyncio.Event()
         self._stopping = False
         self._stopped = asyncio.Event()
+        self._running = False
 
     def notify(self) -> None:
         """A job was committed: look now rather than at the next poll."""
@@ -323,12 +324,19 @@ class _Loop:
         """Wait until ``run`` has returned after ``stop``."""
         await self._stopped.wait()
 
+    @property
+    def is_running(self) -> bool:
+        """Whether ``run`` is under way (a loop that failed, or stopped, is not)."""
+        return self._running
+
     async def run(self) -> None:
         # _stopping is not reset here: a stop() that lands before the task first runs still holds.
         self._stopped.clear()
+        self._running = True
         try:
             await self._loop()
         finally:
+            self._running = False
             self._stopped.set()
 
     async def _loop(self) -> None:

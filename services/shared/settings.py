@@ -88,6 +88,15 @@ class ServiceSettings(BaseSettings):
     database_pool_pre_ping: bool = False
     database_pool_recycle_seconds: int = Field(default=1800, ge=-1)
 
+    # Worker health. A process running background workers beats for each of them every
+    # heartbeat_interval_seconds; /readyz?workers=1 fails when a kind in readiness_worker_kinds
+    # has not beaten anywhere for worker_stale_seconds, or when a job free to run has been due
+    # for longer than readiness_outbox_max_age_seconds (the workers are not keeping up).
+    heartbeat_interval_seconds: float = Field(default=5.0, gt=0, le=300)
+    worker_stale_seconds: float = Field(default=30.0, gt=0)
+    readiness_worker_kinds: tuple[str, ...] = ()
+    readiness_outbox_max_age_seconds: float = Field(default=300.0, gt=0)
+
     http_connect_timeout_seconds: float = Field(default=2.0, gt=0)
     http_timeout_seconds: float = Field(default=5.0, gt=0)
 

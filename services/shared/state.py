@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from services.shared.auth import TokenVerifier
     from services.shared.clock import Clock
     from services.shared.hardening import RateLimits
+    from services.shared.heartbeats import HeartbeatColumns
+    from services.shared.metrics import ServiceMetrics
+    from services.shared.outbox import OutboxJobColumns
     from services.shared.settings import ServiceSettings
     from services.shared.tracing import Tracing
 
@@ -37,6 +40,10 @@ class ServiceState(State):
     verifier: TokenVerifier
     rate_limits: RateLimits
     audit_sealer: AuditSealer
+    metrics: ServiceMetrics
+    # The outbox queues (by name) and worker heartbeats that readiness and the metrics read.
+    queues: dict[str, type[OutboxJobColumns]]
+    heartbeat_model: type[HeartbeatColumns] | None
 
 
 StateT = TypeVar("StateT", bound=ServiceState)

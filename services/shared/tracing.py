@@ -45,8 +45,9 @@ if TYPE_CHECKING:
 
 # The only version of the header we write: "00-" 32 hex "-" 16 hex "-" 2 hex.
 TRACEPARENT_LENGTH = 55
-# Probes are asked every few seconds by the orchestrator: a trace of each tells nothing.
-UNTRACED_PATHS = "/healthz,/readyz"
+# Probes and scrapes are asked every few seconds (the orchestrator, Prometheus): a trace of
+# each tells nothing.
+UNTRACED_PATHS = "/healthz,/readyz,/metrics"
 # URL attributes the instrumentations record: kept without their query string, which may
 # carry a patient's postcode district or another search term.
 _URL_ATTRIBUTES = ("http.url", "url.full", "http.target")

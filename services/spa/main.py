@@ -15,8 +15,9 @@ from services.shared.app import build_app, service_resources
 from services.shared.auth import KeySet, StaticKeySet
 from services.shared.clock import Clock, system_clock
 from services.shared.hardening import RateLimits
+from services.shared.heartbeats import Heartbeat
 from services.shared.http import ServiceClient
-from services.shared.outbox import OutboxBatchWorker, OutboxWorker, running
+from services.shared.outbox import OutboxBatchWorker, OutboxJobColumns, OutboxWorker, running
 from services.shared.state import state_of
 from services.shared.wake_listener import listening
 from services.spa.audit import AuditEvent, AuditHead
@@ -24,9 +25,12 @@ from services.spa.fhir.api import router as fhir_router
 from services.spa.fhir.edge import FhirEdge
 from services.spa.fhir.mapping import load_mapping
 from services.spa.fhir.replies import Replier
+from services.spa.heartbeats import WorkerHeartbeat
 from services.spa.identity.api import router as identity_router
 from services.spa.identity.keys import SigningKeys
+from services.spa.metrics import SpaMetrics
 from services.spa.queue.api import router as queue_router
+from services.spa.readings import response_clocks
 from services.spa.referrals.api import router as referrals_router
 from services.spa.referrals.changes_api import router as changes_router
 from services.spa.referrals.clients import RoutingClient, TeamsClient
@@ -46,6 +50,11 @@ from services.spa.webhooks.delivery import Deliverer, delivery_client
 from services.spa.webhooks.fanout import Dispatcher
 from services.spa.webhooks.models import WebhookEvent, WebhookMessage
 from services.spa.webhooks.service import UrlPolicy
+
+# The outbox queues whose depth and age the metrics and readiness report, by table.
+QUEUES: dict[str, type[OutboxJobColumns]] = {
+    model.__tablename__: model for model in (OutboxJob, ReferralTimer, WebhookEvent, WebhookMessage)
+}
 
 
 def create_app(
@@ -131,6 +140,21 @@ def create_app(
                     name="spa-wake-listener",
                     enabled=settings.outbox_listen,
                 ) as listener,
+                running(
+                    Heartbeat(
+                        state.sessionmaker,
+                        WorkerHeartbeat,
+                        {
+                            "routing": worker,
+                            "timers": timers,
+                            "webhook-dispatcher": dispatcher,
+                            "webhook-deliverer": deliverer,
+                        },
+                        clock=clock,
+                        interval=settings.heartbeat_interval_seconds,
+                    ),
+                    "spa-heartbeat",
+                ),
             ):
                 state.worker = worker
                 state.timers = timers
@@ -139,6 +163,8 @@ def create_app(
                 wakeups.deliveries.attach(deliverer)
                 yield
 
+    metrics = SpaMetrics()
+    metrics.readings.add(response_clocks)
     app = build_app(
         service="spa",
         settings=settings,
@@ -148,6 +174,9 @@ def create_app(
         audit_model=AuditEvent,
         span_exporter=span_exporter,
         description="Single Point of Access: referral intake and lifecycle; the built-in token issuer.",
+        metrics=metrics,
+        queues=QUEUES,
+        heartbeat_model=WorkerHeartbeat,
     )
     if settings.issuer_enabled:
         app.include_router(identity_router)

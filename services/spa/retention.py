@@ -1,5 +1,5 @@
 """What spa keeps only for a while: expired idempotency records, delivered webhook messages
-and their attempts, finished outbox jobs and timers. Webhook events stay (each referral's
+and their attempts, finished outbox jobs and timers, heartbeats of workers long gone. Webhook events stay (each referral's
 next ``seq`` is counted from them), as do failed messages (they wait for a replay) and every
 care and audit record."""
 
@@ -9,8 +9,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, select
 
+from services.shared import heartbeats
 from services.shared.outbox import JobStatus
 from services.shared.retention import Rule
+from services.spa.heartbeats import WorkerHeartbeat
 from services.spa.referrals.models import IdempotencyRecord, OutboxJob, ReferralTimer
 from services.spa.settings import SpaSettings
 from services.spa.webhooks.models import WebhookAttempt, WebhookMessage
@@ -46,4 +48,7 @@ def rules(settings: SpaSettings) -> list[Rule]:
         Rule("webhook_messages", WebhookMessage, delivered_before),
         Rule("outbox_jobs", OutboxJob, done_job),
         Rule("referral_timers", ReferralTimer, done_timer),
+        Rule(
+            "worker_heartbeats", WorkerHeartbeat, lambda now: heartbeats.gone(WorkerHeartbeat, now)
+        ),
     ]

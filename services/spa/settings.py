@@ -4,6 +4,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.shared.settings import ServiceSettings
+from services.spa.heartbeats import WORKER_KINDS
 
 
 class SpaSettings(ServiceSettings):
@@ -31,6 +32,8 @@ class SpaSettings(ServiceSettings):
     # deployment may run API processes without them and worker processes of their own, so
     # that intake keeps its own CPU when routing is busy.
     background_workers: bool = True
+    # The workers /readyz?workers=1 expects to be beating somewhere (all of them by default).
+    readiness_worker_kinds: tuple[str, ...] = WORKER_KINDS
     # Whether the workers hear of new work by notification (PostgreSQL's LISTEN/NOTIFY, on one
     # connection per worker process beside the pool), wherever it was committed: by an API
     # process, another replica or a worker. The polls below stay, for work whose time comes

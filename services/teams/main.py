@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.shared.app import build_app, service_resources
 from services.shared.clock import Clock, system_clock
+from services.shared.heartbeats import Heartbeat
 from services.shared.http import ServiceClient
 from services.shared.outbox import OutboxWorker, running
 from services.shared.state import state_of
@@ -21,6 +22,7 @@ from services.teams.caseloads.models import OutboxJob
 from services.teams.caseloads.reporting import report_jobs
 from services.teams.directory.admin_api import router as admin_router
 from services.teams.directory.api import router
+from services.teams.heartbeats import WorkerHeartbeat
 from services.teams.openreferral.api import router as openreferral_router
 from services.teams.settings import TeamsSettings
 from services.teams.state import TeamsState
@@ -58,6 +60,16 @@ def create_app(
                     name="teams-wake-listener",
                     enabled=settings.outbox_listen,
                 ) as listener,
+                running(
+                    Heartbeat(
+                        state.sessionmaker,
+                        WorkerHeartbeat,
+                        {"assignment-reporter": worker},
+                        clock=clock,
+                        interval=settings.heartbeat_interval_seconds,
+                    ),
+                    "teams-heartbeat",
+                ),
             ):
                 state.worker = worker
                 state.wake_listener = listener
@@ -72,6 +84,8 @@ def create_app(
         audit_model=AuditEvent,
         span_exporter=span_exporter,
         description="Directory of localities, practices and teams; team caseloads.",
+        queues={OutboxJob.__tablename__: OutboxJob},
+        heartbeat_model=WorkerHeartbeat,
     )
     app.include_router(router)
     app.include_router(caseloads_router)

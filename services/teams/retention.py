@@ -1,4 +1,5 @@
-"""What teams keeps only for a while: the changes already reported to spa. Assignments,
+"""What teams keeps only for a while: the changes already reported to spa, and heartbeats
+of workers long gone. Assignments,
 caseloads, the directory and its history, and the audit trail are care and audit records."""
 
 from __future__ import annotations
@@ -7,9 +8,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_
 
+from services.shared import heartbeats
 from services.shared.outbox import JobStatus
 from services.shared.retention import Rule
 from services.teams.caseloads.models import OutboxJob
+from services.teams.heartbeats import WorkerHeartbeat
 from services.teams.settings import TeamsSettings
 
 
@@ -19,4 +22,9 @@ def rules(settings: TeamsSettings) -> list[Rule]:
     def reported(now: datetime) -> ColumnElement[bool]:
         return and_(OutboxJob.status == JobStatus.DONE, OutboxJob.updated_at < now - finished)
 
-    return [Rule("outbox_jobs", OutboxJob, reported)]
+    return [
+        Rule("outbox_jobs", OutboxJob, reported),
+        Rule(
+            "worker_heartbeats", WorkerHeartbeat, lambda now: heartbeats.gone(WorkerHeartbeat, now)
+        ),
+    ]

@@ -2,6 +2,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.shared.settings import ServiceSettings
+from services.teams.heartbeats import WORKER_KINDS
 
 
 class TeamsSettings(ServiceSettings):
@@ -23,6 +24,8 @@ class TeamsSettings(ServiceSettings):
     # stays, for retries that fall due and whenever the notifications are off or down.
     outbox_listen: bool = True
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # The reporter runs in every teams process; /readyz?workers=1 expects it to be beating.
+    readiness_worker_kinds: tuple[str, ...] = WORKER_KINDS
     # What `prune` removes: changes reported to spa, once this many days old.
     retention_done_job_days: int = Field(default=7, ge=1, le=3660)
 

@@ -83,7 +83,11 @@ HEALTH_PATHS = {route.path for route in health_router.routes}  # type: ignore[at
 def test_every_server_has_its_probes_and_waits_for_its_schema(deployment: Manifest) -> None:
     for container in containers(deployment, init=False):
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        readiness = container["readinessProbe"]["httpGet"]["path"]
+        # Only the workers' own probe asks after the workers: no Service selects their pods.
+        worker = deployment["metadata"]["name"] == "spa-worker"
+        expected = "/readyz?workers=1" if worker else "/readyz"
+        assert readiness == expected
         assert {"/healthz", "/readyz"} <= HEALTH_PATHS
         assert container["args"][0] == "serve"
     (wait,) = pod_spec(deployment)["initContainers"]  # type: ignore[index]

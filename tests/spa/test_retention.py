@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from services.shared.outbox import JobStatus
 from services.shared.retention import prune
 from services.spa import retention as spa_retention
+from services.spa.heartbeats import WorkerHeartbeat
 from services.spa.referrals.models import IdempotencyRecord, OutboxJob
 from services.spa.webhooks.models import WebhookAttempt, WebhookMessage
 from services.teams import retention as teams_retention
@@ -147,7 +148,7 @@ async def test_teams_prunes_the_changes_it_reported_a_week_ago(stack: Stack) -> 
 
     await stack.wait_for(reported, within=20)
     kept = await prune(teams.state.sessionmaker, rules, stack.clock() + timedelta(days=6))
-    assert kept == {"outbox_jobs": 0}
+    assert kept["outbox_jobs"] == 0
     removed = await prune(teams.state.sessionmaker, rules, stack.clock() + timedelta(days=8))
     assert removed["outbox_jobs"] >= 1
     assert await stack.count_rows("teams", TeamsOutboxJob) == 0
@@ -176,3 +177,32 @@ async def test_small_batches_remove_everything_past_keeping(stack: Stack) -> Non
     removed = await prune(app.state.sessionmaker, rules, later, batch_size=2)
     assert removed["idempotency_records"] == 5
     assert await stack.count_rows("spa", IdempotencyRecord) == 0
+
+
+async def test_heartbeats_of_processes_long_gone_go_and_the_live_ones_stay(stack: Stack) -> None:
+    app = stack.apps["spa"]
+
+    async def live_rows() -> int:
+        async with app.state.sessionmaker() as session:
+            rows = await session.scalars(
+                select(WorkerHeartbeat.id).where(WorkerHeartbeat.host != "gone-host")
+            )
+            return len(list(rows))
+
+    await stack.wait_for(live_rows)
+    two_days_ago = stack.clock() - timedelta(days=2)
+    async with app.state.sessionmaker() as session, session.begin():
+        session.add(
+            WorkerHeartbeat(
+                kind="routing",
+                host="gone-host",
+                pid=1,
+                started_at=two_days_ago,
+                beat_at=two_days_ago,
+            )
+        )
+    live = await live_rows()
+    removed = await _prune_spa(stack)
+
+    assert removed["worker_heartbeats"] == 1
+    assert await live_rows() == live == 4

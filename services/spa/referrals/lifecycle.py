@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.shared.logging import current_request_id
 from services.shared.vocabulary import ReferralStatus as S
+from services.spa.metrics import count
 from services.spa.referrals.models import Referral, ReferralEvent
 from services.spa.referrals.problems import IllegalTransition
 from services.spa.webhooks import events
@@ -74,7 +75,24 @@ def record_event(
     told = events.webhook_event(event)
     if told is not None:
         session.add(told)
+    _count(session, referral, event_type, detail or {})
     return event
+
+
+def _count(
+    session: AsyncSession, referral: Referral, event_type: str, detail: dict[str, Any]
+) -> None:
+    """The metrics of what the event says happened, counted once it commits."""
+    if event_type == "received":
+        count(session, "received", channel=referral.channel)
+    elif event_type == S.REDIRECTED_EMERGENCY:
+        count(session, "redirected")
+    elif event_type == S.AWAITING_ASSESSMENT:
+        count(session, "queued", queue_reason=referral.queue_reason or "unknown")
+    elif event_type == "sla_at_risk":
+        count(session, "at_risk", clock=str(detail.get("clock", "response")))
+    elif event_type == "sla_breached":
+        count(session, "breached", clock=str(detail.get("clock", "response")))
 
 
 def transition(

@@ -21,6 +21,7 @@ from services.shared.vocabulary import (
     Urgency,
 )
 from services.shared.vocabulary import ReferralStatus as S
+from services.spa.metrics import count
 from services.spa.referrals import lifecycle
 from services.spa.referrals.clients import (
     Assignment,
@@ -219,6 +220,9 @@ def finish_routing(
     """Move the triaged referral to where its pathway ends."""
     detail = _team_detail(referral, care_team)
     lifecycle.transition(session, referral, target, actor=actor, detail=detail)
+    if target is S.ROUTED and care_team is not None:
+        pathway = referral.pathway or "unknown"
+        count(session, "routed", pathway=pathway, team_type=care_team.team_type)
 
 
 def record_assignment(

@@ -23,13 +23,14 @@ from typing import cast
 
 import aiohttp
 import structlog
-from sqlalchemy import ColumnElement, Table, bindparam, select, update
+from sqlalchemy import ColumnElement, Table, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks import Webhook
 
 from services.shared.batching import Batcher
 from services.shared.clock import Clock
 from services.shared.outbox import Claim, JobStatus
+from services.spa.metrics import count
 from services.spa.webhooks import addresses, events
 from services.spa.webhooks.models import (
     BARS_REPLY,
@@ -106,6 +107,11 @@ class _Outcome:
     # A BaRS receiver answers a message it has processed already 409 (REC_CONFLICT,
     # duplicate): it has the reply, so that counts as delivered.
     conflict_is_delivered: bool = False
+
+    @property
+    def kind(self) -> str:
+        """What was sent, for the metrics: a BaRS reply or a webhook message."""
+        return "bars_reply" if self.conflict_is_delivered else "webhook"
 
     @property
     def delivered(self) -> bool:
@@ -336,16 +342,22 @@ class Deliverer:
         now = self._clock()
         messages = cast(Table, WebhookMessage.__table__)
         connection = await session.connection()
-        await connection.execute(
+        # Only the messages this replica still holds (the try it claimed is still the last).
+        marked = await connection.execute(
             update(messages)
             .where(
-                messages.c.id == bindparam("message"),
-                messages.c.attempts == bindparam("claimed"),
+                tuple_(messages.c.id, messages.c.attempts).in_(
+                    [(outcome.message_id, outcome.claimed) for outcome in delivered]
+                ),
                 messages.c.status == JobStatus.PENDING,
             )
-            .values(status=JobStatus.DONE, delivered_at=now, last_error=None, updated_at=now),
-            [{"message": outcome.message_id, "claimed": outcome.claimed} for outcome in delivered],
+            .values(status=JobStatus.DONE, delivered_at=now, last_error=None, updated_at=now)
+            .returning(messages.c.id)
         )
+        done = set(marked.scalars())
+        for outcome in delivered:
+            if outcome.message_id in done:
+                count(session, "deliveries", kind=outcome.kind, outcome="delivered")
         # Any success ends an endpoint's run of failures.
         await session.execute(
             update(WebhookEndpoint)
@@ -378,6 +390,7 @@ class Deliverer:
         if status == 410:
             message.status = JobStatus.FAILED
             _disable(session, endpoint, "gone")
+            count(session, "deliveries", kind=outcome.kind, outcome="endpoint_gone")
             return
         endpoint.failing_since = endpoint.failing_since or now
         delay = next_delay(message.attempts)
@@ -385,6 +398,8 @@ class Deliverer:
             delay = max(delay, outcome.retry_after)
         if delay is None:
             message.status = JobStatus.FAILED
+        gave_up = "gave_up" if delay is None else "failed"
+        count(session, "deliveries", kind=outcome.kind, outcome=gave_up)
         if delay is None and message.event_type not in events.OPERATIONAL_EVENTS:
             # Not for operational messages: failures would echo between dead endpoints.
             events.operational(

@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0014"
-# Follows 0013 once both are on main; until then it follows 0012.
-down_revision: str | None = "0012"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
