@@ -20,6 +20,7 @@ from services.shared.outbox import OutboxBatchWorker, OutboxWorker, running
 from services.shared.state import state_of
 from services.shared.wake_listener import listening
 from services.spa.audit import AuditEvent, AuditHead
+from services.spa.catalogue import CATALOGUE
 from services.spa.fhir.api import router as fhir_router
 from services.spa.fhir.edge import FhirEdge
 from services.spa.fhir.mapping import load_mapping
@@ -140,6 +141,7 @@ def create_app(
                 yield
 
     app = build_app(
+        catalogue=CATALOGUE,
         service="spa",
         settings=settings,
         lifespan=lifespan,

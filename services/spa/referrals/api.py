@@ -107,6 +107,7 @@ async def create_referral(
     prefer: Annotated[str | None, Header(description="wait=N: wait N seconds for routing")] = None,
 ) -> Response:
     settings = state_of(request.app, SpaState).settings
+    wait = waiting.preferred_wait(prefer, settings.max_prefer_wait_seconds)
     taken = await intake.take_in(
         session,
         body,
@@ -114,7 +115,7 @@ async def create_referral(
         key,
         now,
         settings=settings,
-        wait=waiting.preferred_wait(prefer, settings.max_prefer_wait_seconds),
+        wait=wait,
         wait_for_outcome=lambda referral_id, wait: wait_for_outcome(request, referral_id, wait),
         wake_router=wakeups.routing,
     )
@@ -123,6 +124,9 @@ async def create_referral(
     headers = {"Location": f"/v1/referrals/{read.id}"}
     if taken.replayed:
         headers["Idempotent-Replayed"] = "true"
+    elif wait is not None:
+        # Honoured: the answer carries the outcome if it came within the (capped) wait.
+        headers["Preference-Applied"] = f"wait={wait}"
     return JSONResponse(
         read.model_dump(mode="json"), status_code=taken.status_code, headers=headers
     )
