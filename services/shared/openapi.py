@@ -68,6 +68,9 @@ class Operation:
     # Links from a response (status -> name -> OpenAPI link object), for clients and
     # stateful testing that follow the resource's lifecycle.
     links: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # An example of the JSON request body where one built from its schema would not be taken
+    # (a check digit, a date in range): a reader copies it and a fuzzer starts from it.
+    request_example: Any = None
 
 
 Catalogue = Mapping[str, Operation]  # keyed "METHOD /path"
@@ -121,6 +124,9 @@ def _describe(operation: dict[str, Any], entry: Operation) -> None:
         headers.update({name: {"$ref": f"#/components/headers/{name}"} for name in names})
     for status, links in entry.links.items():
         responses[status].setdefault("links", {}).update(links)
+    if entry.request_example is not None:
+        media = operation["requestBody"]["content"]["application/json"]
+        media["example"] = entry.request_example
 
 
 def _without_null(schema: dict[str, Any]) -> dict[str, Any]:

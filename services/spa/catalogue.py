@@ -19,6 +19,23 @@ _REFERRAL_LINKS = {
     "GetReferralTimeline": _link("getReferralTimeline", "Every change to the referral."),
     "CancelReferral": _link("cancelReferral", "Withdraw the referral."),
 }
+# A synthetic person (the NHS number valid by Modulus 11, the postcode fictional).
+_REFERRAL_EXAMPLE = {
+    "channel": "ambulance",
+    "urgency": "crisis",
+    "patient": {
+        "nhs_number": "9999836909",
+        "given_name": "Ada",
+        "family_name": "Testperson",
+        "date_of_birth": "1941-03-14",
+        "postcode": "XW1 2ZZ",
+        "registered_practice": "M91001",
+    },
+    "needs": ["fall"],
+    "red_flags": [],
+    "consent": {"basis": "direct_care_implied"},
+    "reason": "Found on the floor by a carer; no injury seen; cannot get up unaided.",
+}
 _QUEUE = "A case waits in the queue when its referral needs a contact assessment. "
 _SUBSCRIPTION = "The subscription must be this client's; another's is not found. "
 
@@ -51,6 +68,7 @@ CATALOGUE: dict[str, Operation] = {
             "202": ("Location", "Idempotent-Replayed", "Preference-Applied"),
         },
         links={"201": _REFERRAL_LINKS, "202": _REFERRAL_LINKS},
+        request_example=_REFERRAL_EXAMPLE,
     ),
     "GET /v1/referrals": Operation(
         "listReferralChanges",

@@ -64,7 +64,12 @@ async def _request_key(
     # Declared for the OpenAPI document; every value sent is read from the request itself.
     _: Annotated[
         str | None,
-        Header(alias=idempotency.HEADER, description="Unique per referral (a UUID)"),
+        Header(
+            alias=idempotency.HEADER,
+            description="Unique per referral (a UUID): 1 to 255 visible ASCII characters",
+            # Documented, not enforced here: require_key answers its own problem.
+            json_schema_extra={"pattern": idempotency.KEY_PATTERN},
+        ),
     ] = None,
 ) -> str:
     return idempotency.require_key(request.headers.getlist(idempotency.HEADER))
