@@ -270,7 +270,7 @@ def _string_example(schema: Mapping[str, Any]) -> str:
             if pattern.search(candidate) and _fits(candidate, schema):
                 return candidate
     text = "example"
-    low, high = schema.get("minLength", 0), schema.get("maxLength", len(text))
+    low, high = int(schema.get("minLength", 0)), int(schema.get("maxLength", len(text)))
     return (text * (1 + low // len(text)))[: max(low, min(high, len(text)))]
 
 
