@@ -106,6 +106,8 @@ def test_every_answer_documents_its_headers(document: dict[str, Any]) -> None:
             headers = response.get("headers", {})
             if "X-Request-Id" not in headers:
                 failures.append(f"{method} {path} {status}: X-Request-Id")
+            if path.startswith("/FHIR/") and "X-Correlation-Id" not in headers:
+                failures.append(f"{method} {path} {status}: X-Correlation-Id")
             if status in ("429", "503") and "Retry-After" not in headers:
                 failures.append(f"{method} {path} {status}: Retry-After")
     assert failures == []

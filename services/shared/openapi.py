@@ -32,6 +32,11 @@ HEADERS: dict[str, dict[str, Any]] = {
         "reporting a problem.",
         "schema": {"type": "string"},
     },
+    "X-Correlation-Id": {
+        "description": "The request's X-Correlation-Id, sent back on every answer under "
+        "/FHIR/R4 (BaRS), as it was sent.",
+        "schema": {"type": "string"},
+    },
     "Location": {
         "description": "Where the resource created (or to poll) is read.",
         "schema": {"type": "string", "format": "uri-reference"},
@@ -96,8 +101,9 @@ def finish(document: dict[str, Any], catalogue: Catalogue, publication: Publicat
             entry = catalogue.get(f"{method.upper()} {path}")
             if entry is not None:
                 _describe(operation, entry)
-            _error_answers(operation, fhir=path.startswith("/FHIR/"))
-            _response_headers(operation)
+            fhir = path.startswith("/FHIR/")
+            _error_answers(operation, fhir=fhir)
+            _response_headers(operation, fhir=fhir)
             _examples(operation, components)
 
 
@@ -162,10 +168,12 @@ def _error_answers(operation: dict[str, Any], *, fhir: bool) -> None:
     responses.setdefault("500", problem_content(InternalError))
 
 
-def _response_headers(operation: dict[str, Any]) -> None:
+def _response_headers(operation: dict[str, Any], *, fhir: bool) -> None:
+    always = ("X-Request-Id", "X-Correlation-Id") if fhir else ("X-Request-Id",)
     for status, response in operation.get("responses", {}).items():
         headers = response.setdefault("headers", {})
-        headers.setdefault("X-Request-Id", {"$ref": "#/components/headers/X-Request-Id"})
+        for name in always:
+            headers.setdefault(name, {"$ref": f"#/components/headers/{name}"})
         if status in _RETRY_STATUSES:
             headers.setdefault("Retry-After", {"$ref": "#/components/headers/Retry-After"})
 
