@@ -97,6 +97,11 @@ def service_environment(var: Path = VAR) -> dict[str, str]:
     )
     for prefix in ("SPA", "ROUTING", "TEAMS"):
         env.setdefault(f"{prefix}_LOG_FORMAT", "console")
+        # The documents at /openapi.json and the documentation page at /docs, pointing at
+        # these addresses.
+        env.setdefault(f"{prefix}_OPENAPI_ENABLED", "true")
+        env.setdefault(f"{prefix}_PUBLIC_BASE_URL", URLS[prefix.lower()])
+        env.setdefault(f"{prefix}_PUBLIC_TOKEN_URL", f"{URLS['spa']}/oauth/token")
     return env
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.routing.audit import AuditEvent, AuditHead
+from services.routing.catalogue import CATALOGUE
 from services.routing.decisions.api import router
 from services.routing.decisions.clients import TeamsClient
 from services.routing.rule_sets.api import router as rule_sets_router
@@ -43,6 +44,7 @@ def create_app(
             yield
 
     app = build_app(
+        catalogue=CATALOGUE,
         service="routing",
         settings=settings,
         lifespan=lifespan,

@@ -12,6 +12,7 @@ from fastapi import Depends, FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.shared import hardening
+from services.shared.api_docs import docs_router
 from services.shared.audit import AuditSealer
 from services.shared.audit_api import audit_router
 from services.shared.auth import KeySet, RemoteKeySet, TokenVerifier
@@ -24,6 +25,7 @@ from services.shared.http import create_http_client
 from services.shared.logging import RequestContextMiddleware, configure_logging
 from services.shared.metrics import SESSION_METRICS, RequestMetrics, ServiceMetrics, outbox_reader
 from services.shared.metrics import router as metrics_router
+from services.shared.openapi import Catalogue, Publication, finish, problem_content
 from services.shared.outbox import OutboxJobColumns, running
 from services.shared.problems import (
     PROBLEM_CONTENT_TYPE,
@@ -38,7 +40,7 @@ from services.shared.problems import (
 )
 from services.shared.settings import ServiceSettings
 from services.shared.state import ServiceState, state_of
-from services.shared.strict_input import StrictInput, storable_path
+from services.shared.strict_input import StrictInput, known_query, storable_path
 from services.shared.tracing import Tracing
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -52,6 +54,7 @@ def build_app(
     description: str,
     clock: Clock,
     state: ServiceState,
+    catalogue: Catalogue,
     audit_model: type[Any] | None = None,
     span_exporter: SpanExporter | None = None,
     metrics: ServiceMetrics | None = None,
@@ -70,7 +73,9 @@ def build_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        dependencies=[Depends(storable_path)],
+        # A path with a trailing slash is a 404 problem saying so, never a redirect.
+        redirect_slashes=False,
+        dependencies=[Depends(storable_path), Depends(known_query)],
     )
     # The service's typed state (services.shared.state): what the lifespan opens goes on it.
     app.state = state
@@ -97,7 +102,11 @@ def build_app(
     app.include_router(metrics_router)
     if audit_model is not None:
         app.include_router(audit_router(audit_model))
-    _install_problem_openapi(app)
+    _install_problem_openapi(
+        app, catalogue, Publication(settings.public_base_url, settings.public_token_url)
+    )
+    if settings.openapi_enabled:
+        app.include_router(docs_router(app, app.openapi, settings.public_token_url))
     # Outermost of all (the instrumentation wraps the whole stack, whenever it is built).
     tracing.instrument_app(app)
     return app
@@ -188,13 +197,9 @@ _PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
-def _problem_content(description: str) -> dict[str, Any]:
-    ref = {"$ref": "#/components/schemas/ProblemDetails"}
-    return {"description": description, "content": {"application/problem+json": {"schema": ref}}}
-
-
-def _install_problem_openapi(app: FastAPI) -> None:
-    """Document errors as they are sent: problem+json, with 401/403 on every secured operation."""
+def _install_problem_openapi(app: FastAPI, catalogue: Catalogue, publication: Publication) -> None:
+    """Document errors as they are sent: problem+json, with 401/403 on every secured operation;
+    then the catalogue's names, descriptions and headers (services.shared.openapi)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -207,25 +212,30 @@ def _install_problem_openapi(app: FastAPI) -> None:
         schemas["ProblemDetails"] = _PROBLEM_SCHEMA
         for path_item in document.get("paths", {}).values():
             for operation in path_item.values():
-                responses = operation.setdefault("responses", {})
-                # Validation answers are problems, except where an operation declared its 422
-                # in a media type of its own (FHIR's OperationOutcome).
-                declared = set(responses.get("422", {}).get("content", {}))
-                if "422" in responses and declared <= {"application/json", PROBLEM_CONTENT_TYPE}:
-                    responses["422"] = _problem_content(ValidationFailed.title)
-                if operation.get("security"):
-                    responses.setdefault("401", _problem_content(AuthenticationRequired.title))
-                    responses.setdefault("403", _problem_content(InsufficientScope.title))
-                    responses.setdefault("429", _problem_content(TooManyRequests.title))
-                    # Every secured operation reads the database, whose connection can drop.
-                    responses.setdefault("503", _problem_content(DatabaseUnavailable.title))
-                if "requestBody" in operation:
-                    # A body that cannot be read at all (not UTF-8, say), one too large, or
-                    # one declared in another charset.
-                    responses.setdefault("400", _problem_content(BadRequest.title))
-                    responses.setdefault("413", _problem_content(ContentTooLarge.title))
-                    responses.setdefault("415", _problem_content(UnsupportedMediaType.title))
+                _problem_answers(operation)
+        finish(document, catalogue, publication)
         app.openapi_schema = document
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_answers(operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    # Validation answers are problems, except where an operation declared its 422 in a media
+    # type of its own (FHIR's OperationOutcome).
+    declared = set(responses.get("422", {}).get("content", {}))
+    if "422" in responses and declared <= {"application/json", PROBLEM_CONTENT_TYPE}:
+        responses["422"] = problem_content(ValidationFailed)
+    if operation.get("security"):
+        responses.setdefault("401", problem_content(AuthenticationRequired))
+        responses.setdefault("403", problem_content(InsufficientScope))
+        responses.setdefault("429", problem_content(TooManyRequests))
+        # Every secured operation reads the database, whose connection can drop.
+        responses.setdefault("503", problem_content(DatabaseUnavailable))
+    if "requestBody" in operation:
+        # A body that cannot be read at all (not UTF-8, say), one too large, or one declared
+        # in another charset.
+        responses.setdefault("400", problem_content(BadRequest))
+        responses.setdefault("413", problem_content(ContentTooLarge))
+        responses.setdefault("415", problem_content(UnsupportedMediaType))

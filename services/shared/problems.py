@@ -4,7 +4,8 @@ Exception hierarchy::
 
     Problem                         base; never raised itself
     ├── BadRequest                  400 the request cannot be understood
-    │   └── BodyNotUtf8             400 the body's bytes are not UTF-8
+    │   ├── BodyNotUtf8             400 the body's bytes are not UTF-8
+    │   └── UnknownQueryParameter   400 a query parameter the operation does not take
     ├── ValidationFailed            422 a body, query, path or header failed validation (field errors)
     ├── AuthenticationRequired      401 no usable bearer token
     ├── InsufficientScope           403 the token lacks the scope the operation needs
@@ -72,6 +73,11 @@ class BadRequest(Problem):
     type = TYPE_PREFIX + "bad-request"
     title = "Bad request"
     status = 400
+
+
+class UnknownQueryParameter(BadRequest):
+    type = TYPE_PREFIX + "unknown-query-parameter"
+    title = "The request names a query parameter this operation does not take"
 
 
 class BodyNotUtf8(BadRequest):
@@ -216,6 +222,13 @@ def database_unavailable(exc: BaseException) -> bool:
     )
 
 
+def _detail_of(status: int, path: str) -> str | None:
+    """Why a routing error happened, where the path tells (no path here ends in a slash)."""
+    if status == 404 and len(path) > 1 and path.endswith("/"):
+        return f"No path here ends in a slash; this one might be {path.rstrip('/') or '/'}."
+    return None
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Render every error (ours, validation, routing) as a problem document."""
 
@@ -233,7 +246,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         problem_class = _STATUS_PROBLEMS.get(exc.status_code, Problem)
-        problem = problem_class(headers=exc.headers)
+        problem = problem_class(_detail_of(exc.status_code, request.url.path), headers=exc.headers)
         if problem_class is Problem:
             # An HTTP status we did not foresee keeps its status without inventing a type.
             body = {"type": "about:blank", "title": "HTTP error", "status": exc.status_code}
@@ -271,10 +284,14 @@ def problem_responses(*problems: type[Problem]) -> dict[int | str, dict[str, Any
     """OpenAPI ``responses`` entries for the problems an operation may answer with."""
     documented: dict[int | str, dict[str, Any]] = {}
     for problem in problems:
+        example = {"type": problem.type, "title": problem.title, "status": problem.status}
         documented[problem.status] = {
             "description": problem.title,
             "content": {
-                PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+                PROBLEM_CONTENT_TYPE: {
+                    "schema": {"$ref": "#/components/schemas/ProblemDetails"},
+                    "example": example,
+                }
             },
         }
     return documented

@@ -57,6 +57,14 @@ class ServiceSettings(BaseSettings):
     # tokens), whose sub is the service principal's object id; Keycloak: azp.
     auth_client_id_claims: tuple[ClaimPath, ...] = Field(default=("sub",), min_length=1)
 
+    # The published API contract. The address clients reach this service at (the document's
+    # server), the token endpoint they get tokens from (the built-in issuer's on spa, or an
+    # identity provider's), and whether /openapi.json and the documentation page at /docs are
+    # served (off unless turned on; `make run` turns them on).
+    public_base_url: str
+    public_token_url: str = "http://127.0.0.1:8001/oauth/token"  # noqa: S105 - a URL
+    openapi_enabled: bool = False
+
     # This service's own credentials when it calls another service.
     service_client_id: str | None = None
     service_client_secret: SecretStr | None = None

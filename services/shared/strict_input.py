@@ -8,7 +8,9 @@ where the character was, never the value. Bodies are UTF-8 (a declared charset o
 kind is a 415, bytes that do not decode a 400), and a JSON integer must fit in 64 bits.
 
 ``StrictInput`` checks all but the path parameters before the app runs; ``storable_path``, a
-dependency of every route, checks those, which exist only once a request is routed.
+dependency of every route, checks those, which exist only once a request is routed. So does
+``known_query``: a query parameter the operation does not declare is a 400, never silently
+ignored (a misspelt filter would otherwise answer with everything).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from fastapi import Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,6 +36,7 @@ from services.shared.problems import (
     BodyNotUtf8,
     ContentTooLarge,
     Problem,
+    UnknownQueryParameter,
     UnsupportedMediaType,
     ValidationFailed,
     field_errors,
@@ -132,6 +137,52 @@ async def storable_path(request: Request) -> None:
     )
     if errors:
         raise ValidationFailed("One or more fields are invalid; see errors.", errors=errors)
+
+
+# Set on a route's own query check (one that must run after authentication, say): the shared
+# one then leaves the route to it.
+OWN_QUERY_CHECK = "checks_own_query"
+
+
+async def known_query(request: Request) -> None:
+    """A dependency of every route: refuse the query parameters its operation does not take."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or _checks_own_query(route.dependant):
+        return
+    unknown_query_parameters(request, route)
+
+
+def unknown_query_parameters(
+    request: Request, route: APIRoute, reasons: dict[str, str] | None = None
+) -> None:
+    """Raise UnknownQueryParameter naming each parameter ``route`` does not declare."""
+    unknown = sorted(set(request.query_params) - query_names(route.dependant))
+    if not unknown:
+        return
+    errors = [
+        _error(
+            "query", (name[:100],), (reasons or {}).get(name, "not a parameter of this operation")
+        )
+        for name in unknown[:_MOST_ERRORS]
+    ]
+    raise UnknownQueryParameter(
+        f"This operation does not take {', '.join(error['field'] for error in errors)}.",
+        errors=errors,
+    )
+
+
+def query_names(dependant: Dependant) -> set[str]:
+    """The query parameters an operation declares, through all its dependencies."""
+    names = {param.alias for param in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= query_names(dependency)
+    return names
+
+
+def _checks_own_query(dependant: Dependant) -> bool:
+    return getattr(dependant.call, OWN_QUERY_CHECK, False) or any(
+        _checks_own_query(dependency) for dependency in dependant.dependencies
+    )
 
 
 def envelope_errors(scope: Scope) -> list[FieldError]:

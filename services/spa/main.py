@@ -21,6 +21,7 @@ from services.shared.outbox import OutboxBatchWorker, OutboxJobColumns, OutboxWo
 from services.shared.state import state_of
 from services.shared.wake_listener import listening
 from services.spa.audit import AuditEvent, AuditHead
+from services.spa.catalogue import CATALOGUE
 from services.spa.fhir.api import router as fhir_router
 from services.spa.fhir.edge import FhirEdge
 from services.spa.fhir.mapping import load_mapping
@@ -166,6 +167,7 @@ def create_app(
     metrics = SpaMetrics()
     metrics.readings.add(response_clocks)
     app = build_app(
+        catalogue=CATALOGUE,
         service="spa",
         settings=settings,
         lifespan=lifespan,

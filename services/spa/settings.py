@@ -11,6 +11,7 @@ class SpaSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SPA_", extra="ignore", frozen=True)
 
     database_url: str = "sqlite+aiosqlite:///var/spa.db"
+    public_base_url: str = "http://127.0.0.1:8001"
     auth_audience: str = "spa"
     routing_url: str = "http://127.0.0.1:8002"
     teams_url: str = "http://127.0.0.1:8003"

@@ -20,6 +20,7 @@ from services.teams.audit import AuditEvent, AuditHead
 from services.teams.caseloads.api import router as caseloads_router
 from services.teams.caseloads.models import OutboxJob
 from services.teams.caseloads.reporting import report_jobs
+from services.teams.catalogue import CATALOGUE
 from services.teams.directory.admin_api import router as admin_router
 from services.teams.directory.api import router
 from services.teams.heartbeats import WorkerHeartbeat
@@ -76,6 +77,7 @@ def create_app(
                 yield
 
     app = build_app(
+        catalogue=CATALOGUE,
         service="teams",
         settings=settings,
         lifespan=lifespan,

@@ -9,6 +9,7 @@ class TeamsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TEAMS_", extra="ignore", frozen=True)
 
     database_url: str = "sqlite+aiosqlite:///var/teams.db"
+    public_base_url: str = "http://127.0.0.1:8003"
     auth_audience: str = "teams"
     spa_url: str = "http://127.0.0.1:8001"
 

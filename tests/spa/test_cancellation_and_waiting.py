@@ -156,6 +156,16 @@ async def test_waiting_returns_the_routed_outcome(stack: Stack) -> None:
     assert response.json()["status"] == "routed"
     assert response.json()["team"]["code"] == "lit-north"
     assert response.headers["location"] == f"/v1/referrals/{response.json()['id']}"
+    assert response.headers["preference-applied"] == "wait=10"
+
+
+async def test_a_wait_longer_than_the_limit_is_applied_as_the_limit(stack: Stack) -> None:
+    body = factories.referral(channel="ambulance", urgency="crisis", needs=["fall"])
+    async with stack.client("spa", "ambulance-cad") as cad:
+        response = await cad.post("/v1/referrals", json=body, headers={"Prefer": "wait=600"})
+
+    assert response.status_code == 201
+    assert response.headers["preference-applied"] == "wait=30"
 
 
 @pytest.mark.parametrize("prefer", ["wait=1", "respond-async, wait=1", "wait=1; foo=bar"])
@@ -170,6 +180,7 @@ async def test_an_outcome_not_reached_in_time_is_answered_202_with_a_location(
 
     assert response.status_code == 202
     assert response.json()["status"] == "received"
+    assert response.headers["preference-applied"] == "wait=1"
     assert polled.json()["id"] == response.json()["id"]
 
 
@@ -184,6 +195,8 @@ async def test_a_retry_after_waiting_gets_the_outcome_the_first_answer_gave(stac
     assert again.json()["status"] == "routed"
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
+    assert first.headers["preference-applied"] == "wait=10"
+    assert "preference-applied" not in again.headers
 
 
 @pytest.mark.parametrize("prefer", ["wait=soon", "wait=-1", "handling=lenient"])
@@ -195,3 +208,4 @@ async def test_a_malformed_or_other_preference_is_ignored(stack: Stack, prefer: 
 
     assert response.status_code == 201
     assert response.json()["status"] == "received"
+    assert "preference-applied" not in response.headers

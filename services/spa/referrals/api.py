@@ -64,7 +64,12 @@ async def _request_key(
     # Declared for the OpenAPI document; every value sent is read from the request itself.
     _: Annotated[
         str | None,
-        Header(alias=idempotency.HEADER, description="Unique per referral (a UUID)"),
+        Header(
+            alias=idempotency.HEADER,
+            description="Unique per referral (a UUID): 1 to 255 visible ASCII characters",
+            # Documented, not enforced here: require_key answers its own problem.
+            json_schema_extra={"pattern": idempotency.KEY_PATTERN},
+        ),
     ] = None,
 ) -> str:
     return idempotency.require_key(request.headers.getlist(idempotency.HEADER))
@@ -107,6 +112,7 @@ async def create_referral(
     prefer: Annotated[str | None, Header(description="wait=N: wait N seconds for routing")] = None,
 ) -> Response:
     settings = state_of(request.app, SpaState).settings
+    wait = waiting.preferred_wait(prefer, settings.max_prefer_wait_seconds)
     taken = await intake.take_in(
         session,
         body,
@@ -114,7 +120,7 @@ async def create_referral(
         key,
         now,
         settings=settings,
-        wait=waiting.preferred_wait(prefer, settings.max_prefer_wait_seconds),
+        wait=wait,
         wait_for_outcome=lambda referral_id, wait: wait_for_outcome(request, referral_id, wait),
         wake_router=wakeups.routing,
     )
@@ -123,6 +129,9 @@ async def create_referral(
     headers = {"Location": f"/v1/referrals/{read.id}"}
     if taken.replayed:
         headers["Idempotent-Replayed"] = "true"
+    elif wait is not None:
+        # Honoured: the answer carries the outcome if it came within the (capped) wait.
+        headers["Preference-Applied"] = f"wait={wait}"
     return JSONResponse(
         read.model_dump(mode="json"), status_code=taken.status_code, headers=headers
     )

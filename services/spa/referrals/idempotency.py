@@ -26,7 +26,8 @@ from services.spa.referrals.problems import (
 from services.spa.referrals.schemas import ReferralCreate
 
 HEADER = "Idempotency-Key"
-_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+KEY_PATTERN = "^[!-~]{1,255}$"  # visible ASCII, as the document says
+_KEY = re.compile(KEY_PATTERN)
 
 
 def require_key(values: list[str]) -> str:

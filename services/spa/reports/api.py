@@ -27,6 +27,12 @@ CSV_COLUMNS = (
     "first_contact_at", "target_seconds", "seconds_to_acceptance", "seconds_to_first_contact",
     "within_target",
 )  # fmt: skip
+_CSV_EXAMPLE = (
+    ",".join(CSV_COLUMNS) + "\n"
+    "3f2c9a1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b,ambulance,rapid_response,crisis,LIT-NORTH,"
+    "2026-01-05T09:30:00+00:00,2026-01-05T09:41:00+00:00,2026-01-05T10:55:00+00:00,"
+    "7200,660,5100,True\n"
+)
 
 
 @router.get(
@@ -37,7 +43,7 @@ CSV_COLUMNS = (
     response_model=ResponseTimesRead,
     response_model_by_alias=True,
     responses={
-        200: {"content": {"text/csv": {}}},
+        200: {"content": {"text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE}}},
         **problem_responses(ValidationFailed),
     },
 )

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Security
-from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import SecurityScopes
 
@@ -25,6 +24,7 @@ from services.shared.db import SessionDep
 from services.shared.identifiers import Postcode, postcode_district
 from services.shared.problems import problem_responses
 from services.shared.state import state_of
+from services.shared.strict_input import OWN_QUERY_CHECK, unknown_query_parameters
 from services.teams.directory.models import Team
 from services.teams.openreferral import records
 from services.teams.openreferral.problems import (
@@ -107,29 +107,11 @@ async def known_query_parameters(request: Request, _: Reader) -> None:
     """Refuse a query parameter the operation does not take (once the reader is known, so
     that a caller without a token learns nothing of the parameters)."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute):
-        return
-    unknown = sorted(set(request.query_params) - _query_names(route.dependant))
-    if unknown:
-        errors = [
-            {
-                "in": "query",
-                "field": name[:100],
-                "reason": UNSUPPORTED.get(name, "not a parameter of this operation"),
-            }
-            for name in unknown
-        ]
-        raise UnknownQueryParameter(
-            f"This operation does not take {', '.join(error['field'] for error in errors)}.",
-            errors=errors,
-        )
+    if isinstance(route, APIRoute):
+        unknown_query_parameters(request, route, UNSUPPORTED)
 
 
-def _query_names(dependant: Dependant) -> set[str]:
-    names = {param.alias for param in dependant.query_params}
-    for dependency in dependant.dependencies:
-        names |= _query_names(dependency)
-    return names
+setattr(known_query_parameters, OWN_QUERY_CHECK, True)
 
 
 ResponseFormat = Annotated[

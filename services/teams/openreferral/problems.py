@@ -1,9 +1,6 @@
-from services.shared.problems import TYPE_PREFIX, BadRequest, ResourceNotFound
+from services.shared.problems import TYPE_PREFIX, ResourceNotFound, UnknownQueryParameter
 
-
-class UnknownQueryParameter(BadRequest):
-    type = TYPE_PREFIX + "unknown-query-parameter"
-    title = "The request names a query parameter this operation does not take"
+__all__ = ["UnknownQueryParameter"]
 
 
 class ServiceNotFound(ResourceNotFound):
