@@ -63,14 +63,10 @@ def _module(name: str) -> ModuleType:
     return importlib.import_module(f"{PACKAGE}.{name}")
 
 
-def test_the_generator_understands_every_operation_outside_fhir(generated: str) -> None:
-    # The FHIR door's OperationOutcome and Bundle schemas are FHIR's own, which the generator
-    # only partly reads; every operation of our own JSON API must come through whole.
-    warnings = [
-        line
-        for line in generated.splitlines()
-        if line.startswith("WARNING parsing") and " /FHIR/" not in line
-    ]
+def test_the_generator_understands_every_operation(generated: str) -> None:
+    # The FHIR door's OperationOutcome is described to the generator too; a Bundle is an object
+    # it passes through as it is.
+    warnings = [line for line in generated.splitlines() if line.startswith("WARNING parsing")]
     assert warnings == []
 
 

@@ -153,10 +153,24 @@ def _mapping(request: Request) -> CodeMapping:
 
 def _outcomes(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for errors as they are sent on these paths: OperationOutcomes."""
+    issue = {
+        "type": "object",
+        "required": ["severity", "code"],
+        "properties": {
+            "severity": {"type": "string", "enum": ["fatal", "error", "warning", "information"]},
+            "code": {"type": "string", "description": "FHIR issue type, e.g. invariant"},
+            "details": {"type": "object", "description": "The BaRS error code as a coding"},
+            "diagnostics": {"type": "string"},
+            "expression": {"type": "array", "items": {"type": "string"}},
+        },
+    }
     schema = {
         "type": "object",
         "required": ["resourceType", "issue"],
-        "properties": {"resourceType": {"const": "OperationOutcome"}, "issue": {"type": "array"}},
+        "properties": {
+            "resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+            "issue": {"type": "array", "items": issue},
+        },
     }
     return {
         status: {
