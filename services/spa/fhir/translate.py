@@ -20,7 +20,7 @@ from fhir.resources.R4B.reference import Reference
 from pydantic import ValidationError
 
 from services.shared.auth import Principal
-from services.shared.vocabulary import Channel
+from services.shared.vocabulary import Channel, Urgency
 from services.spa.fhir.clinical import clinical_in
 from services.spa.fhir.mapping import CodeMapping
 from services.spa.fhir.messages import Message
@@ -136,6 +136,7 @@ def _codes(
     needs: list[str] = []
     red_flags: list[str] = []
     unmapped: list[dict[str, str]] = []
+    reviewed: list[dict[str, str]] = []
     for concept in [*(message.service_request.reasonCode or []), *_symptoms(message)]:
         keys = [(c.system or "", c.code or "") for c in concept.coding or [] if c.code]
         mapped = False
@@ -146,10 +147,17 @@ def _codes(
             elif key in mapping.red_flags:
                 red_flags.append(mapping.red_flags[key].value)
                 mapped = True
-            elif key in mapping.adds_nothing:
-                mapped = True
-        if not mapped:
-            unmapped.extend({"system": system, "code": code} for system, code in keys)
+        found = [{"system": system, "code": code} for system, code in keys]
+        if mapped:
+            continue
+        if keys and all(key in mapping.adds_nothing for key in keys):
+            reviewed.extend(found)
+        else:
+            unmapped.extend(found)
+    if reviewed and not needs and not red_flags:
+        # Codes that add nothing of their own, and nothing else to triage on: a handler reads
+        # them, rather than the rules routing a case on no need at all.
+        unmapped = [*unmapped, *reviewed]
     return needs, red_flags, unmapped
 
 
@@ -165,32 +173,49 @@ def _symptoms(message: Message) -> list[CodeableConcept]:
     ]
 
 
+URGENCY_ORDER = (Urgency.CRISIS, Urgency.URGENT, Urgency.ROUTINE)
+
+
 def _urgency(message: Message, mapping: CodeMapping) -> str:
-    """ServiceRequest.priority; else, for a message without one (a validation request), the
-    ambulance response category its CarePlan carries."""
-    priority = message.service_request.priority
-    if priority is None:
-        for category in _ambulance_categories(message):
-            if category in mapping.ambulance_categories:
-                return mapping.ambulance_categories[category].value
-    urgency = mapping.priorities.get(priority or "")
-    if urgency is None:
-        expected = "ServiceRequest.priority must be one of " + ", ".join(sorted(mapping.priorities))
-        if mapping.ambulance_categories:
-            expected += ", or be absent with a CarePlan ambulance response category of " + (
-                ", ".join(sorted(mapping.ambulance_categories))
+    """The most urgent of ServiceRequest.priority and the ambulance response categories its
+    CarePlans carry; a message without either (a validation request has no priority) must have
+    a category. A category this service does not take (1 and 2: never the community's) is
+    refused, whatever the priority says."""
+    found: list[Urgency] = []
+    for plan, category in _ambulance_categories(message):
+        urgency = mapping.ambulance_categories.get(category)
+        if urgency is None:
+            raise MessageUnprocessable(
+                f"The ambulance response category {category} is not one this service takes ("
+                + ", ".join(sorted(mapping.ambulance_categories))
+                + ").",
+                expression=[message.path(plan, "activity")],
+                issue_code="business-rule",
             )
-        raise MessageUnprocessable(
-            expected + ".",
-            expression=[message.path(message.service_request, "priority")],
-            issue_code="required" if priority is None else "code-invalid",
-        )
-    return urgency.value
+        found.append(urgency)
+    priority = message.service_request.priority
+    if priority is not None or not found:
+        urgency = mapping.priorities.get(priority or "")
+        if urgency is None:
+            expected = "ServiceRequest.priority must be one of " + ", ".join(
+                sorted(mapping.priorities)
+            )
+            if mapping.ambulance_categories:
+                expected += ", or be absent with a CarePlan ambulance response category of " + (
+                    ", ".join(sorted(mapping.ambulance_categories))
+                )
+            raise MessageUnprocessable(
+                expected + ".",
+                expression=[message.path(message.service_request, "priority")],
+                issue_code="required" if priority is None else "code-invalid",
+            )
+        found.append(urgency)
+    return min(found, key=URGENCY_ORDER.index).value
 
 
-def _ambulance_categories(message: Message) -> list[str]:
+def _ambulance_categories(message: Message) -> list[tuple[CarePlan, str]]:
     return [
-        coding.code
+        (plan, coding.code)
         for plan in message.all_of(CarePlan)
         for activity in plan.activity or []
         for concept in activity.outcomeCodeableConcept or []

@@ -112,7 +112,7 @@ async def test_the_published_message_with_a_discriminator_not_listed_is_held(
     stack: Stack, receiver: Receiver
 ) -> None:
     """The same message reaching a discriminator the county has not reviewed: kept, and a call
-    handler decides; its symptom group is known, so only the discriminator is listed."""
+    handler decides, reading both codes (the known group gives the rules nothing alone)."""
     await _register_sender(stack, receiver)
     published = _published()
     plan = bars.resource(published, "CarePlan")
@@ -132,8 +132,77 @@ async def test_the_published_message_with_a_discriminator_not_listed_is_held(
     assert referral.queue_reason == "unmapped_codes"
     assert referral.channel_details["unmapped_codes"] == [
         {"system": "https://fhir.nhs.uk/CodeSystem/pathways-sd-codes", "code": "SD4999"},
+        {"system": "https://fhir.nhs.uk/CodeSystem/pathways-sg-codes", "code": "SG1137"},
     ]
     assert referral.red_flags == []
     replied = bars.resource(reply, "ServiceRequest")
     assert bars.tag(replied, "urn:spa-platform:referral-event") == "awaiting_assessment"
     assert bars.tag(replied, "urn:spa-platform:queue_reason") == "unmapped_codes"
+
+
+def _outcomes(bundle: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = bars.resource(bundle, "CarePlan")["activity"][0][
+        "outcomeCodeableConcept"
+    ]
+    return found
+
+
+def _with_category(bundle: dict[str, Any], category: str) -> dict[str, Any]:
+    for concept in _outcomes(bundle):
+        for coding in concept.get("coding", []):
+            if coding["system"].endswith("arp-priority-code"):
+                coding["code"] = category
+    return bundle
+
+
+async def test_a_category_1_or_2_call_is_refused_whatever_its_priority(stack: Stack) -> None:
+    plain = await _post(stack, _with_category(_published(), "C2"))
+    prioritised = _with_category(_published(), "C1")
+    bars.resource(prioritised, "ServiceRequest")["priority"] = "routine"
+    with_priority = await _post(stack, prioritised)
+
+    for answer in (plain, with_priority):
+        assert answer.status_code == 422, answer.text
+        assert bars.bars_codes(answer.json()) == [("REC_UNPROCESSABLE_ENTITY", "business-rule")]
+        assert answer.json()["issue"][0]["expression"][0].endswith("resource.activity")
+    assert await stack.count_rows("spa", Referral) == 0
+
+
+async def test_the_more_urgent_of_priority_and_category_is_taken(
+    stack: Stack, receiver: Receiver
+) -> None:
+    await _register_sender(stack, receiver)
+    published = _published()
+    bars.resource(published, "ServiceRequest")["priority"] = "routine"
+
+    answer = await _post(stack, published)
+
+    assert answer.status_code == 200, answer.text
+    referral, _ = await _referral(stack, bars.resource(answer.json(), "ServiceRequest")["id"])
+    assert referral is not None
+    assert referral.urgency == "crisis"  # category 3 outranks the routine priority
+
+
+async def test_a_symptom_group_alone_gives_the_rules_nothing_and_is_held(
+    stack: Stack, receiver: Receiver
+) -> None:
+    """A reviewed code that adds nothing never lets a case be routed on no need at all."""
+    await _register_sender(stack, receiver)
+    published = _published()
+    plan = bars.resource(published, "CarePlan")
+    plan["activity"][0]["outcomeCodeableConcept"] = [
+        concept
+        for concept in _outcomes(published)
+        if not any(coding.get("code") == "SD4033" for coding in concept.get("coding", []))
+    ]
+
+    answer = await _post(stack, published)
+
+    assert answer.status_code == 200, answer.text
+    referral, _ = await _referral(stack, bars.resource(answer.json(), "ServiceRequest")["id"])
+    assert referral is not None
+    assert referral.status == "awaiting_assessment"
+    assert referral.queue_reason == "unmapped_codes"
+    assert referral.channel_details["unmapped_codes"] == [
+        {"system": "https://fhir.nhs.uk/CodeSystem/pathways-sg-codes", "code": "SG1137"},
+    ]
