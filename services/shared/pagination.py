@@ -15,7 +15,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -100,7 +100,10 @@ def _typed(value: Any, kind: type) -> Any:
         moment = datetime.fromisoformat(value)
         if moment.tzinfo is None:
             raise ValueError("a time with its offset")
-        return moment
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("a time out of range") from None
     if kind is str:
         return value
     raise TypeError(kind)

@@ -51,6 +51,7 @@ def test_a_cursor_holds_its_list_and_key_and_nothing_else_is_taken() -> None:
         pagination.encode("queue", (2, at)),  # another shape
         pagination.encode("queue", (2, "yesterday", uuid.UUID(int=7))),
         pagination.encode("queue", (2**70, at, uuid.UUID(int=7))),
+        pagination.encode("queue", (2, "0001-01-01T00:00:00+05:00", uuid.UUID(int=7))),
     ):
         with pytest.raises(pagination.InvalidCursor):
             pagination.decode(wrong, "queue", (int, datetime, uuid.UUID))

@@ -3,11 +3,15 @@ it may know, with a cursor that resumes where the last read stopped."""
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
+from services.shared.pagination import InvalidCursor
+from services.spa.referrals import changes
 from tests import factories
 from tests.stack import Stack, post_referral
 
@@ -85,3 +89,13 @@ async def test_a_cursor_not_given_out_here_is_refused(stack: Stack) -> None:
 
     assert refused.status_code == 400
     assert refused.json()["type"] == "urn:spa-platform:problem:invalid-cursor"
+
+
+def test_a_cursor_saved_before_the_list_style_still_resumes() -> None:
+    """A consumer keeps its last cursor to resume from; one of the earlier form still works."""
+    saved = base64.urlsafe_b64encode(b"e42").decode().rstrip("=")
+
+    assert changes.decode_cursor(saved) == 42
+    assert changes.decode_cursor(changes.encode_cursor(42)) == 42
+    with pytest.raises(InvalidCursor):
+        changes.decode_cursor(base64.urlsafe_b64encode(b"e99999999999999999999").decode())

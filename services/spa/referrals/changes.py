@@ -9,6 +9,8 @@ listed again further on. Need to know is applied in the query, as for a single r
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,7 +39,11 @@ def encode_cursor(event_id: int) -> str:
 
 def decode_cursor(cursor: str | None) -> int:
     """The timeline event a cursor is after (0 for none); a cursor of another list, or none
-    we gave out, is ``InvalidCursor``."""
+    we gave out, is ``InvalidCursor``. A cursor of the earlier form (``e`` and the event's
+    number) is still taken, so a consumer's saved place survives an upgrade."""
+    legacy = _legacy_cursor(cursor)
+    if legacy is not None:
+        return legacy
     found = pagination.decode(cursor, CHANGES, (int,))
     if found is None:
         return 0
@@ -45,6 +51,20 @@ def decode_cursor(cursor: str | None) -> int:
     if event_id < 0:
         raise pagination.InvalidCursor("The cursor is not one this list gave out.")
     return event_id
+
+
+def _legacy_cursor(cursor: str | None) -> int | None:
+    if not cursor or len(cursor) > 32:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return None
+    if text.startswith("e") and text[1:].isdigit() and len(text) <= 20:
+        event_id = int(text[1:])
+        if event_id < 2**63:  # no event has a number past a 64-bit column
+            return event_id
+    return None
 
 
 def visible_to(principal: Principal) -> ColumnElement[bool]:
