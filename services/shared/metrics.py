@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, aliased
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.shared.auth import Principal, requires
-from services.shared.outbox import JobStatus, OutboxJobColumns
+from services.shared.outbox import JobStatus, OutboxJobColumns, waiting_statuses
 from services.shared.state import ServiceState, state_of
 
 # The key of a session's ``info`` that holds its service's metrics (see ``create_sessionmaker``).
@@ -172,7 +172,7 @@ async def due_summary(
         free = free.where(
             ~exists().where(
                 getattr(earlier, key) == getattr(table, key),
-                earlier.status == JobStatus.PENDING,
+                earlier.status.in_(waiting_statuses(model.__failed_blocks__)),
                 earlier.id < table.id,
             )
         )

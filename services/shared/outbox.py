@@ -63,6 +63,9 @@ class OutboxJobColumns(Timestamped):
 
     # The column whose jobs run one at a time, in order (the worker's ``in_order_of``), if any.
     __in_order_of__: ClassVar[str | None] = None
+    # Whether a failed job holds back the later ones of its key too (the worker's default for
+    # ``failed_blocks``, and what the metrics count as work that is free to run).
+    __failed_blocks__: ClassVar[bool] = False
 
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:
@@ -74,6 +77,11 @@ class OutboxJobColumns(Timestamped):
             # one index probe, however long the queue.
             indexes.append(Index(f"ix_{table}_waiting", cls.__in_order_of__, "status", "id"))
         return tuple(indexes)
+
+
+def waiting_statuses(failed_blocks: bool) -> tuple[str, ...]:
+    """The statuses of an earlier job that hold a later one of its key back."""
+    return (JobStatus.PENDING, JobStatus.FAILED) if failed_blocks else (JobStatus.PENDING,)
 
 
 class _Identified(Protocol):
@@ -379,7 +387,7 @@ class OutboxWorker(_Loop):
         *,
         service: str,
         in_order_of: str | None = None,
-        failed_blocks: bool = True,
+        failed_blocks: bool | None = None,
         clock: Clock,
         batch_size: int = 16,
         max_in_flight: int | None = None,
@@ -403,8 +411,8 @@ class OutboxWorker(_Loop):
         self._batch = handle if isinstance(handle, Steps) and handle.batched_kinds else None
         # Whether a failed job holds back later ones too, or only pending ones do (when a
         # failure has already been handed to people and later work must not wait on it).
-        self._waiting_statuses: tuple[str, ...] = (
-            (JobStatus.PENDING, JobStatus.FAILED) if failed_blocks else (JobStatus.PENDING,)
+        self._waiting_statuses = waiting_statuses(
+            model.__failed_blocks__ if failed_blocks is None else failed_blocks
         )
         # Jobs running at once; the loop claims again once a quarter of them have finished.
         self._max_in_flight = max(max_in_flight or 2 * batch_size, batch_size)

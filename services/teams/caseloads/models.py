@@ -52,6 +52,8 @@ class OutboxJob(OutboxJobColumns, Base):
 
     __tablename__ = "outbox_jobs"
     __in_order_of__ = "assignment_id"
+    # An assignment's later changes wait behind one given up on: spa must hear them in order.
+    __failed_blocks__ = True
 
     assignment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("assignments.id"))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
