@@ -9,10 +9,20 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # Every package at the exact version and with the hashes recorded here (make lock refreshes it).
 LOCK := requirements.lock
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
+# The console's front-end packages, from package-lock.json (each checked against its integrity
+# hash), and the files of them spa serves, copied into the package beside its own.
+VENDOR := services/spa/console/static/vendor
+ASSETS := $(VENDOR)/.installed-$(shell cat package-lock.json deploy/console_assets.sh | cksum | cut -d' ' -f1)
 
-.PHONY: run demo-clients demo-curls test lint openapi clean install lock bench tools
+.PHONY: run demo-clients demo-curls test lint openapi clean install lock bench tools assets
 
-install: $(STAMP)
+install: $(STAMP) $(ASSETS)
+
+assets: $(ASSETS)
+
+$(ASSETS): package.json package-lock.json deploy/console_assets.sh
+	bash deploy/console_assets.sh $(VENDOR)
+	touch $@
 
 # The locked packages first, each checked against its hash, then the project itself (built with
 # the locked setuptools, pulling in nothing further).
@@ -52,7 +62,8 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
-# Debian packages the tests use beyond Python (HAProxy for the replica test).
+# Debian packages the tests use beyond Python (HAProxy for the replica test, Chromium for the
+# console's browser tests).
 tools:
 	bash tests/install-tools.sh
 
@@ -63,7 +74,7 @@ openapi: install
 	$(BIN)/python openapi/generate.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis node_modules $(VENDOR) test-output
 
 # Speed is measured here, never by timed unit tests.
 bench: install tools
