@@ -1,0 +1,88 @@
+"""What the console's browser tests do on every page they visit: a full-page screenshot (kept
+under test-output/console/<test>/ for a person to look through) and an axe-core check against
+WCAG 2.2 AA, failing on any serious or critical violation."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tests.stack import Stack
+
+if TYPE_CHECKING:
+    from playwright.async_api import Page
+
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = ROOT / "test-output" / "console"
+
+# The rule sets the console is held to: WCAG 2.0, 2.1 and 2.2, levels A and AA.
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+FAILING_IMPACTS = {"serious", "critical"}
+
+_RUN_AXE = """
+async (tags) => {
+    const results = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+    return results.violations.map((violation) => ({
+        id: violation.id,
+        impact: violation.impact,
+        help: violation.help,
+        targets: violation.nodes.map((node) => node.target.join(" ")),
+    }));
+}
+"""
+
+
+async def accessibility_violations(page: Page) -> list[dict[str, Any]]:
+    """The page's serious and critical WCAG violations as axe-core finds them."""
+    if not await page.evaluate("typeof window.axe !== 'undefined'"):
+        await page.add_script_tag(path=AXE)
+    violations: list[dict[str, Any]] = await page.evaluate(_RUN_AXE, WCAG_TAGS)
+    return [item for item in violations if item["impact"] in FAILING_IMPACTS]
+
+
+async def assert_accessible(page: Page) -> None:
+    violations = await accessibility_violations(page)
+    listed = "\n".join(
+        f"  {item['id']} ({item['impact']}): {item['help']} at {', '.join(item['targets'])}"
+        for item in violations
+    )
+    assert not violations, f"{page.url} fails WCAG 2.2 AA:\n{listed}"
+
+
+@dataclass(frozen=True)
+class LiveConsole:
+    """The stack, with spa (and its console) listening at ``base_url``."""
+
+    stack: Stack
+    base_url: str
+
+
+class Screenshots:
+    """Numbered full-page screenshots of one test, in the order its pages were seen."""
+
+    def __init__(self, test_name: str) -> None:
+        self.directory = SCREENSHOTS / re.sub(r"[^\w.-]+", "_", test_name)
+        shutil.rmtree(self.directory, ignore_errors=True)
+        self.taken = 0
+
+    async def take(self, page: Page, name: str) -> Path:
+        self.taken += 1
+        path = self.directory / f"{self.taken:02d}-{name}.png"
+        await page.screenshot(path=path, full_page=True)
+        return path
+
+
+class Looker:
+    """``await look(page, "queue")``: the screenshot first (so that a failing page is seen),
+    then the accessibility check."""
+
+    def __init__(self, screenshots: Screenshots) -> None:
+        self.screenshots = screenshots
+
+    async def __call__(self, page: Page, name: str) -> None:
+        await self.screenshots.take(page, name)
+        await assert_accessible(page)
