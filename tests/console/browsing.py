@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tests.stack import Stack
 
 if TYPE_CHECKING:
-    from playwright.async_api import Page
+    from playwright.async_api import BrowserContext, ConsoleMessage, Page, Request, Response
 
 ROOT = Path(__file__).resolve().parents[2]
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
@@ -39,7 +39,10 @@ async (tags) => {
 async def accessibility_violations(page: Page) -> list[dict[str, Any]]:
     """The page's serious and critical WCAG violations as axe-core finds them."""
     if not await page.evaluate("typeof window.axe !== 'undefined'"):
-        await page.add_script_tag(path=AXE)
+        # Evaluated from the test rather than added as a script tag, which the console's Content
+        # Security Policy rightly refuses; relaxing the policy in the tests would hide a page
+        # that breaks it.
+        await page.evaluate(AXE.read_text(encoding="utf-8"))
     violations: list[dict[str, Any]] = await page.evaluate(_RUN_AXE, WCAG_TAGS)
     return [item for item in violations if item["impact"] in FAILING_IMPACTS]
 
@@ -86,3 +89,34 @@ class Looker:
     async def __call__(self, page: Page, name: str) -> None:
         await self.screenshots.take(page, name)
         await assert_accessible(page)
+
+
+class PageTroubles:
+    """What went wrong on a browser context's pages out of a person's sight."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.seen: list[str] = []
+
+    def watch(self, context: BrowserContext) -> None:
+        context.on("weberror", lambda error: self.seen.append(f"script failed: {error.error}"))
+        context.on("console", self._console)
+        context.on("request", self._request)
+        context.on("response", self._response)
+        context.on("requestfailed", lambda request: self.seen.append(f"failed: {request.url}"))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        # A page answered 403 or 404 on purpose is reported as a failed load too; the files it
+        # uses are checked by their responses instead.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.seen.append(f"console error: {message.text}")
+
+    def _request(self, request: Request) -> None:
+        if not request.url.startswith((f"{self.base_url}/", "data:", "about:")):
+            self.seen.append(f"fetched from elsewhere: {request.url}")
+
+    def _response(self, response: Response) -> None:
+        if response.status >= 400 and response.request.resource_type != "document":
+            self.seen.append(
+                f"{response.status} for {response.request.resource_type} {response.url}"
+            )

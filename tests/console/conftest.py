@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 import uvicorn
 
-from tests.console.browsing import AXE, LiveConsole, Looker, Screenshots
+from tests.console.browsing import AXE, LiveConsole, Looker, PageTroubles, Screenshots
 from tests.replicas import free_port
 from tests.stack import Stack, running_stack
 
@@ -113,11 +113,18 @@ async def _answering(server: uvicorn.Server, task: asyncio.Task[None], base_url:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def page(browser: Browser, console: LiveConsole) -> AsyncIterator[Page]:
+    """A page in a context of its own. At its end nothing went wrong on it that a person would
+    not see on the page itself: no script failed, the console (the browser's) reported no error
+    (a refusal by the Content Security Policy among them), every file a page used loaded, and
+    nothing was fetched from anywhere but spa, which serves every file the console uses."""
     context = await browser.new_context(base_url=console.base_url)
+    troubles = PageTroubles(console.base_url)
+    troubles.watch(context)
     try:
         yield await context.new_page()
     finally:
         await context.close()
+    assert troubles.seen == [], "\n".join(troubles.seen)
 
 
 @pytest.fixture
