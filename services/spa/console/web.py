@@ -288,6 +288,9 @@ class ConsoleEdge:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["content-security-policy"] = CONTENT_SECURITY_POLICY
+                # Under the API's no-referrer a browser sends its forms with "Origin: null",
+                # which the form check must refuse; same-origin still sends no referrer away.
+                headers["referrer-policy"] = "same-origin"
                 if headers.get("content-type", "").startswith(PROBLEM_CONTENT_TYPE):
                     held = message
                     return
