@@ -14,6 +14,15 @@ nhsuk=node_modules/nhsuk-frontend/dist/nhsuk
 rm -rf "$vendor"
 mkdir -p "$vendor/nhsuk" "$vendor/htmx"
 cp "$nhsuk/nhsuk-frontend.min.css" "$nhsuk/nhsuk-frontend.min.js" "$vendor/nhsuk/"
+# The compiled CSS loads the Frutiger fonts from assets.nhs.uk, which the console's Content
+# Security Policy (font-src 'self') refuses and which are not the package's to copy: without
+# their @font-face rules the pages use the font stack's fallback (Arial) and ask nothing of
+# anywhere else.
+sed -i -E 's/@font-face\{[^}]*assets\.nhs\.uk[^}]*\}//g' "$vendor/nhsuk/nhsuk-frontend.min.css"
+if grep -q 'https://' "$vendor/nhsuk/nhsuk-frontend.min.css"; then
+    echo "the NHS.UK frontend's CSS still loads something from elsewhere" >&2
+    exit 1
+fi
 cp -r "$nhsuk/assets" "$vendor/nhsuk/assets"
 cp node_modules/htmx.org/dist/htmx.min.js "$vendor/htmx/"
 cp node_modules/nhsuk-frontend/LICENSE "$vendor/nhsuk/LICENSE" 2>/dev/null || true
