@@ -64,11 +64,15 @@ class LiveConsole:
     base_url: str
 
 
+def screenshot_directory(test_name: str) -> Path:
+    return SCREENSHOTS / re.sub(r"[^\w.-]+", "_", test_name)
+
+
 class Screenshots:
     """Numbered full-page screenshots of one test, in the order its pages were seen."""
 
     def __init__(self, test_name: str) -> None:
-        self.directory = SCREENSHOTS / re.sub(r"[^\w.-]+", "_", test_name)
+        self.directory = screenshot_directory(test_name)
         shutil.rmtree(self.directory, ignore_errors=True)
         self.taken = 0
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,14 @@ import pytest
 import pytest_asyncio
 import uvicorn
 
-from tests.console.browsing import AXE, LiveConsole, Looker, PageTroubles, Screenshots
+from tests.console.browsing import (
+    AXE,
+    LiveConsole,
+    Looker,
+    PageTroubles,
+    Screenshots,
+    screenshot_directory,
+)
 from tests.replicas import free_port
 from tests.stack import Stack, running_stack
 
@@ -28,12 +35,23 @@ if TYPE_CHECKING:
     from playwright.async_api import Browser, Page
 
 HERE = Path(__file__).resolve().parent
+PAGE_TIMEOUT_MS = 10_000
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(HERE) and pytest_asyncio.is_async_test(item):
             item.add_marker(pytest.mark.asyncio(loop_scope="module"), append=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Each phase's report kept on the test, so that its page can be kept when it failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
 
 
 def _missing_tools() -> list[str]:
@@ -112,16 +130,26 @@ async def _answering(server: uvicorn.Server, task: asyncio.Task[None], base_url:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def page(browser: Browser, console: LiveConsole) -> AsyncIterator[Page]:
+async def page(
+    browser: Browser, console: LiveConsole, request: pytest.FixtureRequest
+) -> AsyncIterator[Page]:
     """A page in a context of its own. At its end nothing went wrong on it that a person would
     not see on the page itself: no script failed, the console (the browser's) reported no error
     (a refusal by the Content Security Policy among them), every file a page used loaded, and
     nothing was fetched from anywhere but spa, which serves every file the console uses."""
     context = await browser.new_context(base_url=console.base_url)
+    # Every wait is for something the page shows within moments: fail soon rather than late.
+    context.set_default_timeout(PAGE_TIMEOUT_MS)
     troubles = PageTroubles(console.base_url)
     troubles.watch(context)
+    opened = await context.new_page()
     try:
-        yield await context.new_page()
+        yield opened
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            # Where the test stopped, to see beside its numbered screenshots.
+            path = screenshot_directory(request.node.name) / "where-it-failed.png"
+            await opened.screenshot(path=path, full_page=True)
     finally:
         await context.close()
     assert troubles.seen == [], "\n".join(troubles.seen)
