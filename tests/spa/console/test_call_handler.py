@@ -140,7 +140,7 @@ async def _routed_to_lit_north(stack: Stack) -> dict[str, Any]:
     )
     async with stack.client("spa", "county-contact") as spa:
         for _ in range(100):
-            read = (await spa.get(f"/v1/referrals/{case['id']}")).json()
+            read: dict[str, Any] = (await spa.get(f"/v1/referrals/{case['id']}")).json()
             if read["status"] == "routed":
                 return read
             await asyncio.sleep(0.1)
