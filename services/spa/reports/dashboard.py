@@ -186,7 +186,9 @@ class ResponseTimeDistribution:
 
     @property
     def totals(self) -> tuple[int, ...]:
-        return tuple(sum(column) for column in zip(*(p.counts for p in self.pathways), strict=True))
+        return tuple(
+            sum(row.counts[index] for row in self.pathways) for index in range(len(self.buckets))
+        )
 
 
 def _first_contact() -> Any:

@@ -3,7 +3,10 @@ fixed times around a fixed "now" (Thursday 12 March 2026, 10:00 UTC), on both da
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -14,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.shared.db import create_engine, create_sessionmaker
 from services.shared.vocabulary import AssignmentKind, AssignmentStatus, Pathway, ReferralStatus
 from services.spa.referrals.models import Referral, ReferralAssignment
-from services.spa.reports import dashboard
+from services.spa.reports import charts, dashboard, exports
 from services.spa.reports.dashboard import Period, Timeliness
 from tests.databases import empty_tables
 
@@ -230,3 +233,124 @@ async def test_a_week_without_referrals_is_shown_as_none(session: AsyncSession) 
     assert [week.week_start for week in report.weeks] == [date(2026, 2, 23), LAST_WEEK, THIS_WEEK]
     assert report.weeks[0].counts == Timeliness()
     assert report.weeks[0].counts.share_within is None
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def parsed_svg(markup: str) -> ET.Element:
+    svg = ET.fromstring(markup)  # noqa: S314 - our own drawing, not input from outside
+    assert svg.tag == f"{SVG}svg"
+    assert svg.get("role") == "img"
+    title, desc = svg.find(f"{SVG}title"), svg.find(f"{SVG}desc")
+    assert title is not None
+    assert desc is not None
+    assert svg.get("aria-labelledby") == f"{title.get('id')} {desc.get('id')}"
+    assert (title.text or "").strip()
+    assert (desc.text or "").strip()
+    return svg
+
+
+def texts(svg: ET.Element) -> list[str]:
+    return ["".join(element.itertext()) for element in svg.iter(f"{SVG}text")]
+
+
+async def test_the_urgent_response_chart_draws_the_standard_at_seventy_per_cent(
+    session: AsyncSession,
+) -> None:
+    report = await dashboard.urgent_response(session, PERIOD, NOW)
+    svg = parsed_svg(charts.urgent_response_chart(report))
+
+    [reference] = [line for line in svg.iter(f"{SVG}line") if line.get("stroke-dasharray")]
+    grid = {line.get("y1") for line in svg.iter(f"{SVG}line") if not line.get("stroke-dasharray")}
+    # The axis runs 0% to 100% in steps of 20%: the standard lies halfway between 60% and 80%.
+    y_of = {text: element.get("y") for element in svg.iter(f"{SVG}text") for text in [element.text]}
+    sixty, eighty = float(y_of["60%"] or 0) - 4, float(y_of["80%"] or 0) - 4
+    assert float(reference.get("y1") or 0) == pytest.approx((sixty + eighty) / 2)
+    assert len(grid) == 6
+    assert "National standard 70%" in texts(svg)
+    assert {"57%", "50%"} <= set(texts(svg))
+    assert "w/c 2 Mar" in texts(svg)
+
+
+async def test_the_other_charts_are_valid_svg(session: AsyncSession) -> None:
+    channels = parsed_svg(
+        charts.channels_and_pathways_chart(await dashboard.channels_and_pathways(session, PERIOD))
+    )
+    times = parsed_svg(
+        charts.response_times_chart(await dashboard.response_time_distribution(session, PERIOD))
+    )
+    reablement = parsed_svg(
+        charts.reablement_chart(await dashboard.reablement(session, PERIOD, NOW))
+    )
+
+    assert {"Ambulance service", "Urgent community response", "Not routed yet"} <= set(
+        texts(channels)
+    )
+    assert "Over 2 days" in " ".join(texts(times))
+    assert not [line for line in reablement.iter(f"{SVG}line") if line.get("stroke-dasharray")]
+
+
+def test_text_in_a_chart_is_escaped() -> None:
+    markup = charts.histogram(
+        "escaped", title="<script>", description="a & b", labels=["<b>"], counts=[1]
+    )
+
+    svg = parsed_svg(markup)
+    assert svg.find(f"{SVG}title") is not None
+    assert "<script>" not in markup
+    assert "&lt;script&gt;" in markup
+
+
+def test_an_empty_period_draws_empty_charts() -> None:
+    empty = dashboard.ResponseTimeDistribution(PERIOD, dashboard.BUCKETS, ())
+    parsed_svg(charts.response_times_chart(empty))
+    parsed_svg(charts.channels_and_pathways_chart(dashboard.ChannelPathwayReport(PERIOD, ())))
+
+
+def read_csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+async def test_the_urgent_response_csv_reads_back_as_the_table(session: AsyncSession) -> None:
+    report = await dashboard.urgent_response(session, PERIOD, NOW)
+
+    rows = read_csv(exports.timeliness_csv(report))
+    assert rows[0] == {
+        "week_start": "2026-03-02",
+        "locality_code": "north",
+        "reached": "3",
+        "missed": "2",
+        "open": "0",
+        "ended_unseen": "1",
+        "share_within": "0.6000",
+    }
+    assert [(row["week_start"], row["locality_code"]) for row in rows] == [
+        ("2026-03-02", "north"),
+        ("2026-03-02", "south"),
+        ("2026-03-09", "north"),
+    ]
+    assert rows[2]["open"] == "1"
+
+
+async def test_the_other_csvs_read_back_as_their_tables(session: AsyncSession) -> None:
+    cells = read_csv(
+        exports.channels_and_pathways_csv(await dashboard.channels_and_pathways(session, PERIOD))
+    )
+    bands = read_csv(
+        exports.response_times_csv(await dashboard.response_time_distribution(session, PERIOD))
+    )
+
+    by_cell = {(row["channel"], row["pathway"]): int(row["referrals"]) for row in cells}
+    assert by_cell == {
+        ("ambulance", "rapid_response"): 10,
+        ("hospital_discharge", "reablement"): 4,
+        ("nhs111", ""): 1,
+        ("nhs111", "rapid_response"): 1,
+    }
+    ucr = {row["band"]: int(row["referrals"]) for row in bands if row["pathway"] == UCR}
+    assert ucr["30 minutes to 1 hour"] == 3
+    assert ucr["1 to 2 hours"] == 2
+    assert [row["up_to_seconds"] for row in bands[:7]] == [
+        "1800", "3600", "7200", "14400", "86400", "172800", "",
+    ]  # fmt: skip
