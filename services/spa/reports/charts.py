@@ -124,22 +124,22 @@ def _line(x1: float, x2: float, y1: float, y2: float, stroke: str = GRID) -> Mar
     )
 
 
-def nice_ceiling(value: float) -> int:
-    """The smallest 1, 2 or 5 times a power of ten at or above ``value`` (at least 1)."""
-    if value <= 1:
-        return 1
-    power = int(10 ** math.floor(math.log10(value)))
-    return next(step * power for step in (1, 2, 5, 10) if step * power >= value)
+def scale(largest: int) -> tuple[int, int]:
+    """The top of a count axis and its number of steps: at most five steps of 1, 2, 2.5 or 5
+    times a power of ten (2.5 only from 25 up, so that every step is a whole number)."""
+    wanted = max(largest, 1) / 5
+    power = 1
+    while power * 10 < wanted:
+        power *= 10
+    steps = [1, 2, 5, 10] if power == 1 else [1, 2, 2.5, 5, 10]
+    step = int(next(factor * power for factor in steps if factor * power >= wanted))
+    return step * math.ceil(max(largest, 1) / step), math.ceil(max(largest, 1) / step)
 
 
-def _tick_count(top_value: int) -> int:
-    # Tops are 1, 2 or 5 times a power of ten: five steps divide all but 1 and 2 evenly.
-    return top_value if top_value < 5 else 5
-
-
-def _vertical_axis(plot: _Plot, top_value: int, label: str, *, percent: bool) -> list[Markup]:
+def _vertical_axis(
+    plot: _Plot, top_value: int, ticks: int, label: str, *, percent: bool
+) -> list[Markup]:
     """Grid lines and values up the left; ``top_value`` is 1 (100%) for shares."""
-    ticks = 5 if percent else _tick_count(top_value)
     parts = []
     for tick in range(ticks + 1):
         value = top_value * tick / ticks
@@ -164,7 +164,7 @@ def share_by_week(
     """Bars of a share (0 to 1) for each period, with a dashed line at the ``reference``."""
     plot = _Plot(left=56, top=40, width=WIDTH - 56 - 24, height=220)
     slot = plot.width / max(len(labels), 1)
-    body = _vertical_axis(plot, 1, "Share reached in time", percent=True)
+    body = _vertical_axis(plot, 1, 5, "Share reached in time", percent=True)
     for index, (label, share) in enumerate(zip(labels, shares, strict=True)):
         x = plot.left + slot * index
         centre = x + slot / 2
@@ -181,18 +181,22 @@ def share_by_week(
 
 
 def _reference_line(plot: _Plot, share: float, label: str) -> list[Markup]:
+    """The dashed line across the bars, named in a key above the plot (clear of the bars)."""
     y = plot.bottom - plot.height * share
     right = plot.left + plot.width
-    label_width = len(label) * 7 + 8
-    line = Markup(
-        '<line class="spa-chart__reference" x1="{}" x2="{}" y1="{}" y2="{}" stroke="{}" '
+    key_y = plot.top - 18
+    key_start = right - len(label) * 7.5 - 44
+    dashed = Markup(
+        '<line class="{}" x1="{}" x2="{}" y1="{}" y2="{}" stroke="{}" '
         'stroke-width="2" stroke-dasharray="8 5"/>'
-    ).format(_n(plot.left), _n(right), _n(y), _n(y), TEXT)
-    # A white ground under the label, so that the bars behind it do not lower its contrast.
-    ground = Markup('<rect x="{}" y="{}" width="{}" height="16" fill="#ffffff"/>').format(
-        _n(right - label_width), _n(y - 19), _n(label_width)
     )
-    return [line, ground, _text(right - 4, y - 6, label, anchor="end", size=12, bold=True)]
+    return [
+        dashed.format("spa-chart__reference", _n(plot.left), _n(right), _n(y), _n(y), TEXT),
+        dashed.format(
+            "spa-chart__key", _n(key_start), _n(key_start + 30), _n(key_y), _n(key_y), TEXT
+        ),
+        _text(right, key_y + 4, label, anchor="end", size=12, bold=True),
+    ]
 
 
 def stacked_bars(
@@ -213,8 +217,8 @@ def stacked_bars(
         height=row * max(len(categories), 1),
     )
     totals = [sum(values[index] for _, values in series) for index in range(len(categories))]
-    top_value = nice_ceiling(max(totals, default=0))
-    body = [*legend, *_horizontal_axis(plot, top_value)]
+    top_value, ticks = scale(max(totals, default=0))
+    body = [*legend, *_horizontal_axis(plot, top_value, ticks)]
     for index, category in enumerate(categories):
         y = plot.top + row * index
         body.append(_text(plot.left - 8, y + row / 2 + 5, category, anchor="end", size=13))
@@ -245,8 +249,7 @@ def _legend(names: Sequence[str], top: float) -> tuple[list[Markup], float]:
     return parts, y + 22 - top
 
 
-def _horizontal_axis(plot: _Plot, top_value: int) -> list[Markup]:
-    ticks = _tick_count(top_value)
+def _horizontal_axis(plot: _Plot, top_value: int, ticks: int) -> list[Markup]:
     parts = []
     for tick in range(ticks + 1):
         x = plot.left + plot.width * tick / ticks
@@ -267,8 +270,8 @@ def histogram(
 ) -> Markup:
     """Touching bars, one for each band of a measure, left to right."""
     plot = _Plot(left=56, top=40, width=WIDTH - 56 - 24, height=220)
-    top_value = nice_ceiling(max(counts, default=0))
-    body = _vertical_axis(plot, top_value, value_label, percent=False)
+    top_value, ticks = scale(max(counts, default=0))
+    body = _vertical_axis(plot, top_value, ticks, value_label, percent=False)
     slot = plot.width / max(len(labels), 1)
     for index, (label, count) in enumerate(zip(labels, counts, strict=True)):
         x = plot.left + slot * index

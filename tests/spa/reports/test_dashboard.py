@@ -261,7 +261,9 @@ async def test_the_urgent_response_chart_draws_the_standard_at_seventy_per_cent(
     report = await dashboard.urgent_response(session, PERIOD, NOW)
     svg = parsed_svg(charts.urgent_response_chart(report))
 
-    [reference] = [line for line in svg.iter(f"{SVG}line") if line.get("stroke-dasharray")]
+    [reference] = [
+        line for line in svg.iter(f"{SVG}line") if line.get("class") == "spa-chart__reference"
+    ]
     grid = {line.get("y1") for line in svg.iter(f"{SVG}line") if not line.get("stroke-dasharray")}
     # The axis runs 0% to 100% in steps of 20%: the standard lies halfway between 60% and 80%.
     y_of = {text: element.get("y") for element in svg.iter(f"{SVG}text") for text in [element.text]}
@@ -289,6 +291,13 @@ async def test_the_other_charts_are_valid_svg(session: AsyncSession) -> None:
     )
     assert "Over 2 days" in " ".join(texts(times))
     assert not [line for line in reablement.iter(f"{SVG}line") if line.get("stroke-dasharray")]
+
+
+@pytest.mark.parametrize(
+    ("largest", "axis"), [(0, (1, 1)), (3, (3, 3)), (7, (8, 4)), (25, (25, 5)), (106, (125, 5))]
+)
+def test_count_axes_end_on_a_round_number(largest: int, axis: tuple[int, int]) -> None:
+    assert charts.scale(largest) == axis
 
 
 def test_text_in_a_chart_is_escaped() -> None:
