@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d'
 # The console's front-end packages, from package-lock.json (each checked against its integrity
 # hash), and the files of them spa serves, copied into the package beside its own.
 VENDOR := services/spa/console/static/vendor
-ASSETS := $(VENDOR)/.installed-$(shell cat package-lock.json deploy/console_assets.sh | cksum | cut -d' ' -f1)
+ASSETS := node_modules/.console-assets-$(shell cat package-lock.json deploy/console_assets.sh | cksum | cut -d' ' -f1)
 
 .PHONY: run demo-clients demo-curls test lint openapi clean install lock bench tools assets
 
@@ -22,6 +22,7 @@ assets: $(ASSETS)
 
 $(ASSETS): package.json package-lock.json deploy/console_assets.sh
 	bash deploy/console_assets.sh $(VENDOR)
+	rm -f node_modules/.console-assets-*
 	touch $@
 
 # The locked packages first, each checked against its hash, then the project itself (built with

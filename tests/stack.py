@@ -38,6 +38,8 @@ from services.teams.settings import TeamsSettings
 from tests.databases import empty_tables
 
 SPA, ROUTING, TEAMS = "http://spa.test", "http://routing.test", "http://teams.test"
+# The console's demo staff sign in with this (services/spa/console/demo.py).
+DEMO_PASSWORD = "demo-staff-password-for-tests"
 ALL_AUDIENCES = ["spa", "routing", "teams"]
 
 
@@ -227,6 +229,7 @@ def stack_settings(
         webhook_allow_http_hosts=("127.0.0.1",),
         webhook_allowed_networks=("127.0.0.0/8",),
         log_level="INFO",
+        console_demo_password=DEMO_PASSWORD,
     )
     routing = RoutingSettings(
         database_url=urls["routing"],

@@ -22,6 +22,7 @@ from services.shared.state import state_of
 from services.shared.wake_listener import listening
 from services.spa.audit import AuditEvent, AuditHead
 from services.spa.catalogue import CATALOGUE
+from services.spa.console.app import install as install_console
 from services.spa.fhir.api import router as fhir_router
 from services.spa.fhir.edge import FhirEdge
 from services.spa.fhir.mapping import load_mapping
@@ -188,6 +189,8 @@ def create_app(
     app.include_router(reports_router)
     app.include_router(webhooks_router)
     app.include_router(fhir_router)
+    if settings.console_enabled:
+        install_console(app)
     # Outermost: every answer under /FHIR/R4, whoever gave it, is FHIR's (see fhir/edge.py).
     app.add_middleware(FhirEdge)
     publish_catalogue(app)

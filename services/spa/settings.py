@@ -1,6 +1,8 @@
 from pathlib import Path
+from typing import Self
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from services.shared.settings import ServiceSettings
@@ -83,3 +85,44 @@ class SpaSettings(ServiceSettings):
     bars_target_system: str | None = None
     bars_versions: tuple[str, ...] = ("1",)
     bars_mapping_file: Path | None = None
+
+    # The console for people, at /console (see services/spa/console). Sign-in is OpenID Connect
+    # (authorization code with PKCE) against the organisation's identity provider, configured
+    # by its issuer URL, a client id and secret; the discovery document gives the rest.
+    console_enabled: bool = True
+    console_oidc_issuer: str | None = None
+    console_oidc_client_id: str | None = None
+    console_oidc_client_secret: SecretStr | None = None
+    console_oidc_scopes: tuple[str, ...] = ("openid", "profile", "email")
+    # Where the ID token carries the person's roles and bindings: claim names, or dotted paths
+    # into nested claims (Keycloak: realm_access.roles). Roles are the console's own names
+    # (call_handler, team_member, cru, coordinator, commissioner, admin), or the identity
+    # provider's mapped to them here.
+    console_oidc_roles_claim: str = "roles"
+    console_oidc_role_map: dict[str, str] = Field(default_factory=dict)
+    console_oidc_localities_claim: str = "localities"
+    console_oidc_teams_claim: str = "teams"
+    console_oidc_name_claim: str = "name"
+    # A session ends after this long without a request, and in any case after the longest.
+    console_session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    console_session_longest_hours: int = Field(default=10, ge=1, le=24)
+    # The local sign-in with demo staff accounts (`make run`), enabled by giving their shared
+    # password. Only for a machine's own use: refused unless the public address is plain HTTP
+    # on the loopback interface, so no deployment others reach can turn it on.
+    console_demo_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _demo_sign_in_only_on_loopback(self) -> Self:
+        if self.console_demo_password is not None and not loopback_http(self.public_base_url):
+            raise ValueError(
+                "SPA_CONSOLE_DEMO_PASSWORD enables the demo sign-in, which is only for a "
+                "machine's own use: SPA_PUBLIC_BASE_URL must then be http://127.0.0.1, "
+                "http://[::1] or http://localhost (with any port)"
+            )
+        return self
+
+
+def loopback_http(url: str) -> bool:
+    """Whether ``url`` is plain HTTP to this machine's loopback interface."""
+    parsed = urlsplit(url)
+    return parsed.scheme == "http" and parsed.hostname in {"127.0.0.1", "::1", "localhost"}

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from services.shared.hardening import RateLimits
     from services.shared.outbox import OutboxBatchWorker, OutboxWorker
     from services.shared.wake_listener import WakeListener
+    from services.spa.console.oidc import IdentityProvider
     from services.spa.fhir.mapping import CodeMapping
     from services.spa.identity.keys import SigningKeys
     from services.spa.referrals.clock_keeper import ClockKeeper
@@ -42,3 +43,5 @@ class SpaState(ServiceState):
     wake_listener: WakeListener | None
     webhook_dispatcher: OutboxBatchWorker
     webhook_deliverer_worker: OutboxWorker
+    # The console's sign-in with the organisation's identity provider, where one is configured.
+    console_identity_provider: IdentityProvider | None

@@ -125,7 +125,7 @@ async def create_referral(
         wake_router=wakeups.routing,
     )
     # Answered as committed, a referral this request just made holds no assignment yet.
-    read = await _read(session, taken.referral, principal, None if taken.settled else [])
+    read = await referral_read(session, taken.referral, principal, None if taken.settled else [])
     headers = {"Location": f"/v1/referrals/{read.id}"}
     if taken.replayed:
         headers["Idempotent-Replayed"] = "true"
@@ -178,7 +178,7 @@ async def cancel_referral(
         raise ReferralNotFound(f"No referral {referral_id} made by this client.")
     service.cancel(session, referral, body, principal.client_id)
     background.add_task(wakeups.routing)
-    return await _read(session, referral, principal)
+    return await referral_read(session, referral, principal)
 
 
 @router.get(
@@ -192,8 +192,8 @@ async def get_referral(
     session: SessionDep,
     principal: Annotated[Principal, requires("referrals:read")],
 ) -> ReferralRead:
-    referral = await _visible(session, referral_id, principal, "referral.read")
-    return await _read(session, referral, principal)
+    referral = await visible_or_not_found(session, referral_id, principal, "referral.read")
+    return await referral_read(session, referral, principal)
 
 
 @router.get(
@@ -207,7 +207,7 @@ async def get_timeline(
     session: SessionDep,
     principal: Annotated[Principal, requires("referrals:read")],
 ) -> Timeline:
-    referral = await _visible(session, referral_id, principal, "referral.timeline.read")
+    referral = await visible_or_not_found(session, referral_id, principal, "referral.timeline.read")
     events = await service.timeline_of(session, referral.id)
     if not service.is_call_handler(principal):
         events = [event for event in events if event.event_type != service.DUPLICATE_LINKED]
@@ -247,7 +247,7 @@ async def post_assignment_update(
     return AssignmentUpdateResult(referral_id=referral.id, status=referral.status, applied=applied)
 
 
-async def _visible(
+async def visible_or_not_found(
     session: AsyncSession, referral_id: uuid.UUID, principal: Principal, action: str
 ) -> Referral:
     """The referral, audited. A refused or missing one is audited too (committed before the
@@ -268,7 +268,7 @@ async def _visible(
     return referral
 
 
-async def _read(
+async def referral_read(
     session: AsyncSession,
     referral: Referral,
     principal: Principal,
