@@ -53,7 +53,7 @@ def _svg(chart_id: str, title: str, description: str, height: float, body: list[
     if not _ID.match(chart_id):
         raise ValueError("a chart id is lower-case letters, digits and hyphens")
     return Markup(
-        '<svg xmlns="http://www.w3.org/2000/svg" class="spa-chart" id="{id}" role="img" '
+        '<svg xmlns="http://www.w3.org/2000/svg" class="console-chart" id="{id}" role="img" '
         'aria-labelledby="{id}-title {id}-desc" viewBox="0 0 {width} {height}" width="100%" '
         'font-family="{font}" font-size="14" fill="{text}">'
         '<title id="{id}-title">{title}</title><desc id="{id}-desc">{description}</desc>'
@@ -191,9 +191,9 @@ def _reference_line(plot: _Plot, share: float, label: str) -> list[Markup]:
         'stroke-width="2" stroke-dasharray="8 5"/>'
     )
     return [
-        dashed.format("spa-chart__reference", _n(plot.left), _n(right), _n(y), _n(y), TEXT),
+        dashed.format("console-chart__reference", _n(plot.left), _n(right), _n(y), _n(y), TEXT),
         dashed.format(
-            "spa-chart__key", _n(key_start), _n(key_start + 30), _n(key_y), _n(key_y), TEXT
+            "console-chart__key", _n(key_start), _n(key_start + 30), _n(key_y), _n(key_y), TEXT
         ),
         _text(right, key_y + 4, label, anchor="end", size=12, bold=True),
     ]

@@ -262,7 +262,7 @@ async def test_the_urgent_response_chart_draws_the_standard_at_seventy_per_cent(
     svg = parsed_svg(charts.urgent_response_chart(report))
 
     [reference] = [
-        line for line in svg.iter(f"{SVG}line") if line.get("class") == "spa-chart__reference"
+        line for line in svg.iter(f"{SVG}line") if line.get("class") == "console-chart__reference"
     ]
     grid = {line.get("y1") for line in svg.iter(f"{SVG}line") if not line.get("stroke-dasharray")}
     # The axis runs 0% to 100% in steps of 20%: the standard lies halfway between 60% and 80%.
