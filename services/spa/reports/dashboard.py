@@ -253,7 +253,7 @@ async def timeliness(
     query: Select[Any] = (
         select(facts.c.week_start, facts.c.locality_code, *columns)
         .group_by(facts.c.week_start, facts.c.locality_code)
-        .order_by(facts.c.week_start, facts.c.locality_code)
+        .order_by(facts.c.week_start, facts.c.locality_code.nulls_last())
     )
     rows = [
         LocalityWeekTimeliness(
@@ -301,7 +301,7 @@ async def channels_and_pathways(session: AsyncSession, period: Period) -> Channe
     query = (
         select(facts.c.channel, facts.c.pathway, func.count().label("referrals"))
         .group_by(facts.c.channel, facts.c.pathway)
-        .order_by(facts.c.channel, facts.c.pathway)
+        .order_by(facts.c.channel, facts.c.pathway.nulls_last())
     )
     cells = tuple(
         ChannelPathwayCount(row.channel, row.pathway, int(row.referrals))

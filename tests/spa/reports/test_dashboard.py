@@ -363,3 +363,21 @@ async def test_the_other_csvs_read_back_as_their_tables(session: AsyncSession) -
     assert [row["up_to_seconds"] for row in bands[:7]] == [
         "1800", "3600", "7200", "14400", "86400", "172800", "",
     ]  # fmt: skip
+
+
+async def test_a_referral_in_no_known_locality_is_counted_apart_and_last(
+    session: AsyncSession,
+) -> None:
+    seed = Seed(at(10, 9), UCR, locality=None, assignments=contact(HOUR))
+    referral = referral_row(seed)
+    session.add(referral)
+    await session.flush()
+    session.add_all(assignment_rows(seed, referral))
+    await session.commit()
+
+    report = await dashboard.urgent_response(session, PERIOD, NOW)
+
+    assert report.by_locality[-1] == dashboard.LocalityWeekTimeliness(
+        THIS_WEEK, None, Timeliness(reached=1)
+    )
+    assert read_csv(exports.timeliness_csv(report))[-1]["locality_code"] == ""
