@@ -32,3 +32,34 @@ async def read_referral(stack: Stack, referral_id: str) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     referral: dict[str, Any] = response.json()
     return referral
+
+
+async def assessed_county_case(stack: Stack, practice: str = NORTH_PRACTICE) -> dict[str, Any]:
+    """A county contact a call handler of its locality has assessed through the API as a crisis
+    after a fall: routed to the locality's team for a two-hour response."""
+    case = await county_case(stack, practice=practice)
+    desk = "north-call-handlers" if practice == NORTH_PRACTICE else "south-call-handlers"
+    async with stack.client("spa", desk) as handlers:
+        claimed = await handlers.post(f"/v1/queue/{case['id']}/claim", json={"handler": "h-7"})
+        assert claimed.status_code == 200, claimed.text
+        assessed = await handlers.post(
+            f"/v1/queue/{case['id']}/assessment",
+            json={
+                "claim_id": claimed.json()["claim_id"],
+                "urgency": "crisis",
+                "needs": ["fall", "reduced_function"],
+            },
+        )
+        assert assessed.status_code == 200, assessed.text
+    return await referral_reaching(stack, case["id"], "routed")
+
+
+async def referral_reaching(stack: Stack, referral_id: str, status: str) -> dict[str, Any]:
+    """The referral once it has reached ``status`` (the services move it on in the background)."""
+
+    async def reached() -> dict[str, Any] | None:
+        referral = await read_referral(stack, referral_id)
+        return referral if referral["status"] == status else None
+
+    result: dict[str, Any] = await stack.wait_for(reached, within=10)
+    return result

@@ -5,10 +5,17 @@ WCAG 2.2 AA (``look``); a page with a failed script or a missing file fails its 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tests.console.browsing import LiveConsole, Looker
-from tests.console.cases import NORTH_PRACTICE, SOUTH_PRACTICE, county_case, read_referral
+from tests.console.cases import (
+    NORTH_PRACTICE,
+    SOUTH_PRACTICE,
+    assessed_county_case,
+    county_case,
+    read_referral,
+    referral_reaching,
+)
 from tests.stack import DEMO_PASSWORD
 
 if TYPE_CHECKING:
@@ -28,13 +35,10 @@ async def sign_in(page: Page, look: Looker, username: str) -> None:
     await look(page, "home")
 
 
-async def routed(console: LiveConsole, referral_id: str) -> dict[str, Any]:
-    async def read() -> dict[str, Any] | None:
-        referral = await read_referral(console.stack, referral_id)
-        return referral if referral["status"] == "routed" else None
-
-    result: dict[str, Any] = await console.stack.wait_for(read, within=10)
-    return result
+async def sign_out(page: Page, look: Looker) -> None:
+    await page.click("button:text-is('Sign out')")
+    await page.wait_for_url("**/console/sign-out")
+    await look(page, "signed-out")
 
 
 async def test_a_call_handler_claims_and_assesses_a_case_and_sees_it_routed(
@@ -71,7 +75,7 @@ async def test_a_call_handler_claims_and_assesses_a_case_and_sees_it_routed(
     await page.click("button:text-is('Submit the assessment')")
     await page.wait_for_url(f"**/console/referrals/{case['id']}")
 
-    referral = await routed(console, case["id"])
+    referral = await referral_reaching(console.stack, case["id"], "routed")
     await page.reload()
     team = page.locator("#routed-team")
     await team.wait_for()
@@ -104,6 +108,24 @@ async def test_a_handler_of_one_locality_cannot_see_another_localitys_case(
     assert south["patient"]["nhs_number"] not in body.replace(" ", "")
 
 
+async def test_a_team_member_cannot_open_another_teams_caseload_or_case(
+    page: Page, console: LiveConsole, look: Looker
+) -> None:
+    south = await assessed_county_case(console.stack, practice=SOUTH_PRACTICE)
+    assert south["team"]["code"] == "lit-south"
+    await sign_in(page, look, "lit.north")
+
+    caseload = await page.goto("/console/teams/lit-south")
+    assert caseload is not None
+    assert caseload.status == 404
+    await look(page, "other-teams-caseload")
+    case = await page.goto(f"/console/referrals/{south['id']}")
+    assert case is not None
+    assert case.status == 404
+    await look(page, "other-teams-case")
+    assert south["patient"]["family_name"] not in await page.inner_text("main")
+
+
 async def test_a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(
     page: Page, console: LiveConsole, look: Looker
 ) -> None:
@@ -134,3 +156,52 @@ async def test_a_form_posted_without_its_csrf_token_is_refused_and_changes_nothi
     assert referral["status"] == "awaiting_assessment"
     await page.reload()
     await page.wait_for_selector("text=Nobody holds it.")
+
+
+async def test_a_team_accepts_a_case_records_first_contact_and_the_commissioner_counts_it(
+    page: Page, console: LiveConsole, look: Looker
+) -> None:
+    case = await assessed_county_case(console.stack)
+    assert case["team"]["code"] == "lit-north"
+    await sign_in(page, look, "lit.north")
+
+    await page.click("a.nhsuk-header__navigation-link[href='/console/teams']")
+    await page.wait_for_url("**/console/teams")
+    await look(page, "teams")
+    await page.click("a[href='/console/teams/lit-north']")
+    await page.wait_for_url("**/console/teams/lit-north")
+    card = page.locator(
+        ".nhsuk-card", has=page.locator(f"a[href='/console/referrals/{case['id']}']")
+    )
+    await card.locator("button:has-text('Accept')").wait_for()
+    await look(page, "caseload")
+    await card.locator("button:has-text('Accept')").click()
+    record = card.locator("button:text-is('Record first contact')")
+    await record.wait_for()
+    await look(page, "caseload-accepted")
+    await record.click()
+    await card.locator("dt:text-is('First contact')").wait_for()
+    await look(page, "caseload-first-contact")
+    reached = await referral_reaching(console.stack, case["id"], "accepted")
+    assert reached["assignments"][0]["first_contact_at"] is not None
+    await sign_out(page, look)
+
+    await sign_in(page, look, "commissioner")
+    await page.goto("/console/commissioner")
+    # The week of the stack's clock (Tuesday 24 November 2026).
+    await page.fill("#period-from", "2026-11-23")
+    await page.fill("#period-to", "2026-11-29")
+    await page.click("button:text-is('Show this period')")
+    await page.wait_for_url("**/console/commissioner?from=2026-11-23&to=2026-11-29")
+    weekly = page.locator(
+        "table", has=page.locator("caption:has-text('reached within two hours, by week')")
+    )
+    total = weekly.locator("tr", has=page.locator("th:text-is('All weeks')"))
+    await total.wait_for()
+    await look(page, "dashboard")
+    assert (await total.locator("td").first.inner_text()).strip() == "1"
+    chart = page.locator("svg#urgent-response-chart text")
+    labels = [text.strip() for text in await chart.all_text_contents()]
+    # The week's bar is labelled with its share, beside the axis's own 100%.
+    assert "w/c 23 Nov" in labels
+    assert labels.count("100%") == 2, labels
