@@ -13,11 +13,18 @@ import httpx
 import pytest
 import yaml
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.shared.outbox import JobStatus
 from services.spa.audit import AuditEvent
 from services.spa.identity import service as identity
 from services.spa.identity.models import Client
-from services.spa.webhooks.models import WebhookEndpoint
+from services.spa.webhooks.models import (
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookMessage,
+)
 from tests.spa.console.helpers import signed_in
 from tests.stack import CHEAP_HASHER, Stack
 
@@ -157,7 +164,31 @@ async def _endpoints(stack: Stack) -> tuple[WebhookEndpoint, WebhookEndpoint]:
             disabled_reason="failing",
         )
         session.add_all([live, failing])
+        await session.flush()
+        for endpoint, answers in ((live, [500, 204]), (failing, [204, 503])):
+            await _delivered(session, endpoint, answers)
     return live, failing
+
+
+async def _delivered(session: AsyncSession, endpoint: WebhookEndpoint, answers: list[int]) -> None:
+    """A ping to ``endpoint`` and the receiver's answers to it, in order."""
+    event = WebhookEvent(
+        kind="dispatch",
+        status=JobStatus.DONE,
+        event_type="endpoint.ping",
+        client_id=endpoint.client_id,
+    )
+    session.add(event)
+    await session.flush()
+    message = WebhookMessage(
+        kind="deliver", endpoint_id=endpoint.id, event_id=event.event_id,
+        event_type=event.event_type, payload="{}",
+    )  # fmt: skip
+    session.add(message)
+    await session.flush()
+    for status in answers:
+        session.add(WebhookAttempt(message_id=message.id, response_status=status, latency_ms=5.0))
+        await session.flush()
 
 
 async def test_the_admin_sees_every_clients_subscriptions_and_rotates_a_signing_secret(
@@ -176,6 +207,9 @@ async def test_the_admin_sees_every_clients_subscriptions_and_rotates_a_signing_
     assert "https://county.example/hooks" in page.text
     assert "referral.routed" in page.text
     assert "Turned off after failing for too long" in page.text
+    assert "Delivered (204)" in page.text
+    assert "Failed (503)" in page.text
+    assert "Failed (500)" not in page.text
     assert "whsec_" not in page.text
     assert rotated.status_code == 200, rotated.text
     assert rotated.headers["cache-control"] == "no-store"
