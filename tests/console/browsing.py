@@ -65,7 +65,7 @@ class LiveConsole:
 
 
 def screenshot_directory(test_name: str) -> Path:
-    return SCREENSHOTS / re.sub(r"[^\w.-]+", "_", test_name)
+    return SCREENSHOTS / re.sub(r"[^\w.-]+", "_", test_name).strip("_")
 
 
 class Screenshots:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+import pytest
+
 from tests.console.browsing import LiveConsole, Looker
 from tests.console.cases import (
     NORTH_PRACTICE,
@@ -205,3 +207,41 @@ async def test_a_team_accepts_a_case_records_first_contact_and_the_commissioner_
     # The week's bar is labelled with its share, beside the axis's own 100%.
     assert "w/c 23 Nov" in labels
     assert labels.count("100%") == 2, labels
+
+
+# Every page each demo person reaches from their menu, as far as the console has them (the CRU's
+# and the coordinator's pages are to come).
+TOURS = {
+    "county.handler": ["/console/queue"],
+    "lit.north": [
+        "/console/teams",
+        "/console/teams/plmdt-north-1",
+        "/console/teams/plmdt-north-1/worklist",
+        "/console/teams/lit-north/capacity",
+    ],
+    "commissioner": ["/console/commissioner"],
+    "admin": [
+        "/console/admin",
+        "/console/admin/clients",
+        "/console/admin/subscriptions",
+        "/console/admin/rule-sets",
+        "/console/admin/directory",
+    ],
+}
+
+
+@pytest.mark.parametrize("username", sorted(TOURS))
+async def test_every_page_a_person_reaches_is_accessible(
+    page: Page, console: LiveConsole, look: Looker, username: str
+) -> None:
+    if username != "admin":
+        # Something on the queue, the caseload and the dashboard rather than empty pages.
+        await assessed_county_case(console.stack)
+        await county_case(console.stack, practice=SOUTH_PRACTICE, urgency="crisis", needs=["fall"])
+    await sign_in(page, look, username)
+
+    for path in TOURS[username]:
+        response = await page.goto(path)
+        assert response is not None
+        assert response.status == 200, path
+        await look(page, path.removeprefix("/console/").replace("/", "-"))
