@@ -196,3 +196,50 @@ async def test_a_coordinator_cannot_reroute_a_case_of_another_locality(
     assert await _assignment_status(stack, south["id"], "care") == [
         (south["team"]["code"], "assigned")
     ]
+
+
+async def test_a_case_past_its_at_risk_point_is_listed_as_at_risk_with_the_time_left(
+    patient_stack: Stack,
+) -> None:
+    stack = patient_stack
+    north = await post_referral(stack, "gp-system", factories.referral(practice="M91001"))
+    stack.clock.now += timedelta(days=22)  # three quarters of 28 days is 21
+    await stack.apps["spa"].state.timers.run_once()
+    browser = await signed_in(stack, "north.coordinator")
+
+    page = await browser.get("/console/escalations")
+    breached, at_risk = page.text.split("At risk</caption>")
+    assert f"/console/referrals/{north['id']}/reroute" in at_risk
+    assert f"/console/referrals/{north['id']}/reroute" not in breached
+    assert "days left (due 22 Dec 2026 10:00)" in at_risk
+    assert "PLMDT North 1 (assigned)" in at_risk
+
+
+async def test_a_case_its_team_accepted_is_not_rerouted(patient_stack: Stack) -> None:
+    stack = patient_stack
+    north = await post_referral(stack, "gp-system", factories.referral(practice="M91001"))
+    assignment = next(a for a in north["assignments"] if a["kind"] == "care")["assignment_id"]
+    planned = (stack.clock() + timedelta(days=30)).isoformat()
+    async with stack.client("teams", "team-app") as team:
+        accepted = await team.post(
+            f"/v1/assignments/{assignment}/accept", json={"planned_first_contact_at": planned}
+        )
+    assert accepted.status_code == 200, accepted.text
+
+    async def in_spa() -> bool:
+        return await _assignment_status(stack, north["id"], "care") == [
+            ("plmdt-north-1", "accepted")
+        ]
+
+    await stack.wait_for(in_spa)
+    await _past_deadline(stack)
+    browser = await signed_in(stack, "north.coordinator")
+    page = await browser.get("/console/escalations")
+    refused = await browser.post(
+        f"/console/referrals/{north['id']}/reroute", {"reason": "wrong_team"}
+    )
+
+    assert "Not while accepted by its team" in page.text
+    assert refused.status_code == 409
+    assert "This case cannot be sent to another team now" in refused.text
+    assert await _assignment_status(stack, north["id"], "care") == [("plmdt-north-1", "accepted")]

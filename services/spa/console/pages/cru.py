@@ -29,7 +29,7 @@ SHOWN = 100
 # When the CRU plans its first contact, as the acceptance tells teams.
 FIRST_CONTACT = {
     "hour": ("Within the hour", timedelta(hours=1)),
-    "today": ("Within 4 hours", timedelta(hours=4)),
+    "four_hours": ("Within 4 hours", timedelta(hours=4)),
     "day": ("Within a day", timedelta(days=1)),
 }
 
