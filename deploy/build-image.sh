@@ -35,6 +35,8 @@ fi
 if [[ -n "${PIP_CERT:-}" ]]; then
     build_args+=(-v "$PIP_CERT:/run/build-ca.crt:ro" --build-arg PIP_CERT=/run/build-ca.crt)
 fi
+# The console's front-end files (from npm, by package-lock.json) go into the package first.
+bash "$ROOT/deploy/console_assets.sh"
 podman build "${build_args[@]}" "$ROOT"
 
 # The smoke test runs as the image's own user, with only /tmp writable.

@@ -38,9 +38,11 @@ from services.shared.clock import system_clock
 from services.shared.db import one_transaction
 from services.shared.identifiers import nhs_number_check_digit
 from services.shared.problems import Problem
+from services.spa.console.demo import DEMO_STAFF
 from services.spa.identity import service as identity
 from services.spa.identity.keys import write_new_key
 from services.spa.identity.models import Client
+from services.spa.settings import loopback_http
 from services.teams.directory.file_loads import (
     DirectorySource,
     LoadAction,
@@ -61,6 +63,7 @@ PORTS = {
 }
 URLS = {name: f"http://{HOST}:{port}" for name, port in PORTS.items()}
 CLIENTS_FILE = "demo-clients.json"
+CONSOLE_PASSWORD_FILE = "console-demo-password"  # noqa: S105 - a file name
 DIRECTORY_RECORD = "directory-load.json"
 LAUNCHER = ".venv/bin/python deploy/local.py"
 
@@ -102,7 +105,37 @@ def service_environment(var: Path = VAR) -> dict[str, str]:
         env.setdefault(f"{prefix}_OPENAPI_ENABLED", "true")
         env.setdefault(f"{prefix}_PUBLIC_BASE_URL", URLS[prefix.lower()])
         env.setdefault(f"{prefix}_PUBLIC_TOKEN_URL", f"{URLS['spa']}/oauth/token")
+    if demo_sign_in_allowed(env):
+        env.setdefault("SPA_CONSOLE_DEMO_PASSWORD", console_password(var))
     return env
+
+
+def demo_sign_in_allowed(env: dict[str, str]) -> bool:
+    """The console's demo staff sign in only where spa is served to this machine alone."""
+    return loopback_http(env.get("SPA_PUBLIC_BASE_URL", URLS["spa"]))
+
+
+def console_password(var: Path) -> str:
+    """The demo staff's password, made once and kept in a file only its owner can read."""
+    path = var / CONSOLE_PASSWORD_FILE
+    if not path.exists():
+        var.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(12))
+    return path.read_text().strip()
+
+
+def console_instructions(env: dict[str, str]) -> list[str]:
+    if "SPA_CONSOLE_DEMO_PASSWORD" not in env:
+        return [
+            "The console's demo sign-in is off: spa is not served on the loopback interface.",
+        ]
+    accounts = [f"  {person.person_id:<18} {person.name}" for person in DEMO_STAFF.values()]
+    return [
+        f"The console: {URLS['spa']}/console (sign in as demo staff with the password "
+        f"{env['SPA_CONSOLE_DEMO_PASSWORD']}, kept in {VAR / CONSOLE_PASSWORD_FILE}):",
+        *accounts,
+    ]
 
 
 # --- Who may call: the services themselves and the demo clients ------------------------------
@@ -710,6 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wait_ready(processes)
         print(instructions(client_secrets(VAR)[0], created, directory), flush=True)
+        print("\n".join([*console_instructions(env), ""]), flush=True)
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
         return 1

@@ -381,9 +381,11 @@ async def running_stack(
     *,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     span_exporters: Mapping[str, SpanExporter] | None = None,
+    outside: Mapping[str, httpx.AsyncBaseTransport] | None = None,
 ) -> AsyncIterator[Stack]:
     """The stack, its settings changed by ``overrides`` (per service, a setting's new value);
-    where tracing is on, a service's spans go to its exporter in ``span_exporters``."""
+    where tracing is on, a service's spans go to its exporter in ``span_exporters``; the
+    services reach ``outside`` systems (an identity provider, by its base URL) as mounted."""
     for service, url in urls.items():
         await empty_tables(url, service)
     await load_demo_directory(urls["teams"])
@@ -392,7 +394,7 @@ async def running_stack(
     spa_settings = spa_settings.model_copy(update=changes.get("spa"))
     routing_settings = routing_settings.model_copy(update=changes.get("routing"))
     teams_settings = teams_settings.model_copy(update=changes.get("teams"))
-    mounts: dict[str, httpx.AsyncBaseTransport] = {}
+    mounts: dict[str, httpx.AsyncBaseTransport] = dict(outside or {})
     clock = SettableClock(MORNING)
     exporters = span_exporters or {}
     apps = {

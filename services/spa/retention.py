@@ -1,5 +1,6 @@
 """What spa keeps only for a while: expired idempotency records, delivered webhook messages
-and their attempts, finished outbox jobs and timers, heartbeats of workers long gone. Webhook events stay (each referral's
+and their attempts, finished outbox jobs and timers, heartbeats of workers long gone, console sessions that
+have ended. Webhook events stay (each referral's
 next ``seq`` is counted from them), as do failed messages (they wait for a replay) and every
 care and audit record."""
 
@@ -7,11 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 
 from services.shared import heartbeats
 from services.shared.outbox import JobStatus
 from services.shared.retention import Rule
+from services.spa.console.models import ConsoleSession
+from services.spa.console.sessions import SIGN_IN_LIFETIME
 from services.spa.heartbeats import WorkerHeartbeat
 from services.spa.referrals.models import IdempotencyRecord, OutboxJob, ReferralTimer
 from services.spa.settings import SpaSettings
@@ -21,6 +24,7 @@ from services.spa.webhooks.models import WebhookAttempt, WebhookMessage
 def rules(settings: SpaSettings) -> list[Rule]:
     delivered = timedelta(days=settings.retention_delivered_message_days)
     finished = timedelta(days=settings.retention_done_job_days)
+    idle = max(timedelta(minutes=settings.console_session_idle_minutes), SIGN_IN_LIFETIME)
 
     def delivered_before(now: datetime) -> ColumnElement[bool]:
         return and_(
@@ -39,6 +43,11 @@ def rules(settings: SpaSettings) -> list[Rule]:
             ReferralTimer.status == JobStatus.DONE, ReferralTimer.updated_at < now - finished
         )
 
+    def ended_session(now: datetime) -> ColumnElement[bool]:
+        """Past its longest, or idle longer than any session may be (what a browser still
+        holds opens nothing either way: see console/sessions.py)."""
+        return or_(ConsoleSession.expires_at < now, ConsoleSession.last_seen_at < now - idle)
+
     return [
         Rule(
             "idempotency_records", IdempotencyRecord, lambda now: IdempotencyRecord.expires_at < now
@@ -51,4 +60,5 @@ def rules(settings: SpaSettings) -> list[Rule]:
         Rule(
             "worker_heartbeats", WorkerHeartbeat, lambda now: heartbeats.gone(WorkerHeartbeat, now)
         ),
+        Rule("console_sessions", ConsoleSession, ended_session),
     ]

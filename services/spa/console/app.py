@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from services.spa.console import auth, web
-from services.spa.console.pages import cru, escalations, home, queue
+from services.spa.console.pages import commissioner, cru, escalations, home, queue, teams
 
 
 def install(app: FastAPI) -> None:
@@ -16,6 +16,6 @@ def install(app: FastAPI) -> None:
             "run `make install`, or set SPA_CONSOLE_ENABLED=false"
         )
     web.install(app)
-    for module in (auth, home, queue, cru, escalations):
+    for module in (auth, home, queue, teams, cru, escalations, commissioner):
         app.include_router(module.router)
     app.mount(web.PREFIX + "/static", StaticFiles(directory=web.STATIC), name="console-static")

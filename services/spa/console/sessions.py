@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.spa.console.models import ConsoleSession
@@ -119,9 +118,3 @@ def start(
 
 async def end(db: AsyncSession, row: ConsoleSession) -> None:
     await db.delete(row)
-
-
-async def prune(db: AsyncSession, now: datetime) -> int:
-    """Remove the sessions past their longest (the idle ones go when next presented)."""
-    result = await db.execute(delete(ConsoleSession).where(ConsoleSession.expires_at <= now))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ assessment, and the case routed to a team with why."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -113,6 +114,14 @@ async def test_pages_need_a_signed_in_person_with_the_role(stack: Stack) -> None
     assert "This page is for call handler" in forbidden.text
 
 
+async def test_a_session_ends_after_half_an_hour_without_a_request(stack: Stack) -> None:
+    browser = await signed_in(stack, "north.handler")
+    stack.clock.now += timedelta(minutes=31)
+    page = await browser.get("/console/queue")
+    assert page.status_code == 303
+    assert page.headers["location"].startswith("/console/sign-in")
+
+
 async def test_the_session_cookie_is_http_only_and_same_site(stack: Stack) -> None:
     browser = stack.raw("spa")
     page = await browser.get("/console/sign-in")
@@ -120,3 +129,82 @@ async def test_the_session_cookie_is_http_only_and_same_site(stack: Stack) -> No
     assert "HttpOnly" in cookie
     assert "SameSite=lax" in cookie
     assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
+async def _routed_to_lit_north(stack: Stack) -> dict[str, Any]:
+    case = await _queued(stack, urgency="urgent", needs=["fall"], practice="M91001")
+    handler = await signed_in(stack, "north.handler")
+    await handler.post(f"/console/referrals/{case['id']}/claim")
+    await handler.post(
+        f"/console/referrals/{case['id']}/assessment", {"urgency": "crisis", "needs": ["fall"]}
+    )
+    async with stack.client("spa", "county-contact") as spa:
+        for _ in range(100):
+            read: dict[str, Any] = (await spa.get(f"/v1/referrals/{case['id']}")).json()
+            if read["status"] == "routed":
+                return read
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"not routed: {read['status']}")
+
+
+async def test_a_team_member_accepts_the_case_and_records_the_first_contact(
+    stack: Stack,
+) -> None:
+    case = await _routed_to_lit_north(stack)
+    assert case["team"]["code"] == "lit-north"
+    member = await signed_in(stack, "lit.north")
+
+    caseload = await member.get("/console/teams/lit-north")
+    assert caseload.status_code == 200, caseload.text
+    assignment_id = case["assignments"][0]["assignment_id"]
+    assert f'id="assignment-{assignment_id}"' in caseload.text
+    accepted = await member.post(
+        f"/console/assignments/{assignment_id}/accept",
+        {"team": "lit-north", "planned_first_contact_at": "2026-11-24T11:00"},
+    )
+    assert accepted.status_code == 303, accepted.text
+    too_soon = await member.post(
+        f"/console/assignments/{assignment_id}/first-contact",
+        {"team": "lit-north", "at": "2026-11-24T10:45"},
+    )
+    assert too_soon.status_code == 422
+    assert "cannot be in the future" in too_soon.text
+    stack.clock.now += timedelta(minutes=20)
+    contacted = await member.post(
+        f"/console/assignments/{assignment_id}/first-contact",
+        {"team": "lit-north", "at": "2026-11-24T10:15"},
+    )
+    assert contacted.status_code == 303, contacted.text
+
+    async with stack.client("spa", "county-contact") as spa:
+        for _ in range(100):
+            read = (await spa.get(f"/v1/referrals/{case['id']}")).json()
+            if read["assignments"][0]["first_contact_at"]:
+                break
+            await asyncio.sleep(0.1)
+    assert read["status"] == "accepted"
+    assert read["assignments"][0]["first_contact_at"].startswith("2026-11-24T10:15")
+    other_team = await member.get("/console/teams/lit-south")
+    assert other_team.status_code == 404
+
+
+async def test_a_team_member_reports_capacity_and_a_bad_number_is_explained(
+    stack: Stack,
+) -> None:
+    member = await signed_in(stack, "lit.north")
+    form = await member.get("/console/teams/lit-north/capacity")
+    bad = await member.post(
+        "/console/teams/lit-north/capacity",
+        {"available": "9", "maximum": "4", "operating_status": "open"},
+    )
+    good = await member.post(
+        "/console/teams/lit-north/capacity",
+        {"available": "3", "maximum": "8", "operating_status": "pressured"},
+    )
+    after = await member.get("/console/teams/lit-north/capacity")
+
+    assert form.status_code == 200
+    assert bad.status_code == 422
+    assert "Places free cannot be more than places in all" in bad.text
+    assert good.status_code == 303
+    assert "3 of 8 places free" in after.text
