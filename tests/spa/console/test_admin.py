@@ -183,9 +183,10 @@ async def _delivered(session: AsyncSession, endpoint: WebhookEndpoint, answers: 
     )
     session.add(event)
     await session.flush()
+    # Done, so that the stack's own deliverer leaves it alone.
     message = WebhookMessage(
         kind="deliver", endpoint_id=endpoint.id, event_id=event.event_id,
-        event_type=event.event_type, payload="{}",
+        event_type=event.event_type, payload="{}", status=JobStatus.DONE,
     )  # fmt: skip
     session.add(message)
     await session.flush()
