@@ -163,6 +163,7 @@ def create_app(
                 state.wake_listener = listener
                 wakeups.routing.attach(worker)
                 wakeups.deliveries.attach(deliverer)
+                wakeups.timers.attach(timers)
                 yield
 
     metrics = SpaMetrics()

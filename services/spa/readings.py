@@ -7,14 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily, Metric
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
-from services.shared.outbox import JobStatus
-from services.spa.referrals.clock_keeper import OPEN_CARE
-from services.spa.referrals.clocks import TimerKind
-from services.spa.referrals.models import Referral, ReferralTimer
+from services.spa.queue import service as queue
+from services.spa.referrals.models import Referral
 from services.spa.referrals.service import OPEN_STATUSES
 
 
@@ -38,23 +35,4 @@ async def response_clocks(session: AsyncSession, now: datetime) -> list[Metric]:
 
 
 def _at_risk() -> Any:
-    fired: Any = aliased(ReferralTimer)
-    breach: Any = aliased(ReferralTimer)
-    return select(func.count()).where(
-        Referral.status.in_(OPEN_CARE),
-        Referral.escalated_at.is_(None),
-        exists().where(
-            and_(
-                fired.referral_id == Referral.id,
-                fired.kind == TimerKind.AT_RISK,
-                fired.status == JobStatus.DONE,
-            )
-        ),
-        exists().where(
-            and_(
-                breach.referral_id == Referral.id,
-                breach.kind == TimerKind.BREACH,
-                breach.status == JobStatus.PENDING,
-            )
-        ),
-    )
+    return select(func.count()).where(*queue.at_risk())

@@ -13,3 +13,5 @@ class Wakeups:
     routing: Wakeup = field(default_factory=Wakeup)
     # Webhook messages (a test ping, a recovery).
     deliveries: Wakeup = field(default_factory=Wakeup)
+    # Timers made due at once (a coordinator sending a case on); the rest fall due with time.
+    timers: Wakeup = field(default_factory=Wakeup)

@@ -6,7 +6,16 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from services.spa.console import auth, web
-from services.spa.console.pages import admin, admin_services, commissioner, home, queue, teams
+from services.spa.console.pages import (
+    admin,
+    admin_services,
+    commissioner,
+    cru,
+    escalations,
+    home,
+    queue,
+    teams,
+)
 
 
 def install(app: FastAPI) -> None:
@@ -16,6 +25,6 @@ def install(app: FastAPI) -> None:
             "run `make install`, or set SPA_CONSOLE_ENABLED=false"
         )
     web.install(app)
-    for module in (auth, home, queue, teams, commissioner, admin, admin_services):
+    for module in (auth, home, queue, teams, cru, escalations, commissioner, admin, admin_services):
         app.include_router(module.router)
     app.mount(web.PREFIX + "/static", StaticFiles(directory=web.STATIC), name="console-static")

@@ -12,11 +12,13 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from services.shared import pagination
 from services.shared.auth import ALL_LOCALITIES, Principal
+from services.shared.outbox import JobStatus
 from services.shared.vocabulary import ReferralStatus as S
 from services.shared.vocabulary import Urgency
 from services.spa.audit import record_access
@@ -31,7 +33,9 @@ from services.spa.queue.problems import (
 from services.spa.queue.schemas import ClaimRead, ContactAssessmentCreate, CruTransfer
 from services.spa.referrals import lifecycle
 from services.spa.referrals import service as referrals_service
-from services.spa.referrals.models import Referral
+from services.spa.referrals.clock_keeper import OPEN_CARE
+from services.spa.referrals.clocks import TimerKind
+from services.spa.referrals.models import Referral, ReferralTimer
 from services.spa.referrals.schemas import AdviceIn
 from services.spa.referrals.service import (
     ESCALATE_JOB,
@@ -112,6 +116,40 @@ async def list_escalations(
     if start is not None:
         query = query.where(start)
     return list(await session.scalars(query.order_by(*ESCALATIONS_KEY).limit(limit)))
+
+
+def at_risk() -> list[ColumnElement[bool]]:
+    """Open cases past their response clock's at-risk point (its timer fired: the policy's
+    ``at_risk_fraction`` of the target gone) whose deadline has not passed yet."""
+    fired: Any = aliased(ReferralTimer)
+    breach: Any = aliased(ReferralTimer)
+    return [
+        Referral.status.in_(OPEN_CARE),
+        Referral.escalated_at.is_(None),
+        exists().where(
+            and_(
+                fired.referral_id == Referral.id,
+                fired.kind == TimerKind.AT_RISK,
+                fired.status == JobStatus.DONE,
+            )
+        ),
+        exists().where(
+            and_(
+                breach.referral_id == Referral.id,
+                breach.kind == TimerKind.BREACH,
+                breach.status == JobStatus.PENDING,
+            )
+        ),
+    ]
+
+
+async def list_at_risk(
+    session: AsyncSession, principal: Principal, *, limit: int
+) -> list[Referral]:
+    """Cases at risk of missing their deadline in the client's localities, oldest first."""
+    query = select(Referral).where(*at_risk(), *_in_localities(principal))
+    order = (Referral.received_at, Referral.id)
+    return list(await session.scalars(query.order_by(*order).limit(limit)))
 
 
 def live_claim(referral: Referral, now: datetime) -> ClaimRead | None:

@@ -1,7 +1,8 @@
 """What a response clock does when its timer fires.
 
-- acceptance window lapsed, or the team declined: offer the case to the next team (the
-  directory passes over every team already tried) and withdraw it from the first;
+- acceptance window lapsed, the team declined, or a locality coordinator sent the case on (a
+  re-route due at once): offer the case to the next team (the directory passes over every team
+  already tried) and withdraw it from the first;
 - at risk: an ``sla_at_risk`` event;
 - deadline passed: ``sla_breached``, and the case goes on the locality coordinator's list;
 - safeguarding acknowledgement overdue: ``sla_breached`` for that clock, likewise escalated.
@@ -32,6 +33,8 @@ from services.spa.referrals.service import QueueReason
 log = structlog.get_logger(__name__)
 
 ACTOR = "spa-clock"
+# Why a case a team still held went on: a locality coordinator sent it (see rerouting.py).
+COORDINATOR_REROUTE = "sent_on_by_coordinator"
 # Statuses in which the response clock runs: with a team, or with the locality's handlers
 # after every team let the case go.
 OPEN_CARE = (S.ROUTED, S.REROUTED, S.ACCEPTED, S.DECLINED, S.AWAITING_ASSESSMENT)
@@ -77,8 +80,12 @@ class ClockKeeper:
     ) -> bool:
         if kind in (TimerKind.ACCEPTANCE_WINDOW, TimerKind.REROUTE):
             # "withdrawn" too: a reroute cut short after the take-back is finished on retry.
+            # A re-route comes after a decline, or from a coordinator while the team still
+            # holds the case unaccepted.
             wanted = (
-                (A.ASSIGNED, A.WITHDRAWN) if kind is TimerKind.ACCEPTANCE_WINDOW else (A.DECLINED,)
+                (A.ASSIGNED, A.WITHDRAWN)
+                if kind is TimerKind.ACCEPTANCE_WINDOW
+                else (A.DECLINED, A.ASSIGNED, A.WITHDRAWN)
             )
             if assignment is None or assignment.status not in wanted:
                 return False
@@ -116,10 +123,9 @@ class ClockKeeper:
         """Offer the case to the next team. Safe to run again after any failure: the take-back
         and teams' assignment repeat harmlessly, a next team already recorded is kept, and
         the referral's move is one transaction at the end."""
-        reason = "acceptance_window_lapsed" if kind is TimerKind.ACCEPTANCE_WINDOW else "declined"
-        if kind is TimerKind.ACCEPTANCE_WINDOW and not await self._teams.take_back(
-            assignment.assignment_id, reason
-        ):
+        reason = _reroute_reason(kind, assignment)
+        held = assignment.status != A.DECLINED  # the team has not let it go: take it back
+        if held and not await self._teams.take_back(assignment.assignment_id, reason):
             return False  # the team accepted first; its acceptance is on its way
         existing = await service.assignments_of(session, referral.id)
         await session.commit()
@@ -137,7 +143,7 @@ class ClockKeeper:
             next_row, made = await self._offer(session, referral, tried, existing)
         if await self._referral_moved_on(session, referral, next_row):
             return False
-        if kind is TimerKind.ACCEPTANCE_WINDOW and assignment.status != A.WITHDRAWN:
+        if held and assignment.status != A.WITHDRAWN:
             placement.withdraw_assignment(session, referral, assignment, reason, ACTOR)
         if next_row is None:
             referral.queue_reason = QueueReason.NO_TEAM
@@ -185,6 +191,12 @@ class ClockKeeper:
             await self._teams.take_back(offered.assignment_id, "referral_changed")
             placement.withdraw_assignment(session, referral, offered, "referral_changed", ACTOR)
         return True
+
+
+def _reroute_reason(kind: TimerKind, assignment: ReferralAssignment) -> str:
+    if kind is TimerKind.ACCEPTANCE_WINDOW:
+        return "acceptance_window_lapsed"
+    return "declined" if assignment.status == A.DECLINED else COORDINATOR_REROUTE
 
 
 async def _assignment(

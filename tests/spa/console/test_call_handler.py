@@ -47,6 +47,13 @@ async def test_a_call_handler_works_a_case_from_the_queue_to_a_team(stack: Stack
     refused = await browser.post(f"/console/referrals/{case['id']}/assessment", {"urgency": ""})
     assert refused.status_code == 422
     assert "There is a problem" in refused.text
+    nothing_found = await browser.post(
+        f"/console/referrals/{case['id']}/assessment", {"urgency": "urgent"}
+    )
+    assert nothing_found.status_code == 422
+    assert '<a href="#needs">An assessment needs at least one need or red flag</a>' in (
+        nothing_found.text
+    )
     assessed = await browser.post(
         f"/console/referrals/{case['id']}/assessment",
         {"urgency": "crisis", "needs": ["fall"], "note": "Cannot get up; carer present."},

@@ -8,6 +8,7 @@ audited under the person's name.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import timedelta
 from typing import Annotated, Any
@@ -73,7 +74,11 @@ def _audit(visit: Visit, action: str, resource_type: str, resource_id: object) -
 
 
 def _shown_once(visit: Visit, template: str, **context: Any) -> Response:
-    """A page with a new secret on it: not kept by the browser or any cache on the way."""
+    """A page with a new secret on it: not kept by the browser or any cache on the way. The
+    session's CSRF token is renewed first, so the form that asked cannot be sent again (a
+    reload resending the POST) to rotate the secret a second time."""
+    if visit.session is not None:
+        visit.session.csrf_token = secrets.token_urlsafe(32)
     page = render(visit, template, **context)
     page.headers["Cache-Control"] = "no-store"
     page.headers["Pragma"] = "no-cache"

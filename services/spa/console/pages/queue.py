@@ -219,9 +219,13 @@ def _errors(error: ValidationError) -> dict[str, str]:
     found: dict[str, str] = {}
     for item in error.errors():
         location = [str(part) for part in item.get("loc", ()) if not isinstance(part, int)]
-        field = location[-1] if location else "assessment"
-        if field in {"safeguarding", "risk"} or not location:
-            field = "assessment"
+        # A rule over the whole form names the control it is about: the needs (at least one
+        # need or red flag), the reason to raise a concern without consent, the frailty score.
+        field = location[-1] if location else "needs"
+        field = {
+            "safeguarding": "proceed_without_consent_reason",
+            "risk": "clinical_frailty_scale",
+        }.get(field, field)
         message = str(item.get("msg", "is not valid")).removeprefix("Value error, ")
         found.setdefault(field, message[:1].upper() + message[1:])
     return found
