@@ -63,3 +63,25 @@ async def referral_reaching(stack: Stack, referral_id: str, status: str) -> dict
 
     result: dict[str, Any] = await stack.wait_for(reached, within=10)
     return result
+
+
+async def safeguarding_referral(stack: Stack) -> dict[str, Any]:
+    """A crew's referral after a fall that raises a safeguarding concern: routed for care and
+    escalated to the Central Referral Unit."""
+    body = factories.referral(
+        channel="ambulance",
+        urgency="crisis",
+        needs=["fall"],
+        safeguarding={
+            "concern": True,
+            "categories": ["financial"],
+            "adult_aware": True,
+            "adult_consents": True,
+        },
+    )
+    async with stack.client("spa", "ambulance-cad") as spa:
+        response = await spa.post("/v1/referrals", json=body, headers={"Prefer": "wait=10"})
+    assert response.status_code == 201, response.text
+    referral: dict[str, Any] = response.json()
+    assert referral["routing"]["escalations"] == ["safeguarding"], referral
+    return referral

@@ -5,6 +5,7 @@ WCAG 2.2 AA (``look``); a page with a failed script or a missing file fails its 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,6 +18,7 @@ from tests.console.cases import (
     county_case,
     read_referral,
     referral_reaching,
+    safeguarding_referral,
 )
 from tests.stack import DEMO_PASSWORD
 
@@ -209,10 +211,11 @@ async def test_a_team_accepts_a_case_records_first_contact_and_the_commissioner_
     assert labels.count("100%") == 2, labels
 
 
-# Every page each demo person reaches from their menu, as far as the console has them (the CRU's
-# and the coordinator's pages are to come).
+# Every page each demo person reaches from their menu.
 TOURS = {
     "county.handler": ["/console/queue"],
+    "cru.officer": ["/console/cru"],
+    "north.coordinator": ["/console/escalations"],
     "lit.north": [
         "/console/teams",
         "/console/teams/plmdt-north-1",
@@ -238,6 +241,10 @@ async def test_every_page_a_person_reaches_is_accessible(
         # Something on the queue, the caseload and the dashboard rather than empty pages.
         await assessed_county_case(console.stack)
         await county_case(console.stack, practice=SOUTH_PRACTICE, urgency="crisis", needs=["fall"])
+        await safeguarding_referral(console.stack)
+    if username == "north.coordinator":
+        # Most of the two-hour response gone: the north's crisis cases are at risk.
+        console.stack.clock.now += timedelta(minutes=100)
     await sign_in(page, look, username)
 
     for path in TOURS[username]:
