@@ -209,7 +209,12 @@ async def _checked_form(request: Request, visit: VisitDep) -> FormData:
     own = {_origin(visit.settings.public_base_url), _origin(str(request.base_url))}
     if origin and origin not in own:
         raise FormRefused("The form was sent from another site.")
-    if not expected or not isinstance(sent, str) or not secrets.compare_digest(sent, expected):
+    # Compared as bytes: a token of any characters is refused, never an error.
+    if (
+        not expected
+        or not isinstance(sent, str)
+        or not secrets.compare_digest(sent.encode(), expected.encode())
+    ):
         raise FormRefused(
             "The form had expired or did not come from this console. Go back, reload the page "
             "and try again."

@@ -101,10 +101,14 @@ async def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
     wrong = await browser.client.post(
         f"/console/referrals/{case['id']}/claim", data={"csrf_token": "forged"}
     )
+    unusual = await browser.client.post(
+        f"/console/referrals/{case['id']}/claim", data={"csrf_token": "fälschung"}
+    )
     page = await browser.get(f"/console/referrals/{case['id']}")
 
     assert forged.status_code == 403
     assert wrong.status_code == 403
+    assert unusual.status_code == 403
     assert "text/html" in forged.headers["content-type"]
     assert "Nobody holds it" in page.text
 
