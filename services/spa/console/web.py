@@ -268,6 +268,12 @@ def sign_in_url(back_to: str) -> str:
     return f"{PREFIX}/sign-in?next={quote(safe_back_to(back_to), safe='/')}"
 
 
+def _page_of(request: Request) -> str:
+    """The page an htmx request came from (its HX-Current-URL), where it is the console's."""
+    current = urlsplit(request.headers.get("hx-current-url", ""))
+    return current.path if under_prefix(current.path) else PREFIX
+
+
 def under_prefix(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
@@ -338,6 +344,9 @@ def install(app: Any) -> None:
 
     async def on_sign_in_needed(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInNeeded)
+        if request.headers.get("hx-request") == "true":
+            # htmx refreshing part of a page: the whole page goes to sign in, not the part.
+            return Response(headers={"HX-Redirect": sign_in_url(_page_of(request))})
         if request.method != "GET":
             # Nothing was done; the edge renders this as a page with a link to sign in.
             return problem_response(SignedOut(), request.url.path)
