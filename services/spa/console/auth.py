@@ -150,7 +150,7 @@ async def organisation_callback(request: Request, visit: VisitDep) -> Response:
         raise oidc.SignInFailed("The sign-in service did not sign you in. Sign in again.")
     state = params.get("state") or ""
     code = params.get("code") or ""
-    if not code or not secrets.compare_digest(state, str(kept.get("state", ""))):
+    if not code or not secrets.compare_digest(state.encode(), str(kept.get("state", "")).encode()):
         raise oidc.SignInFailed("This sign-in's answer did not match. Sign in again.")
     person = await provider.person_from_code(code, kept, visit.now)
     return await _signed_in_as(visit, person, str(kept.get("back_to") or ""))

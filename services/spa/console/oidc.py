@@ -151,7 +151,7 @@ class IdentityProvider:
         expires = claims.get("exp")
         if not isinstance(expires, int | float) or expires < moment - CLOCK_LEEWAY_SECONDS:
             raise SignInFailed("The sign-in service's answer has expired. Sign in again.")
-        if not secrets.compare_digest(str(claims.get("nonce", "")), nonce):
+        if not secrets.compare_digest(str(claims.get("nonce", "")).encode(), nonce.encode()):
             raise SignInFailed("The sign-in service's answer was not for this sign-in.")
         return claims
 

@@ -209,7 +209,12 @@ async def _checked_form(request: Request, visit: VisitDep) -> FormData:
     own = {_origin(visit.settings.public_base_url), _origin(str(request.base_url))}
     if origin and origin not in own:
         raise FormRefused("The form was sent from another site.")
-    if not expected or not isinstance(sent, str) or not secrets.compare_digest(sent, expected):
+    # Compared as bytes: a token of any characters is refused, never an error.
+    if (
+        not expected
+        or not isinstance(sent, str)
+        or not secrets.compare_digest(sent.encode(), expected.encode())
+    ):
         raise FormRefused(
             "The form had expired or did not come from this console. Go back, reload the page "
             "and try again."
@@ -261,6 +266,12 @@ def safe_back_to(path: str | None) -> str:
 
 def sign_in_url(back_to: str) -> str:
     return f"{PREFIX}/sign-in?next={quote(safe_back_to(back_to), safe='/')}"
+
+
+def _page_of(request: Request) -> str:
+    """The page an htmx request came from (its HX-Current-URL), where it is the console's."""
+    current = urlsplit(request.headers.get("hx-current-url", ""))
+    return current.path if under_prefix(current.path) else PREFIX
 
 
 def under_prefix(path: str) -> bool:
@@ -336,6 +347,9 @@ def install(app: Any) -> None:
 
     async def on_sign_in_needed(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInNeeded)
+        if request.headers.get("hx-request") == "true":
+            # htmx refreshing part of a page: the whole page goes to sign in, not the part.
+            return Response(headers={"HX-Redirect": sign_in_url(_page_of(request))})
         if request.method != "GET":
             # Nothing was done; the edge renders this as a page with a link to sign in.
             return problem_response(SignedOut(), request.url.path)

@@ -101,10 +101,14 @@ async def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
     wrong = await browser.client.post(
         f"/console/referrals/{case['id']}/claim", data={"csrf_token": "forged"}
     )
+    unusual = await browser.client.post(
+        f"/console/referrals/{case['id']}/claim", data={"csrf_token": "fälschung"}
+    )
     page = await browser.get(f"/console/referrals/{case['id']}")
 
     assert forged.status_code == 403
     assert wrong.status_code == 403
+    assert unusual.status_code == 403
     assert "text/html" in forged.headers["content-type"]
     assert "Nobody holds it" in page.text
 
@@ -215,3 +219,18 @@ async def test_a_team_member_reports_capacity_and_a_bad_number_is_explained(
     assert "Places free cannot be more than places in all" in bad.text
     assert good.status_code == 303
     assert "3 of 8 places free" in after.text
+
+
+async def test_a_live_queue_whose_session_ended_sends_the_whole_page_to_sign_in(
+    stack: Stack,
+) -> None:
+    browser = await signed_in(stack, "north.handler")
+    live = {"HX-Request": "true", "HX-Current-URL": "http://spa.test/console/queue"}
+    fresh = await browser.client.get("/console/queue/rows", headers=live)
+    stack.clock.now += timedelta(minutes=31)
+    ended = await browser.client.get("/console/queue/rows", headers=live)
+
+    assert fresh.status_code == 200
+    assert 'id="queue-rows"' in fresh.text
+    assert ended.headers["hx-redirect"] == "/console/sign-in?next=/console/queue"
+    assert ended.text == ""

@@ -178,10 +178,12 @@ async def test_an_answer_for_another_sign_in_is_refused(
         "/console/sign-in/callback", params={**answer, "state": "not-the-one-sent"}
     )
     replayed_elsewhere = await stack.raw("spa").get("/console/sign-in/callback", params=answer)
+    unusual = await browser.get("/console/sign-in/callback", params={**answer, "state": "état"})
 
     assert forged.status_code == 401
     assert "did not match" in forged.text
     assert replayed_elsewhere.status_code == 401
+    assert unusual.status_code == 401
     assert (await browser.get("/console/queue")).status_code == 303
 
 
