@@ -60,10 +60,6 @@ class Opened:
     row: ConsoleSession
     token: str | None = None
 
-    @property
-    def person(self) -> Person | None:
-        return Person.from_json(self.row.person) if self.row.person else None
-
 
 async def find(
     db: AsyncSession, token: str | None, now: datetime, settings: SpaSettings

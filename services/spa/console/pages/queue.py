@@ -191,14 +191,10 @@ def _safeguarding(form: FormData) -> dict[str, Any]:
     return fields
 
 
-def _number(form: FormData, name: str) -> str | None:
-    return _text(form, name)
-
-
 def _assessment(form: FormData, claim_id: uuid.UUID) -> ContactAssessmentCreate:
     risk = {
-        "clinical_frailty_scale": _number(form, "clinical_frailty_scale"),
-        "long_term_conditions": _number(form, "long_term_conditions"),
+        "clinical_frailty_scale": _text(form, "clinical_frailty_scale"),
+        "long_term_conditions": _text(form, "long_term_conditions"),
         "end_of_life": form.get("end_of_life") == "yes",
     }
     return ContactAssessmentCreate.model_validate(
